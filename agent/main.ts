@@ -1,0 +1,139 @@
+import { arch, cpus, platform } from 'node:os';
+import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
+import { pasteLine } from '../shared/clusterKey';
+import { PROTOCOL_VERSION } from '../shared/protocol';
+import { OCTASK_VERSION } from '../shared/version';
+import { advertise } from './advertise';
+import { Agent, agentId } from './agent';
+import { createAuditLog } from './audit';
+import { loadOrCreateKey } from './keyFile';
+import { createStreamLogger } from './log';
+import type { AgentOptions } from './options';
+import { AGENT_USAGE, parseAgentOptions } from './options';
+import { compilePolicy } from './policy';
+import { isLoopback, listen } from './transport';
+
+/**
+ * Runs octask-agent until it is stopped by signals. Resolves with the
+ * process exit code; the caller exits.
+ */
+export async function runAgentCli(argv: string[]): Promise<number> {
+  let options: AgentOptions;
+  try {
+    options = parseAgentOptions(argv);
+  } catch (err) {
+    process.stderr.write(`octask-agent: ${(err as Error).message}\n\n${AGENT_USAGE}`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(AGENT_USAGE);
+    return 0;
+  }
+  if (options.version) {
+    process.stdout.write(`octask-agent ${OCTASK_VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+    return 0;
+  }
+  try {
+    return await serve(options);
+  } catch (err) {
+    process.stderr.write(`octask-agent: ${isOctaskError(err) ? err.message : (err as Error).stack ?? String(err)}\n`);
+    return isOctaskError(err) ? 2 : 1;
+  }
+}
+
+async function serve(options: AgentOptions): Promise<number> {
+  const logger = createStreamLogger({ level: options.logLevel, pretty: options.pretty });
+  if (options.insecure && !isLoopback(options.bind)) {
+    throw new OctaskError(
+      ErrorCode.BadField,
+      `--insecure sends commands and output in the clear, so it is only allowed with a loopback --bind (127.0.0.1 or ::1), not ${options.bind}`,
+    );
+  }
+  const policy = compilePolicy(options.allow, options.deny);
+  const { key, created } = loadOrCreateKey(options.keyFile);
+  if (created) {
+    process.stderr.write(
+      `Created a new cluster key in ${options.keyFile} (id ${key.id}).\n` +
+        `Every agent and dispatcher with this key forms one cluster. To add another machine, run there:\n\n  ${pasteLine(key)}\n\n`,
+    );
+  }
+  const audit = createAuditLog(options.auditFile, logger);
+  let agent: Agent | undefined;
+  const server = await listen({
+    bind: options.bind,
+    port: options.port,
+    key: options.insecure ? null : key,
+    logger,
+    onConnection: (ws, peer) => (agent ? agent.accept(ws, peer) : ws.close(1013, "agent starting")),
+  });
+  agent = new Agent({
+    id: agentId(options.name, server.port),
+    name: options.name,
+    maxJobs: options.maxJobs,
+    tags: options.tags,
+    shell: options.shell,
+    workdir: options.workdir,
+    policy,
+    killGraceMs: options.killGraceMs,
+    logger,
+    audit: audit.write,
+    os: platform(),
+    arch: arch(),
+    cpus: cpus().length,
+  });
+  const hello = agent.hello();
+  const ad = options.mdns
+    ? advertise(
+        {
+          id: hello.id,
+          name: hello.name,
+          port: server.port,
+          protocol: PROTOCOL_VERSION,
+          os: hello.os,
+          arch: hello.arch,
+          cpus: hello.cpus,
+          keyId: key.id,
+          secure: server.secure,
+        },
+        logger,
+      )
+    : undefined;
+  logger.info('listening', {
+    name: hello.name,
+    id: hello.id,
+    address: options.bind,
+    port: server.port,
+    secure: server.secure,
+    keyId: key.id,
+    maxJobs: options.maxJobs,
+    shell: options.shell,
+    version: OCTASK_VERSION,
+  });
+
+  const running = agent;
+  return await new Promise<number>((resolve) => {
+    let signals = 0;
+    const stop = async (exitCode: number): Promise<void> => {
+      running.closeSessions();
+      await Promise.allSettled([server.close(), ad?.stop(), audit.close()]);
+      logger.info('stopped');
+      resolve(exitCode);
+    };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals === 1) {
+        logger.info(`${signal}: draining; send again to cancel running tasks`);
+        void ad?.stop();
+        void running.drain().then(() => stop(0));
+      } else if (signals === 2) {
+        logger.info(`${signal}: cancelling running tasks; send again to exit at once`);
+        void running.cancelAll().then(() => stop(0));
+      } else {
+        logger.warn(`${signal}: exiting now`);
+        resolve(130);
+      }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

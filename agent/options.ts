@@ -1,0 +1,134 @@
+import { availableParallelism, cpus, homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { LogLevel } from '../shared/logger';
+import { LOG_LEVELS } from '../shared/logger';
+import { DEFAULT_AGENT_PORT } from '../shared/protocol';
+import { defaultKeyFile } from './keyFile';
+import { defaultShell } from './shell';
+
+export interface AgentOptions {
+  name: string;
+  bind: string;
+  port: number;
+  maxJobs: number;
+  tags: string[];
+  keyFile: string;
+  mdns: boolean;
+  insecure: boolean;
+  shell: string;
+  workdir: string;
+  allow: string[];
+  deny: string[];
+  logLevel: LogLevel;
+  pretty: boolean;
+  killGraceMs: number;
+  auditFile: string;
+  help: boolean;
+  version: boolean;
+}
+
+export const AGENT_USAGE = `Usage: octask-agent [options]    (also: octask worker, octask w)
+
+Runs commands sent by Octask dispatchers that hold the same cluster key.
+
+Options (each also an environment variable):
+  --name NAME         name shown to dispatchers (OCTASK_NAME; default: host name)
+  --bind ADDR         address to listen on (OCTASK_BIND; default 0.0.0.0)
+  --port N            port to listen on, 0 for any (OCTASK_PORT; default ${DEFAULT_AGENT_PORT})
+  --max-jobs N        tasks run at once (OCTASK_MAX_JOBS; default: CPU count)
+  --tags a,b          tags dispatchers can target (OCTASK_TAGS)
+  --key-file PATH     cluster key; created if missing (OCTASK_KEY_FILE; default ~/.config/octask/key)
+  --no-mdns           do not advertise on the LAN by mDNS (OCTASK_NO_MDNS=1)
+  --insecure          plain WebSocket without TLS; only with a loopback --bind (OCTASK_INSECURE=1)
+  --shell PATH        shell that runs commands (OCTASK_SHELL; default per platform)
+  --workdir DIR       folder for task scratch space (OCTASK_WORKDIR; default ~/.cache/octask/agent)
+  --allow REGEX       run only commands matching one such rule; repeatable (OCTASK_ALLOW, one per line)
+  --deny REGEX        never run commands matching this rule; repeatable (OCTASK_DENY, one per line)
+  --kill-grace SEC    time between TERM and KILL when a task is ended (OCTASK_KILL_GRACE; default 5)
+  --audit-file PATH   one JSON line per task (OCTASK_AUDIT_FILE; default WORKDIR/audit.log)
+  --log-level LEVEL   debug, info, warn or error (OCTASK_LOG_LEVEL; default info)
+  --pretty            human-readable log lines instead of JSON (OCTASK_PRETTY=1)
+  --version, --help
+`;
+
+/** Host name reduced to the characters a name may have. */
+export function defaultAgentName(host = hostname()): string {
+  const name = host.split('.')[0]?.replace(/[^A-Za-z0-9_-]/g, '') ?? '';
+  return name || 'agent';
+}
+
+/** Parses the agent's flags, falling back to OCTASK_* variables, then defaults. Throws on bad input. */
+export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      name: { type: 'string' },
+      bind: { type: 'string' },
+      port: { type: 'string' },
+      'max-jobs': { type: 'string' },
+      tags: { type: 'string' },
+      'key-file': { type: 'string' },
+      'no-mdns': { type: 'boolean' },
+      insecure: { type: 'boolean' },
+      shell: { type: 'string' },
+      workdir: { type: 'string' },
+      allow: { type: 'string', multiple: true },
+      deny: { type: 'string', multiple: true },
+      'kill-grace': { type: 'string' },
+      'audit-file': { type: 'string' },
+      'log-level': { type: 'string' },
+      pretty: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
+    },
+  });
+  if (positionals.length > 0) throw new Error(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const flag = (v: boolean | undefined, name: string): boolean => v ?? /^(1|true|yes)$/i.test(env[name] ?? '');
+  const lines = (v: string | undefined): string[] => (v ? v.split('\n').filter((l) => l.length > 0) : []);
+
+  const name = values.name ?? env.OCTASK_NAME ?? defaultAgentName();
+  if (!/^[A-Za-z0-9_-]{1,63}$/.test(name)) throw new Error(`--name must be 1 to 63 of A-Z a-z 0-9 _ -, got ${JSON.stringify(name)}`);
+  const logLevel = values['log-level'] ?? env.OCTASK_LOG_LEVEL ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const cacheHome = env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  const workdir = values.workdir ?? env.OCTASK_WORKDIR ?? join(cacheHome, 'octask', 'agent');
+  const cpuCount = typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
+
+  return {
+    name,
+    bind: values.bind ?? env.OCTASK_BIND ?? '0.0.0.0',
+    port: integer('--port', values.port ?? env.OCTASK_PORT, DEFAULT_AGENT_PORT, 0, 65535),
+    maxJobs: integer('--max-jobs', values['max-jobs'] ?? env.OCTASK_MAX_JOBS, cpuCount, 1, 1024),
+    tags: (values.tags ?? env.OCTASK_TAGS ?? '').split(',').map((t) => t.trim()).filter(Boolean),
+    keyFile: values['key-file'] ?? env.OCTASK_KEY_FILE ?? defaultKeyFile(env),
+    mdns: !flag(values['no-mdns'], 'OCTASK_NO_MDNS'),
+    insecure: flag(values.insecure, 'OCTASK_INSECURE'),
+    shell: values.shell ?? env.OCTASK_SHELL ?? defaultShell(env),
+    workdir,
+    allow: values.allow ?? lines(env.OCTASK_ALLOW),
+    deny: values.deny ?? lines(env.OCTASK_DENY),
+    logLevel: logLevel as LogLevel,
+    pretty: flag(values.pretty, 'OCTASK_PRETTY'),
+    killGraceMs: Math.round(number('--kill-grace', values['kill-grace'] ?? env.OCTASK_KILL_GRACE, 5) * 1000),
+    auditFile: values['audit-file'] ?? env.OCTASK_AUDIT_FILE ?? join(workdir, 'audit.log'),
+    help: values.help ?? false,
+    version: values.version ?? false,
+  };
+}
+
+function integer(flagName: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined || text === '') return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flagName} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function number(flagName: string, text: string | undefined, fallback: number): number {
+  if (text === undefined || text === '') return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${flagName} must be a number of seconds, got ${JSON.stringify(text)}`);
+  return n;
+}

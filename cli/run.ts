@@ -1,0 +1,250 @@
+import { parseArgs } from 'node:util';
+import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
+import type { Target, TaskInfo, TaskSpec } from '../shared/rpc';
+import { Dispatcher } from '../extension/dispatcher/dispatcher';
+import { createStreamLogger } from '../agent/log';
+import { DISPATCHER_FLAGS, DISPATCHER_FLAGS_USAGE, dispatcherFlags, loadKey } from './dispatcherFlags';
+import { EXIT, runExitCode } from './exitCode';
+import { OutputPrinter } from './outputPrinter';
+
+export const RUN_USAGE = `Usage: octask run [options] -- COMMAND...
+
+Runs COMMAND (the words joined, run by the agent's shell) on the cluster,
+streaming its output. Exit status: the command's own for one task; for
+several, 0 if all completed, else the first failure's in shard order;
+124 timed out, 130 interrupted, 125 Octask could not run it.
+
+Options:
+${DISPATCHER_FLAGS_USAGE}
+  --target T          any (default), all, or an agent's name
+  --shards N          split into N tasks; each gets OCTASK_SHARD_INDEX and OCTASK_SHARD_COUNT
+  --timeout SEC       end the task (its whole process group) after SEC seconds
+  --retries N         run a failed command again up to N times (default 0)
+  --env K=V           set a variable for the command (repeatable)
+  --json              print a JSON result on stdout; task output goes to stderr
+  --verbose           log the dispatcher's events to stderr
+`;
+
+/** How long `run` waits with queued work and no agent online before giving up. */
+const NO_AGENT_GRACE_MS = 10_000;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      ...DISPATCHER_FLAGS,
+      target: { type: 'string' },
+      shards: { type: 'string' },
+      timeout: { type: 'string' },
+      retries: { type: 'string' },
+      env: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(RUN_USAGE);
+    return EXIT.ok;
+  }
+  if (positionals.length === 0) throw new UsageError('no command given; put it after --');
+  const spec = buildSpec(positionals.join(' '), values);
+  const flags = dispatcherFlags(values);
+  const key = loadKey(flags);
+  const json = values.json ?? false;
+
+  const dispatcher = new Dispatcher({
+    key,
+    agents: flags.agents,
+    mdns: flags.mdns,
+    logger: createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true }),
+  });
+  dispatcher.start();
+  try {
+    return await execute(dispatcher, spec, json);
+  } finally {
+    dispatcher.close();
+  }
+}
+
+async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): Promise<number> {
+  await (spec.target?.kind === 'all' ? dispatcher.settled() : firstOnline(dispatcher));
+  if (!anyOnline(dispatcher)) {
+    const wrongKey = dispatcher.agents().some((a) => a.status === 'wrong_key');
+    throw new OctaskError(wrongKey ? ErrorCode.WrongKey : ErrorCode.NoAgents, noAgentsReason(dispatcher));
+  }
+  const tasks = dispatcher.submit(spec);
+  const ids = new Set(tasks.map((t) => t.id));
+  const labels = new Map<string, string>();
+  const label = (t: TaskInfo): void => {
+    if (t.agent) labels.set(t.id, t.shard === null ? t.agent : `${t.agent}#${t.shard}`);
+  };
+  tasks.forEach(label);
+  const multi = tasks.length > 1;
+  const printer = new OutputPrinter(json ? process.stderr : process.stdout, process.stderr, multi ? (id) => labels.get(id) ?? id : null);
+  const latest = new Map(tasks.map((t) => [t.id, t]));
+
+  return await new Promise<number>((resolve) => {
+    let interrupted = false;
+    let noAgentTimer: NodeJS.Timeout | undefined;
+    const finishIfDone = (): void => {
+      const all = [...latest.values()];
+      if (!all.every((t) => isOver(t))) return;
+      cleanup();
+      for (const t of all) printer.flush(t.id);
+      if (json) process.stdout.write(JSON.stringify({ tasks: all.map(toJson) }) + '\n');
+      else report(all);
+      resolve(interrupted ? EXIT.interrupted : runExitCode(all));
+    };
+    const offTask = dispatcher.on('task', (t) => {
+      if (!ids.has(t.id)) return;
+      latest.set(t.id, { ...t });
+      label(t);
+      if (isOver(t)) printer.flush(t.id);
+      finishIfDone();
+    });
+    const offOutput = dispatcher.on('output', (chunk) => {
+      if (!ids.has(chunk.task)) return;
+      if (!printer.write(chunk.task, chunk.stream, chunk.data)) {
+        // The terminal is behind: stop reading agents until it drains.
+        dispatcher.pauseOutput();
+        (chunk.stream === 'stdout' && !json ? process.stdout : process.stderr).once('drain', () => dispatcher.resumeOutput());
+      }
+    });
+    const offAgent = dispatcher.on('agent', () => {
+      if (anyOnline(dispatcher)) {
+        clearTimeout(noAgentTimer);
+        noAgentTimer = undefined;
+      } else if (!noAgentTimer) {
+        noAgentTimer = setTimeout(
+          () => dispatcher.failPending({ code: ErrorCode.NoAgents, message: noAgentsReason(dispatcher) }),
+          NO_AGENT_GRACE_MS,
+        );
+      }
+    });
+    const onSigint = (): void => {
+      if (interrupted) {
+        cleanup();
+        resolve(EXIT.interrupted);
+        return;
+      }
+      interrupted = true;
+      process.stderr.write('\noctask: interrupted; cancelling the remote tasks (Ctrl+C again to quit at once)\n');
+      for (const id of ids) dispatcher.cancel(id);
+    };
+    process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigint);
+    const cleanup = (): void => {
+      offTask();
+      offOutput();
+      offAgent();
+      clearTimeout(noAgentTimer);
+      process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigint);
+    };
+    finishIfDone();
+  });
+}
+
+function anyOnline(dispatcher: Dispatcher): boolean {
+  return dispatcher.agents().some((a) => a.status === 'online' || a.status === 'busy');
+}
+
+function isOver(t: TaskInfo): boolean {
+  return t.status !== 'pending' && t.status !== 'running';
+}
+
+/** Resolves as soon as one agent is online, or when every known one has settled. */
+function firstOnline(dispatcher: Dispatcher): Promise<void> {
+  return new Promise((resolve) => {
+    const off = dispatcher.on('agent', (a) => {
+      if (a.status === 'online' || a.status === 'busy') {
+        off();
+        resolve();
+      }
+    });
+    void dispatcher.settled().then(() => {
+      off();
+      resolve();
+    });
+  });
+}
+
+function noAgentsReason(dispatcher: Dispatcher): string {
+  const agents = dispatcher.agents();
+  if (agents.length === 0) {
+    return 'no agent reachable: none found by mDNS and none listed; add one with --agent HOST:PORT';
+  }
+  const wrong = agents.filter((a) => a.status === 'wrong_key');
+  if (wrong.length === agents.length) {
+    return `wrong key: ${wrong.length === 1 ? 'the agent holds' : 'the agents hold'} a different cluster key than this machine (${wrong[0]?.lastError?.message ?? ''})`;
+  }
+  return `no agent reachable: ${agents.map((a) => `${a.address}: ${a.lastError?.message ?? a.status}`).join('; ')}`;
+}
+
+function toJson(t: TaskInfo) {
+  return {
+    id: t.id,
+    agent: t.agent,
+    status: t.status,
+    exitCode: t.exitCode,
+    signal: t.signal,
+    durationMs: t.durationMs,
+    attempts: t.attempts,
+    shard: t.shard,
+    ...(t.error ? { error: t.error } : {}),
+  };
+}
+
+/** Failures get a line on stderr; several tasks get a one-line tally. */
+function report(tasks: TaskInfo[]): void {
+  for (const t of tasks) {
+    if (t.error) process.stderr.write(`octask: ${t.error.code}: ${t.error.message}\n`);
+    else if (t.status === 'timed_out') process.stderr.write(`octask: task ${t.id} on ${t.agent} timed out\n`);
+  }
+  if (tasks.length > 1) {
+    const counts = new Map<string, number>();
+    for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
+    process.stderr.write(`octask: ${tasks.length} tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}\n`);
+  }
+}
+
+export class UsageError extends Error {}
+
+function buildSpec(
+  command: string,
+  values: { target?: string; shards?: string; timeout?: string; retries?: string; env?: string[] },
+): TaskSpec {
+  const target: Target =
+    values.target === undefined || values.target === 'any'
+      ? { kind: 'any' }
+      : values.target === 'all'
+        ? { kind: 'all' }
+        : { kind: 'agent', name: values.target };
+  const env: Record<string, string> = {};
+  for (const pair of values.env ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new UsageError(`--env takes NAME=VALUE, got ${JSON.stringify(pair)}`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const count = (name: string, text: string | undefined, min: number): number | undefined => {
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number of at least ${min}, got ${JSON.stringify(text)}`);
+    return n;
+  };
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeout !== undefined && !(timeout > 0)) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
+  const retries = count('retries', values.retries, 0);
+  return {
+    command,
+    env,
+    target,
+    shards: count('shards', values.shards, 1) ?? 1,
+    timeoutSec: timeout,
+    retries: retries ?? 0,
+    lostRetries: Math.max(1, retries ?? 0),
+  };
+}

@@ -1,0 +1,83 @@
+import WebSocket from 'ws';
+import type { ClusterKey } from '../../shared/clusterKey';
+import { ErrorCode, OctaskError } from '../../shared/errors';
+import type { WsLike } from '../../shared/frameConnection';
+import { MAX_FRAME_BYTES } from '../../shared/protocol';
+import { isWrongKeyError, pskClientOptions } from '../../shared/tlsPsk';
+
+/** Where an agent listens. */
+export interface AgentAddress {
+  host: string;
+  port: number;
+  /** false: plain WebSocket (an agent started with --insecure on loopback). */
+  secure: boolean;
+}
+
+export function formatAddress(a: AgentAddress): string {
+  const host = a.host.includes(':') ? `[${a.host}]` : a.host;
+  return `${a.secure ? '' : 'ws://'}${host}:${a.port}`;
+}
+
+/**
+ * Parses `host:port`, `[v6]:port`, `host` (default port) or `ws://host:port`
+ * (plain, for an --insecure agent).
+ */
+export function parseAddress(text: string, defaultPort: number): AgentAddress {
+  let rest = text.trim();
+  let secure = true;
+  if (rest.startsWith('ws://')) {
+    secure = false;
+    rest = rest.slice(5);
+  } else if (rest.startsWith('wss://')) {
+    rest = rest.slice(6);
+  }
+  rest = rest.replace(/\/$/, '');
+  const m = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(rest) ?? /^([^:[\]\s/]+)(?::(\d+))?$/.exec(rest);
+  const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
+  if (!m || !m[1] || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new OctaskError(ErrorCode.BadRequest, `not an agent address: ${JSON.stringify(text)} (expected HOST:PORT)`);
+  }
+  return { host: m[1], port, secure };
+}
+
+/**
+ * The dispatcher's only contact with `ws`: dials an agent and resolves with
+ * the open socket, or rejects with E_WRONG_KEY or E_UNREACHABLE.
+ */
+export function dial(address: AgentAddress, key: ClusterKey, timeoutMs: number): Promise<WsLike> {
+  const url = `${address.secure ? 'wss' : 'ws'}://${formatAddress({ ...address, secure: true })}/`;
+  return new Promise((resolve, reject) => {
+    // ws types checkServerIdentity as returning boolean; Node's TLS (which
+    // receives these options) wants Error | undefined, which is what we give.
+    const tls = (address.secure ? pskClientOptions(key) : {}) as unknown as WebSocket.ClientOptions;
+    const ws = new WebSocket(url, {
+      ...tls,
+      maxPayload: MAX_FRAME_BYTES,
+      perMessageDeflate: false,
+      handshakeTimeout: timeoutMs,
+    });
+    const fail = (err: Error & { code?: string }): void => {
+      ws.removeAllListeners();
+      ws.on('error', () => undefined);
+      ws.terminate();
+      if (address.secure && isWrongKeyError(err)) {
+        reject(
+          new OctaskError(
+            ErrorCode.WrongKey,
+            `${formatAddress(address)} refused the TLS handshake: it does not hold this cluster key (key id ${key.id}). Use the same key file on both sides (octask key).`,
+          ),
+        );
+      } else {
+        reject(new OctaskError(ErrorCode.Unreachable, `cannot reach ${formatAddress(address)}: ${err.code ?? err.message}`));
+      }
+    };
+    ws.once('error', fail);
+    ws.once('unexpected-response', (_req, res) => {
+      fail(new Error(`answered HTTP ${res.statusCode} instead of opening a WebSocket; is it an octask-agent?`));
+    });
+    ws.once('open', () => {
+      ws.removeListener('error', fail);
+      resolve(ws);
+    });
+  });
+}

@@ -1,0 +1,114 @@
+import { ErrorCode, OctaskError } from './errors';
+import type { Message, MessageType } from './protocol';
+
+type FieldKind = 'string' | 'int' | 'uint' | 'bytes' | 'strings' | 'env' | 'intOrNull' | 'strOrNull';
+
+/** The shape of each message: field → kind. `t` is checked separately. */
+const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
+  hello: {
+    protocol: 'uint',
+    role: 'string',
+    id: 'string',
+    name: 'string',
+    version: 'string',
+    os: 'string',
+    arch: 'string',
+    cpus: 'uint',
+    memory: 'uint',
+    maxJobs: 'uint',
+    running: 'uint',
+    tags: 'strings',
+  },
+  run: { task: 'string', command: 'string', env: 'env', timeoutMs: 'uint' },
+  cancel: { task: 'string' },
+  started: { task: 'string', pid: 'uint' },
+  output: { task: 'string', seq: 'uint', stream: 'string', data: 'bytes' },
+  exit: {
+    task: 'string',
+    outcome: 'string',
+    exitCode: 'intOrNull',
+    signal: 'strOrNull',
+    durationMs: 'uint',
+    running: 'uint',
+  },
+  refused: { task: 'string', code: 'string', message: 'string' },
+  error: { code: 'string', message: 'string' },
+};
+
+/** Closed sets of string values for the fields that have them. */
+const ENUMS: Partial<Record<string, ReadonlySet<string>>> = {
+  role: new Set(['agent', 'dispatcher']),
+  stream: new Set(['stdout', 'stderr']),
+  outcome: new Set(['completed', 'failed', 'timed_out', 'cancelled']),
+};
+
+/** Longest id or name we accept; keeps hostile frames from bloating logs and maps. */
+const MAX_ID_LENGTH = 256;
+
+function fits(kind: FieldKind, value: unknown): boolean {
+  switch (kind) {
+    case 'string':
+      return typeof value === 'string';
+    case 'int':
+      return Number.isSafeInteger(value);
+    case 'uint':
+      return Number.isSafeInteger(value) && (value as number) >= 0;
+    case 'bytes':
+      return value instanceof Uint8Array;
+    case 'strings':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string');
+    case 'env':
+      return (
+        isPlainObject(value) &&
+        Object.values(value).every((v) => typeof v === 'string')
+      );
+    case 'intOrNull':
+      return value === null || Number.isSafeInteger(value);
+    case 'strOrNull':
+      return value === null || typeof value === 'string';
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
+/**
+ * Checks that a decoded value is a well-formed message. Throws an
+ * OctaskError with E_UNKNOWN_TYPE or E_BAD_FIELD naming the culprit.
+ */
+export function validateMessage(value: unknown): Message {
+  if (!isPlainObject(value)) {
+    throw new OctaskError(ErrorCode.FrameMalformed, 'frame is not a msgpack map');
+  }
+  const type = value.t;
+  if (typeof type !== 'string' || !Object.hasOwn(SCHEMAS, type)) {
+    throw new OctaskError(
+      ErrorCode.UnknownType,
+      `unknown message type ${JSON.stringify(String(type)).slice(0, 64)}`,
+    );
+  }
+  const schema = SCHEMAS[type as MessageType];
+  for (const [field, kind] of Object.entries(schema)) {
+    const v = value[field];
+    if (!fits(kind, v)) {
+      throw new OctaskError(ErrorCode.BadField, `${type}.${field} must be ${kind}, got ${describe(v)}`);
+    }
+    const allowed = ENUMS[field];
+    if (allowed && typeof v === 'string' && !allowed.has(v)) {
+      throw new OctaskError(ErrorCode.BadField, `${type}.${field} has unknown value ${JSON.stringify(v).slice(0, 64)}`);
+    }
+    if ((field === 'task' || field === 'id') && typeof v === 'string' && (v.length === 0 || v.length > MAX_ID_LENGTH)) {
+      throw new OctaskError(ErrorCode.BadField, `${type}.${field} must be 1 to ${MAX_ID_LENGTH} characters`);
+    }
+  }
+  return value as unknown as Message;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'nothing';
+  if (v instanceof Uint8Array) return 'bytes';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
