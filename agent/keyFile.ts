@@ -7,7 +7,7 @@ import { ErrorCode, OctaskError } from '../shared/errors';
 
 /** `$XDG_CONFIG_HOME/octask/key`, i.e. `~/.config/octask/key` by default. */
 export function defaultKeyFile(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME || join(homedir(), '.config');
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
   return join(base, 'octask', 'key');
 }
 

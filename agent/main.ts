@@ -58,15 +58,17 @@ async function serve(options: AgentOptions): Promise<number> {
     );
   }
   const audit = createAuditLog(options.auditFile, logger);
-  let agent: Agent | undefined;
+  // The agent's id needs the port, known only once listening; connections
+  // that arrive before it exists are turned away.
+  const holder: { agent?: Agent } = {};
   const server = await listen({
     bind: options.bind,
     port: options.port,
     key: options.insecure ? null : key,
     logger,
-    onConnection: (ws, peer) => (agent ? agent.accept(ws, peer) : ws.close(1013, "agent starting")),
+    onConnection: (ws, peer) => (holder.agent ? holder.agent.accept(ws, peer) : ws.close(1013, 'agent starting')),
   });
-  agent = new Agent({
+  const agent = new Agent({
     id: agentId(options.name, server.port),
     name: options.name,
     maxJobs: options.maxJobs,
@@ -81,6 +83,7 @@ async function serve(options: AgentOptions): Promise<number> {
     arch: arch(),
     cpus: cpus().length,
   });
+  holder.agent = agent;
   const hello = agent.hello();
   const ad = options.mdns
     ? advertise(

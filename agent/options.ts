@@ -93,7 +93,7 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   if (!/^[A-Za-z0-9_-]{1,63}$/.test(name)) throw new Error(`--name must be 1 to 63 of A-Z a-z 0-9 _ -, got ${JSON.stringify(name)}`);
   const logLevel = values['log-level'] ?? env.OCTASK_LOG_LEVEL ?? 'info';
   if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  const cacheHome = env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  const cacheHome = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
   const workdir = values.workdir ?? env.OCTASK_WORKDIR ?? join(cacheHome, 'octask', 'agent');
   const cpuCount = typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
 

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
+import { ErrorCode, OctaskError } from '../shared/errors';
 import type { Target, TaskInfo, TaskSpec } from '../shared/rpc';
 import { Dispatcher } from '../extension/dispatcher/dispatcher';
 import { createStreamLogger } from '../agent/log';
