@@ -11,7 +11,12 @@ const programs = [
   { in: 'cli/bin.ts', out: 'dist/octask.js', target: 'node18', bin: true },
   { in: 'scripts/demo.ts', out: 'dist/demo.js', target: 'node20' },
   { in: 'bench/bench.ts', out: 'dist/bench.js', target: 'node20' },
-  { in: 'extension/client/extension.ts', out: 'dist/extension.js', target: 'node20', external: ['vscode'] },
+  {
+    in: 'extension/client/extension.ts',
+    out: 'dist/extension.js',
+    target: 'node20',
+    external: ['vscode'],
+  },
 ].filter((p) => existsSync(p.in));
 
 await Promise.all(

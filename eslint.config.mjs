@@ -14,10 +14,16 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       'no-console': 'error',
       // Only extension/client may talk to VS Code; everything else must run without it.
-      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'Only extension/client/ may import vscode.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'vscode', message: 'Only extension/client/ may import vscode.' }] },
+      ],
     },
   },
   {
@@ -30,7 +36,10 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: ['vscode', 'ws', 'bonjour-service'], patterns: ['../agent/*', '../extension/*', '../cli/*'] },
+        {
+          paths: ['vscode', 'ws', 'bonjour-service'],
+          patterns: ['../agent/*', '../extension/*', '../cli/*'],
+        },
       ],
     },
   },
@@ -46,7 +55,12 @@ export default tseslint.config(
         'error',
         {
           paths: [{ name: 'vscode', message: 'Only extension/client/ may import vscode.' }],
-          patterns: [{ group: [...others, '../cli/*', '../../cli/*'], message: 'agent/ and extension/dispatcher/ import only shared/.' }],
+          patterns: [
+            {
+              group: [...others, '../cli/*', '../../cli/*'],
+              message: 'agent/ and extension/dispatcher/ import only shared/.',
+            },
+          ],
         },
       ],
     },
@@ -55,5 +69,8 @@ export default tseslint.config(
     files: ['bench/**/*.ts', 'scripts/**/*.ts', 'test/**/*.ts', '**/*.test.ts'],
     rules: { 'no-console': 'off' },
   },
-  { files: ['**/*.mjs'], languageOptions: { globals: { console: 'readonly', process: 'readonly' } } },
+  {
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
+  },
 );

@@ -98,7 +98,9 @@ export class Agent {
   /** Stage one: take no new work; resolves when running tasks are done. */
   drain(): Promise<void> {
     if (this.stageValue === 'serving') this.stageValue = 'draining';
-    this.config.logger.info('draining: no new tasks; waiting for running ones', { running: this.running });
+    this.config.logger.info('draining: no new tasks; waiting for running ones', {
+      running: this.running,
+    });
     return this.whenIdle();
   }
 
@@ -113,7 +115,8 @@ export class Agent {
   /** Closes every connection. */
   closeSessions(): void {
     this.stageValue = 'stopped';
-    for (const session of this.sessions) session.connection.close(CloseCode.GoingAway, 'agent stopped');
+    for (const session of this.sessions)
+      session.connection.close(CloseCode.GoingAway, 'agent stopped');
   }
 
   private whenIdle(): Promise<void> {
@@ -127,13 +130,19 @@ export class Agent {
 
   private startTask(session: Session, message: RunMessage): TaskProcessType | undefined {
     const { logger, audit } = this.config;
-    const auditBase = { peer: session.peer, dispatcher: session.dispatcherName, task: message.task, command: message.command };
+    const auditBase = {
+      peer: session.peer,
+      dispatcher: session.dispatcherName,
+      task: message.task,
+      command: message.command,
+    };
     const refuse = (code: string, reason: string): undefined => {
       session.connection.send({ t: 'refused', task: message.task, code, message: reason });
       audit({ ...auditBase, outcome: 'refused', reason });
       return undefined;
     };
-    if (this.stageValue !== 'serving') return refuse(ErrorCode.ShuttingDown, 'agent is shutting down and takes no new tasks');
+    if (this.stageValue !== 'serving')
+      return refuse(ErrorCode.ShuttingDown, 'agent is shutting down and takes no new tasks');
     const verdict = checkCommand(this.config.policy, message.command);
     if (!verdict.allowed) return refuse(ErrorCode.PolicyRefused, verdict.reason);
 
@@ -141,7 +150,10 @@ export class Agent {
     try {
       mkdirSync(scratch, { recursive: true });
     } catch (err) {
-      return refuse(ErrorCode.SpawnFailed, `cannot create the task's folder ${scratch}: ${(err as Error).message}`);
+      return refuse(
+        ErrorCode.SpawnFailed,
+        `cannot create the task's folder ${scratch}: ${(err as Error).message}`,
+      );
     }
     const cleanup = (): void => {
       rm(scratch, { recursive: true, force: true }, (err) => {
@@ -169,7 +181,12 @@ export class Agent {
         ended: (result) => {
           this.taskGone(session, message.task);
           cleanup();
-          session.connection.send({ t: 'exit', task: message.task, ...result, running: this.running });
+          session.connection.send({
+            t: 'exit',
+            task: message.task,
+            ...result,
+            running: this.running,
+          });
           audit({ ...auditBase, ...result });
         },
       },
@@ -194,5 +211,7 @@ export class Agent {
 /** Task ids come from the network: keep only safe characters for a folder name. */
 function scratchName(task: string): string {
   const safe = task.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64);
-  return /^[A-Za-z0-9_-]/.test(safe) && safe === task ? safe : `t-${createHash('sha256').update(task).digest('hex').slice(0, 24)}`;
+  return /^[A-Za-z0-9_-]/.test(safe) && safe === task
+    ? safe
+    : `t-${createHash('sha256').update(task).digest('hex').slice(0, 24)}`;
 }

@@ -18,7 +18,10 @@ export interface AuditEntry {
 export type AuditLog = (entry: AuditEntry) => void;
 
 /** Appends JSON lines to `path` (and notes each in the log). */
-export function createAuditLog(path: string | undefined, logger: Logger): { write: AuditLog; close(): Promise<void> } {
+export function createAuditLog(
+  path: string | undefined,
+  logger: Logger,
+): { write: AuditLog; close(): Promise<void> } {
   const stream = path ? openAppend(path) : undefined;
   stream?.on('error', (err) => logger.error('audit log write failed', { path, err }));
   return {

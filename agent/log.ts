@@ -20,7 +20,9 @@ export function createStreamLogger(options: StreamLoggerOptions): Logger {
     const time = new Date().toISOString();
     if (options.pretty) {
       const extra = fields ? Object.entries(fields).map(([k, v]) => `${k}=${formatValue(v)}`) : [];
-      write(`${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${msg}${extra.length ? ' ' + extra.join(' ') : ''}\n`);
+      write(
+        `${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${msg}${extra.length ? ' ' + extra.join(' ') : ''}\n`,
+      );
     } else {
       write(JSON.stringify({ time, level, msg, ...options.base, ...fields }, jsonSafe) + '\n');
     }
@@ -39,7 +41,8 @@ function formatValue(v: unknown): string {
 }
 
 function jsonSafe(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return { message: value.message, code: (value as { code?: unknown }).code };
+  if (value instanceof Error)
+    return { message: value.message, code: (value as { code?: unknown }).code };
   if (typeof value === 'bigint') return value.toString();
   return value;
 }

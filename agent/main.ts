@@ -36,7 +36,9 @@ export async function runAgentCli(argv: string[]): Promise<number> {
   try {
     return await serve(options);
   } catch (err) {
-    process.stderr.write(`octask-agent: ${isOctaskError(err) ? err.message : (err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(
+      `octask-agent: ${isOctaskError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`,
+    );
     return isOctaskError(err) ? 2 : 1;
   }
 }
@@ -66,7 +68,8 @@ async function serve(options: AgentOptions): Promise<number> {
     port: options.port,
     key: options.insecure ? null : key,
     logger,
-    onConnection: (ws, peer) => (holder.agent ? holder.agent.accept(ws, peer) : ws.close(1013, 'agent starting')),
+    onConnection: (ws, peer) =>
+      holder.agent ? holder.agent.accept(ws, peer) : ws.close(1013, 'agent starting'),
   });
   const agent = new Agent({
     id: agentId(options.name, server.port),

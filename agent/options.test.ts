@@ -16,14 +16,17 @@ describe('agent options', () => {
   });
 
   it('takes flags, and OCTASK_* variables where a flag is absent', () => {
-    const o = parseAgentOptions(['--port', '9000', '--tags', 'arm, pi', '--allow', '^make', '--allow', '^npm'], {
-      ...env,
-      OCTASK_PORT: '1',
-      OCTASK_NAME: 'desk',
-      OCTASK_NO_MDNS: '1',
-      OCTASK_DENY: 'rm\nshutdown',
-      XDG_CONFIG_HOME: '/cfg',
-    });
+    const o = parseAgentOptions(
+      ['--port', '9000', '--tags', 'arm, pi', '--allow', '^make', '--allow', '^npm'],
+      {
+        ...env,
+        OCTASK_PORT: '1',
+        OCTASK_NAME: 'desk',
+        OCTASK_NO_MDNS: '1',
+        OCTASK_DENY: 'rm\nshutdown',
+        XDG_CONFIG_HOME: '/cfg',
+      },
+    );
     assert.equal(o.port, 9000);
     assert.equal(o.name, 'desk');
     assert.deepEqual(o.tags, ['arm', 'pi']);

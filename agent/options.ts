@@ -59,7 +59,10 @@ export function defaultAgentName(host = hostname()): string {
 }
 
 /** Parses the agent's flags, falling back to OCTASK_* variables, then defaults. Throws on bad input. */
-export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
+export function parseAgentOptions(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): AgentOptions {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -85,24 +88,33 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
       version: { type: 'boolean' },
     },
   });
-  if (positionals.length > 0) throw new Error(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  const flag = (v: boolean | undefined, name: string): boolean => v ?? /^(1|true|yes)$/i.test(env[name] ?? '');
-  const lines = (v: string | undefined): string[] => (v ? v.split('\n').filter((l) => l.length > 0) : []);
+  if (positionals.length > 0)
+    throw new Error(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const flag = (v: boolean | undefined, name: string): boolean =>
+    v ?? /^(1|true|yes)$/i.test(env[name] ?? '');
+  const lines = (v: string | undefined): string[] =>
+    v ? v.split('\n').filter((l) => l.length > 0) : [];
 
   const name = values.name ?? env.OCTASK_NAME ?? defaultAgentName();
-  if (!/^[A-Za-z0-9_-]{1,63}$/.test(name)) throw new Error(`--name must be 1 to 63 of A-Z a-z 0-9 _ -, got ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z0-9_-]{1,63}$/.test(name))
+    throw new Error(`--name must be 1 to 63 of A-Z a-z 0-9 _ -, got ${JSON.stringify(name)}`);
   const logLevel = values['log-level'] ?? env.OCTASK_LOG_LEVEL ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(logLevel as LogLevel))
+    throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const cacheHome = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
   const workdir = values.workdir ?? env.OCTASK_WORKDIR ?? join(cacheHome, 'octask', 'agent');
-  const cpuCount = typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
+  const cpuCount =
+    typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
 
   return {
     name,
     bind: values.bind ?? env.OCTASK_BIND ?? '0.0.0.0',
     port: integer('--port', values.port ?? env.OCTASK_PORT, DEFAULT_AGENT_PORT, 0, 65535),
     maxJobs: integer('--max-jobs', values['max-jobs'] ?? env.OCTASK_MAX_JOBS, cpuCount, 1, 1024),
-    tags: (values.tags ?? env.OCTASK_TAGS ?? '').split(',').map((t) => t.trim()).filter(Boolean),
+    tags: (values.tags ?? env.OCTASK_TAGS ?? '')
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
     keyFile: values['key-file'] ?? env.OCTASK_KEY_FILE ?? defaultKeyFile(env),
     mdns: !flag(values['no-mdns'], 'OCTASK_NO_MDNS'),
     insecure: flag(values.insecure, 'OCTASK_INSECURE'),
@@ -112,23 +124,35 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     deny: values.deny ?? lines(env.OCTASK_DENY),
     logLevel: logLevel as LogLevel,
     pretty: flag(values.pretty, 'OCTASK_PRETTY'),
-    killGraceMs: Math.round(number('--kill-grace', values['kill-grace'] ?? env.OCTASK_KILL_GRACE, 5) * 1000),
+    killGraceMs: Math.round(
+      number('--kill-grace', values['kill-grace'] ?? env.OCTASK_KILL_GRACE, 5) * 1000,
+    ),
     auditFile: values['audit-file'] ?? env.OCTASK_AUDIT_FILE ?? join(workdir, 'audit.log'),
     help: values.help ?? false,
     version: values.version ?? false,
   };
 }
 
-function integer(flagName: string, text: string | undefined, fallback: number, min: number, max: number): number {
+function integer(
+  flagName: string,
+  text: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (text === undefined || text === '') return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flagName} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(
+      `${flagName} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`,
+    );
   return n;
 }
 
 function number(flagName: string, text: string | undefined, fallback: number): number {
   if (text === undefined || text === '') return fallback;
   const n = Number(text);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${flagName} must be a number of seconds, got ${JSON.stringify(text)}`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(`${flagName} must be a number of seconds, got ${JSON.stringify(text)}`);
   return n;
 }

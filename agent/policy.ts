@@ -15,7 +15,9 @@ export function compilePolicy(allow: readonly string[], deny: readonly string[])
     try {
       return new RegExp(source);
     } catch (err) {
-      throw new Error(`${flag} ${JSON.stringify(source)} is not a valid regular expression: ${(err as Error).message}`);
+      throw new Error(
+        `${flag} ${JSON.stringify(source)} is not a valid regular expression: ${(err as Error).message}`,
+      );
     }
   };
   return { allow: allow.map(compile('--allow')), deny: deny.map(compile('--deny')) };
@@ -23,10 +25,17 @@ export function compilePolicy(allow: readonly string[], deny: readonly string[])
 
 export function checkCommand(policy: CommandPolicy, command: string): PolicyVerdict {
   const denied = policy.deny.find((rule) => rule.test(command));
-  if (denied) return { allowed: false, reason: `refused by the agent's rule --deny ${JSON.stringify(denied.source)}` };
+  if (denied)
+    return {
+      allowed: false,
+      reason: `refused by the agent's rule --deny ${JSON.stringify(denied.source)}`,
+    };
   if (policy.allow.length > 0 && !policy.allow.some((rule) => rule.test(command))) {
     const rules = policy.allow.map((r) => JSON.stringify(r.source)).join(', ');
-    return { allowed: false, reason: `refused: the command matches none of the agent's --allow rules (${rules})` };
+    return {
+      allowed: false,
+      reason: `refused: the command matches none of the agent's --allow rules (${rules})`,
+    };
   }
   return { allowed: true };
 }

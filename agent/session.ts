@@ -40,7 +40,12 @@ export class Session {
     this.connection = new FrameConnection(ws, {
       message: (m) => this.receive(m),
       closed: (code, reason, error) => {
-        this.host.log(error ? 'warn' : 'info', 'dispatcher disconnected', { peer, code, reason, error });
+        this.host.log(error ? 'warn' : 'info', 'dispatcher disconnected', {
+          peer,
+          code,
+          reason,
+          error,
+        });
         for (const task of this.tasks.values()) task.cancel();
         this.host.sessionClosed(this, error);
       },
@@ -83,7 +88,10 @@ export class Session {
   private receive(message: Message): void {
     if (!this.peerHello) {
       if (message.t !== 'hello') {
-        this.connection.fail(ErrorCode.HelloRequired, `first frame must be hello, got ${message.t}`);
+        this.connection.fail(
+          ErrorCode.HelloRequired,
+          `first frame must be hello, got ${message.t}`,
+        );
         return;
       }
       this.greet(message);
@@ -111,12 +119,19 @@ export class Session {
       return;
     }
     if (hello.role !== 'dispatcher') {
-      this.connection.fail(ErrorCode.BadField, 'hello.role must be dispatcher when dialling an agent');
+      this.connection.fail(
+        ErrorCode.BadField,
+        'hello.role must be dispatcher when dialling an agent',
+      );
       return;
     }
     this.peerHello = hello;
     this.connection.send(this.host.hello());
-    this.host.log('info', 'dispatcher connected', { peer: this.peer, dispatcher: hello.name, id: hello.id });
+    this.host.log('info', 'dispatcher connected', {
+      peer: this.peer,
+      dispatcher: hello.name,
+      id: hello.id,
+    });
   }
 
   private run(message: RunMessage): void {

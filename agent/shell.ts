@@ -10,7 +10,10 @@ export interface ShellCommand {
  * The shell per platform: Termux keeps its own under $PREFIX, Android has no
  * /bin/sh, Windows has cmd.exe. `override` is the user's --shell.
  */
-export function defaultShell(env: NodeJS.ProcessEnv = process.env, platform: string = process.platform): string {
+export function defaultShell(
+  env: NodeJS.ProcessEnv = process.env,
+  platform: string = process.platform,
+): string {
   if (env.PREFIX && env.PREFIX.includes('com.termux') && existsSync(`${env.PREFIX}/bin/sh`)) {
     return `${env.PREFIX}/bin/sh`;
   }

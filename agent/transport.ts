@@ -33,19 +33,32 @@ export function isLoopback(address: string): boolean {
 export async function listen(options: AgentServerOptions): Promise<AgentServer> {
   const { key, logger } = options;
   const server: Server = key ? createHttpsServer(pskServerOptions(key)) : createHttpServer();
-  server.on('tlsClientError', (err: Error & { code?: string }, socket: { remoteAddress?: string }) => {
-    const peer = socket.remoteAddress ?? 'unknown';
-    if (isWrongKeyError(err)) {
-      logger.warn('rejected a connection: the peer does not hold this cluster key', { peer, keyId: key?.id, tls: err.code });
-    } else {
-      logger.info('TLS handshake failed', { peer, tls: err.code, err: err.message });
-    }
-  });
+  server.on(
+    'tlsClientError',
+    (err: Error & { code?: string }, socket: { remoteAddress?: string }) => {
+      const peer = socket.remoteAddress ?? 'unknown';
+      if (isWrongKeyError(err)) {
+        logger.warn('rejected a connection: the peer does not hold this cluster key', {
+          peer,
+          keyId: key?.id,
+          tls: err.code,
+        });
+      } else {
+        logger.info('TLS handshake failed', { peer, tls: err.code, err: err.message });
+      }
+    },
+  );
   // Anything but a WebSocket upgrade gets a short answer instead of a hang.
   server.on('request', (_req, res) => {
-    res.writeHead(426, { 'content-type': 'text/plain' }).end('octask-agent speaks WebSocket only\n');
+    res
+      .writeHead(426, { 'content-type': 'text/plain' })
+      .end('octask-agent speaks WebSocket only\n');
   });
-  const wss = new WebSocketServer({ server, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+  const wss = new WebSocketServer({
+    server,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+  });
   wss.on('connection', (ws, req) => {
     const address = req.socket.remoteAddress ?? 'unknown';
     options.onConnection(ws, `${address}:${req.socket.remotePort ?? 0}`);

@@ -10,9 +10,15 @@ import { createInterface } from 'node:readline';
 
 /** dist/octask-agent.js next to dist/bench.js; or, when run from out/bench/, the built one in dist/. */
 export function findAgentBin(): string {
-  const candidates = [resolve(__dirname, 'octask-agent.js'), resolve(__dirname, '../../dist/octask-agent.js')];
+  const candidates = [
+    resolve(__dirname, 'octask-agent.js'),
+    resolve(__dirname, '../../dist/octask-agent.js'),
+  ];
   const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`octask-agent is not built (looked for ${candidates.join(', ')}); run "node esbuild.mjs" first`);
+  if (!found)
+    throw new Error(
+      `octask-agent is not built (looked for ${candidates.join(', ')}); run "node esbuild.mjs" first`,
+    );
   return found;
 }
 
@@ -39,6 +45,7 @@ export interface BenchAgentOptions {
 /** Starts the agent on a free loopback port; resolves once it logs "listening". */
 export function startBenchAgent(options: BenchAgentOptions): Promise<BenchAgent> {
   const workdir = mkdtempSync(join(tmpdir(), 'octask-bench-agent-'));
+  // prettier-ignore
   const args = [
     ...(options.nodeArgs ?? []),
     findAgentBin(),
@@ -58,7 +65,10 @@ export function startBenchAgent(options: BenchAgentOptions): Promise<BenchAgent>
   return new Promise((resolvePromise, reject) => {
     // The agent logs a line per task; read them all (a full pipe would stall it), keep the rare ones.
     const lines = createInterface({ input: proc.stderr! });
-    const timer = setTimeout(() => reject(new Error('octask-agent did not start within 15 s')), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error('octask-agent did not start within 15 s')),
+      15_000,
+    );
     lines.on('line', (line) => {
       let record: Record<string, unknown>;
       try {
@@ -93,7 +103,9 @@ export function startBenchAgent(options: BenchAgentOptions): Promise<BenchAgent>
     void exited.then((code) => {
       clearTimeout(timer);
       rmSync(workdir, { recursive: true, force: true });
-      reject(new Error(`octask-agent exited with ${code} before listening: ${JSON.stringify(notable)}`));
+      reject(
+        new Error(`octask-agent exited with ${code} before listening: ${JSON.stringify(notable)}`),
+      );
     });
   });
 }

@@ -4,6 +4,10 @@
  * the aim. Prints figures only: it asserts nothing about them. Exits 0 when
  * every measurement ran, non-zero with a message when one could not.
  *
+ * Order: task warm-up, the batch, unloaded latency, local baselines, then the
+ * stream (with its own warm-up), then the batch once more: streaming grows
+ * the agent's resident memory and every later spawn (a fork) pays for it.
+ *
  *   node esbuild.mjs && node dist/bench.js [options]
  *
  * Options:
@@ -14,10 +18,11 @@
  *   --only LIST          comma list of: batch,unloaded,local,stream
  *   --agent-cpu-prof DIR write a V8 CPU profile of the agent into DIR
  *   --agent-node-arg A   extra flag for the agent's node (repeatable)
+ *   --json               also print the figures as one JSON line at the end
  * (Profile the dispatcher side with `node --cpu-prof dist/bench.js`.)
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,6 +45,7 @@ interface BenchOptions {
   bytes: number;
   only: Set<Section>;
   agentNodeArgs: string[];
+  json: boolean;
 }
 
 function parseOptions(argv: string[]): BenchOptions {
@@ -54,17 +60,23 @@ function parseOptions(argv: string[]): BenchOptions {
       only: { type: 'string' },
       'agent-cpu-prof': { type: 'string' },
       'agent-node-arg': { type: 'string', multiple: true },
+      json: { type: 'boolean' },
     },
   });
   const int = (name: string, text: string | undefined, fallback: number): number => {
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a whole number >= 1, got ${JSON.stringify(text)}`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`--${name} must be a whole number >= 1, got ${JSON.stringify(text)}`);
     return n;
   };
   const only = new Set<Section>();
-  for (const s of (values.only ?? SECTIONS.join(',')).split(',').map((x) => x.trim()).filter(Boolean)) {
-    if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only takes ${SECTIONS.join(',')}; got ${JSON.stringify(s)}`);
+  for (const s of (values.only ?? SECTIONS.join(','))
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
+    if (!(SECTIONS as readonly string[]).includes(s))
+      throw new Error(`--only takes ${SECTIONS.join(',')}; got ${JSON.stringify(s)}`);
     only.add(s as Section);
   }
   const agentNodeArgs = [...(values['agent-node-arg'] ?? [])];
@@ -80,6 +92,7 @@ function parseOptions(argv: string[]): BenchOptions {
     bytes: int('bytes', values.bytes, 268_435_456),
     only,
     agentNodeArgs,
+    json: values.json ?? false,
   };
 }
 
@@ -115,8 +128,21 @@ class TaskRunner {
     const id = info.id;
     // Ended already inside submit (e.g. the agent could not be sent to)?
     const record = this.dispatcher.tasks.get(id);
-    if (record?.final) return { id, done: Promise.resolve({ info: { ...record.info }, submittedAt, endedAt: performance.now() }) };
-    return { id, done: new Promise((res) => this.waiting.set(id, (final, endedAt) => res({ info: final, submittedAt, endedAt }))) };
+    if (record?.final)
+      return {
+        id,
+        done: Promise.resolve({
+          info: { ...record.info },
+          submittedAt,
+          endedAt: performance.now(),
+        }),
+      };
+    return {
+      id,
+      done: new Promise((res) =>
+        this.waiting.set(id, (final, endedAt) => res({ info: final, submittedAt, endedAt })),
+      ),
+    };
   }
 }
 
@@ -130,14 +156,21 @@ function mustComplete(what: string, timings: readonly TaskTiming[]): void {
 }
 
 /** N tasks submitted in one go; the clock runs until the last one ends. */
-async function batch(runner: TaskRunner, n: number): Promise<{ tasksPerSec: number; latencies: number[]; wallMs: number }> {
+async function batch(
+  runner: TaskRunner,
+  n: number,
+): Promise<{ tasksPerSec: number; latencies: number[]; wallMs: number }> {
   const start = performance.now();
   const pending: Array<Promise<TaskTiming>> = [];
   for (let i = 0; i < n; i++) pending.push(runner.run('true'));
   const timings = await Promise.all(pending);
   const wallMs = performance.now() - start;
   mustComplete('batch', timings);
-  return { tasksPerSec: n / (wallMs / 1000), latencies: timings.map((t) => t.endedAt - t.submittedAt), wallMs };
+  return {
+    tasksPerSec: n / (wallMs / 1000),
+    latencies: timings.map((t) => t.endedAt - t.submittedAt),
+    wallMs,
+  };
 }
 
 /** `submitters` loops, each submitting its next task when the previous one ends: no task waits for a slot. */
@@ -166,7 +199,11 @@ async function closedLoop(
 }
 
 /** One task streaming `bytes` of stdout; counts what the dispatcher's 'output' events carry. */
-async function streamThroughAgent(dispatcher: Dispatcher, runner: TaskRunner, bytes: number): Promise<{ mbPerSec: number; ms: number }> {
+async function streamThroughAgent(
+  dispatcher: Dispatcher,
+  runner: TaskRunner,
+  bytes: number,
+): Promise<{ mbPerSec: number; ms: number }> {
   let id: string | undefined;
   let received = 0;
   const off = dispatcher.on('output', (chunk) => {
@@ -178,7 +215,10 @@ async function streamThroughAgent(dispatcher: Dispatcher, runner: TaskRunner, by
     id = task.id;
     const timing = await task.done;
     mustComplete('stream', [timing]);
-    if (received !== bytes) throw new Error(`stream: the dispatcher received ${received} bytes of output, expected ${bytes}`);
+    if (received !== bytes)
+      throw new Error(
+        `stream: the dispatcher received ${received} bytes of output, expected ${bytes}`,
+      );
     const ms = timing.endedAt - timing.submittedAt;
     return { mbPerSec: bytes / MB / (ms / 1000), ms };
   } finally {
@@ -190,14 +230,17 @@ async function streamThroughAgent(dispatcher: Dispatcher, runner: TaskRunner, by
 function streamLocalPipe(bytes: number): Promise<{ mbPerSec: number; ms: number }> {
   return new Promise((res, rej) => {
     const start = performance.now();
-    const child = spawn('/bin/sh', ['-c', `head -c ${bytes} /dev/zero`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('/bin/sh', ['-c', `head -c ${bytes} /dev/zero`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let received = 0;
     child.stdout.on('data', (d: Buffer) => (received += d.byteLength));
     child.once('error', rej);
     child.once('close', (code) => {
       const ms = performance.now() - start;
       if (code !== 0) return rej(new Error(`local pipe: head exited with ${code}`));
-      if (received !== bytes) return rej(new Error(`local pipe: received ${received} bytes, expected ${bytes}`));
+      if (received !== bytes)
+        return rej(new Error(`local pipe: received ${received} bytes, expected ${bytes}`));
       res({ mbPerSec: bytes / MB / (ms / 1000), ms });
     });
   });
@@ -209,7 +252,9 @@ function timeShell(line: string): Promise<number> {
     const start = performance.now();
     const child = spawn('/bin/sh', ['-c', line], { stdio: ['ignore', 'ignore', 'inherit'] });
     child.once('error', rej);
-    child.once('close', (code) => (code === 0 ? res(performance.now() - start) : rej(new Error(`"${line}" exited with ${code}`))));
+    child.once('close', (code) =>
+      code === 0 ? res(performance.now() - start) : rej(new Error(`"${line}" exited with ${code}`)),
+    );
   });
 }
 
@@ -221,7 +266,9 @@ async function nodeSpawnLoop(n: number, parallel: number): Promise<number> {
     new Promise((res, rej) => {
       const child = spawn('/bin/sh', ['-c', 'true'], { stdio: ['ignore', 'pipe', 'pipe'] });
       child.once('error', rej);
-      child.once('close', (code) => (code === 0 ? res() : rej(new Error(`sh -c true exited with ${code}`))));
+      child.once('close', (code) =>
+        code === 0 ? res() : rej(new Error(`sh -c true exited with ${code}`)),
+      );
     });
   const loop = async (): Promise<void> => {
     while (left > 0) {
@@ -231,6 +278,17 @@ async function nodeSpawnLoop(n: number, parallel: number): Promise<number> {
   };
   await Promise.all(Array.from({ length: parallel }, loop));
   return n / ((performance.now() - start) / 1000);
+}
+
+/** A process's resident memory in MB (Linux /proc); NaN where unknown. */
+function residentMB(pid: number | undefined): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+    return kb === undefined ? NaN : Number(kb) / 1024;
+  } catch {
+    return NaN;
+  }
 }
 
 // ---- printing ----
@@ -243,7 +301,9 @@ function printRows(): void {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   for (const r of rows) {
-    const line = r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ');
+    const line = r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('   ');
     console.log(line.trimEnd());
   }
   rows.length = 0;
@@ -259,8 +319,11 @@ async function main(): Promise<number> {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
-  console.log(`  one loopback octask-agent, --max-jobs ${SLOTS}, TLS-PSK on; in-process Dispatcher`);
-  if (options.agentNodeArgs.length > 0) console.log(`  agent node flags: ${options.agentNodeArgs.join(' ')}`);
+  console.log(
+    `  one loopback octask-agent, --max-jobs ${SLOTS}, TLS-PSK on; in-process Dispatcher`,
+  );
+  if (options.agentNodeArgs.length > 0)
+    console.log(`  agent node flags: ${options.agentNodeArgs.join(' ')}`);
   console.log('');
 
   const dir = mkdtempSync(join(tmpdir(), 'octask-bench-'));
@@ -271,7 +334,9 @@ async function main(): Promise<number> {
     const key = writeNewKey(keyFile);
     agent = await startBenchAgent({ keyFile, maxJobs: SLOTS, nodeArgs: options.agentNodeArgs });
     const agentExit = agent.exited.then((code) => {
-      throw new Error(`octask-agent exited (code ${code}) during the run: ${JSON.stringify(agent?.notable.slice(-5))}`);
+      throw new Error(
+        `octask-agent exited (code ${code}) during the run: ${JSON.stringify(agent?.notable.slice(-5))}`,
+      );
     });
     agentExit.catch(() => undefined);
 
@@ -280,26 +345,33 @@ async function main(): Promise<number> {
     await dispatcher.settled();
     const info = dispatcher.agents()[0];
     if (!info || (info.status !== 'online' && info.status !== 'busy')) {
-      throw new Error(`the dispatcher could not connect to the agent at ${agent.address}: ${info?.lastError?.message ?? info?.status ?? 'no agent'}`);
+      throw new Error(
+        `the dispatcher could not connect to the agent at ${agent.address}: ${info?.lastError?.message ?? info?.status ?? 'no agent'}`,
+      );
     }
     const runner = new TaskRunner(dispatcher);
     const d = dispatcher;
     // Any measurement fails at once if the agent dies under it.
     const race = <T>(p: Promise<T>): Promise<T> => Promise.race([p, agentExit]);
 
-    // Warm-up: JIT, TLS session, the shell in the page cache.
+    // Warm-up: JIT, TLS session, the shell in the page cache. Tasks only:
+    // streaming grows the agent's memory, which slows every later spawn
+    // (fork), so the stream runs after the task figures and the batch is
+    // measured again after it.
     await race(closedLoop(runner, 40, SLOTS));
     await race(batch(runner, 40));
-    if (options.only.has('stream')) await race(streamThroughAgent(d, runner, 16 * MB));
     await nodeSpawnLoop(20, SLOTS);
-    await streamLocalPipe(16 * MB);
+    const rssBefore = residentMB(agent.proc.pid);
 
+    const figures: Record<string, number> = {};
     const n = options.tasks;
     row('measure', 'octask', 'local', 'aim');
     row('-------', '------', '-----', '---');
     if (options.only.has('batch') || options.only.has('local')) {
       const b = options.only.has('batch') ? await race(batch(runner, n)) : undefined;
-      const xargsMs = options.only.has('local') ? await timeShell(`seq ${n} | xargs -P${SLOTS} -I{} sh -c true`) : NaN;
+      const xargsMs = options.only.has('local')
+        ? await timeShell(`seq ${n} | xargs -P${SLOTS} -I{} sh -c true`)
+        : NaN;
       const nodeRate = options.only.has('local') ? await nodeSpawnLoop(n, SLOTS) : NaN;
       row(
         `${n} x "true" submitted at once, tasks/s`,
@@ -308,10 +380,30 @@ async function main(): Promise<number> {
         b ? aim(b.tasksPerSec >= 640, '>= 640') : '>= 640',
       );
       row('', '', `${num(nodeRate, 0)} (node spawn, ${SLOTS} at a time)`, '');
+      if (options.only.has('local'))
+        Object.assign(figures, {
+          xargsTasksPerSec: n / (xargsMs / 1000),
+          nodeSpawnTasksPerSec: nodeRate,
+        });
       if (b) {
-        row(`  (a) latency within that batch, incl. queueing: p50`, `${num(percentile(b.latencies, 50), 1)} ms`, '', '');
-        row(`                                                 p99`, `${num(percentile(b.latencies, 99), 1)} ms`, '', '');
+        row(
+          `  (a) latency within that batch, incl. queueing: p50`,
+          `${num(percentile(b.latencies, 50), 1)} ms`,
+          '',
+          '',
+        );
+        row(
+          `                                                 p99`,
+          `${num(percentile(b.latencies, 99), 1)} ms`,
+          '',
+          '',
+        );
         row(`      batch wall time`, `${num(b.wallMs, 0)} ms`, `${num(xargsMs, 0)} ms`, '');
+        Object.assign(figures, {
+          batchTasksPerSec: b.tasksPerSec,
+          batchP50Ms: percentile(b.latencies, 50),
+          batchP99Ms: percentile(b.latencies, 99),
+        });
       }
     }
     if (options.only.has('unloaded')) {
@@ -323,11 +415,29 @@ async function main(): Promise<number> {
         '~8 ms (ssh)',
         aim(p50 < 5, '< 5 ms'),
       );
-      row(`                                                               p99`, `${num(percentile(u.latencies, 99), 2)} ms`, '', '');
-      row(`      of which the agent's spawn-to-exit (durationMs): p50 / mean`, `${num(percentile(u.agentMs, 50), 0)} / ${num(mean(u.agentMs), 2)} ms`, '', '');
+      row(
+        `                                                               p99`,
+        `${num(percentile(u.latencies, 99), 2)} ms`,
+        '',
+        '',
+      );
+      row(
+        `      of which the agent's spawn-to-exit (durationMs): p50 / mean`,
+        `${num(percentile(u.agentMs, 50), 0)} / ${num(mean(u.agentMs), 2)} ms`,
+        '',
+        '',
+      );
       row(`      closed-loop rate`, `${num(u.tasksPerSec, 0)} tasks/s`, '', '');
+      Object.assign(figures, {
+        unloadedP50Ms: p50,
+        unloadedP99Ms: percentile(u.latencies, 99),
+        unloadedAgentP50Ms: percentile(u.agentMs, 50),
+        unloadedTasksPerSec: u.tasksPerSec,
+      });
     }
     if (options.only.has('stream')) {
+      await race(streamThroughAgent(d, runner, 16 * MB));
+      await streamLocalPipe(16 * MB);
       const s = await race(streamThroughAgent(d, runner, options.bytes));
       const local = await streamLocalPipe(options.bytes);
       row(
@@ -337,10 +447,39 @@ async function main(): Promise<number> {
         aim(s.mbPerSec >= 350, '>= 350'),
       );
       row(`  wall time (submit to result)`, `${num(s.ms, 0)} ms`, `${num(local.ms, 0)} ms`, '');
+      Object.assign(figures, { streamMBPerSec: s.mbPerSec, localPipeMBPerSec: local.mbPerSec });
     }
+    const rssAfter = residentMB(agent.proc.pid);
+    if (options.only.has('stream') && options.only.has('batch')) {
+      const again = await race(batch(runner, n));
+      row(
+        `${n} x "true" again, after the agent streamed, tasks/s`,
+        num(again.tasksPerSec, 0),
+        '',
+        aim(again.tasksPerSec >= 640, '>= 640'),
+      );
+      figures.batchAfterStreamTasksPerSec = again.tasksPerSec;
+    }
+    if (options.only.has('stream')) {
+      row(
+        `agent resident memory (VmRSS) before / after streaming`,
+        `${num(rssBefore, 0)} / ${num(rssAfter, 0)} MB`,
+        '',
+        '',
+      );
+    }
+    Object.assign(figures, { agentRssBeforeMB: rssBefore, agentRssAfterMB: rssAfter });
     printRows();
     console.log('');
-    console.log('  latencies: performance.now() from submit() to the final "task" event; MB = 2^20 bytes');
+    console.log(
+      '  latencies: performance.now() from submit() to the final "task" event; MB = 2^20 bytes',
+    );
+    if (options.json) {
+      const rounded = Object.fromEntries(
+        Object.entries(figures).map(([k, v]) => [k, Math.round(v * 100) / 100]),
+      );
+      console.log(JSON.stringify({ node: process.version, cores: cpuList.length, ...rounded }));
+    }
     return 0;
   } finally {
     dispatcher?.close();
@@ -352,7 +491,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`bench: cannot run: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `bench: cannot run: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     process.exit(1);
   },
 );

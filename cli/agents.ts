@@ -1,7 +1,12 @@
 import { parseArgs } from 'node:util';
 import { Dispatcher } from '../extension/dispatcher/dispatcher';
 import type { AgentInfo } from '../shared/rpc';
-import { DISPATCHER_FLAGS, DISPATCHER_FLAGS_USAGE, dispatcherFlags, loadKey } from './dispatcherFlags';
+import {
+  DISPATCHER_FLAGS,
+  DISPATCHER_FLAGS_USAGE,
+  dispatcherFlags,
+  loadKey,
+} from './dispatcherFlags';
 import { EXIT } from './exitCode';
 
 export const AGENTS_USAGE = `Usage: octask agents [options]
@@ -18,28 +23,39 @@ export async function agentsCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: { ...DISPATCHER_FLAGS, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      ...DISPATCHER_FLAGS,
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     process.stdout.write(AGENTS_USAGE);
     return EXIT.ok;
   }
   const flags = dispatcherFlags(values);
-  const dispatcher = new Dispatcher({ key: loadKey(flags), agents: flags.agents, mdns: flags.mdns });
+  const dispatcher = new Dispatcher({
+    key: loadKey(flags),
+    agents: flags.agents,
+    mdns: flags.mdns,
+  });
   dispatcher.start();
   try {
     await dispatcher.settled();
     const agents = dispatcher.agents();
     if (values.json) process.stdout.write(JSON.stringify({ agents }) + '\n');
     else process.stdout.write(formatAgents(agents));
-    return agents.some((a) => a.status === 'online' || a.status === 'busy') ? EXIT.ok : EXIT.octaskFailure;
+    return agents.some((a) => a.status === 'online' || a.status === 'busy')
+      ? EXIT.ok
+      : EXIT.octaskFailure;
   } finally {
     dispatcher.close();
   }
 }
 
 export function formatAgents(agents: readonly AgentInfo[]): string {
-  if (agents.length === 0) return 'No agents found. Start one with octask-agent, or list one with --agent HOST:PORT.\n';
+  if (agents.length === 0)
+    return 'No agents found. Start one with octask-agent, or list one with --agent HOST:PORT.\n';
   const rows = [
     ['NAME', 'ADDRESS', 'VERSION', 'OS', 'ARCH', 'CPUS', 'SLOTS', 'STATUS'],
     ...agents.map((a) => [
@@ -50,9 +66,15 @@ export function formatAgents(agents: readonly AgentInfo[]): string {
       a.arch ?? '-',
       a.cpus === null ? '-' : String(a.cpus),
       a.maxJobs ? `${a.running}/${a.maxJobs}` : '-',
-      a.lastError && a.status !== 'online' && a.status !== 'busy' ? `${a.status}: ${a.lastError.message}` : a.status,
+      a.lastError && a.status !== 'online' && a.status !== 'busy'
+        ? `${a.status}: ${a.lastError.message}`
+        : a.status,
     ]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n';
+  return (
+    rows
+      .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  '))
+      .join('\n') + '\n'
+  );
 }

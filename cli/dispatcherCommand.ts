@@ -1,6 +1,11 @@
 import { parseArgs } from 'node:util';
 import { serveRpc } from '../extension/dispatcher/rpcServer';
-import { DISPATCHER_FLAGS, DISPATCHER_FLAGS_USAGE, dispatcherFlags, loadKey } from './dispatcherFlags';
+import {
+  DISPATCHER_FLAGS,
+  DISPATCHER_FLAGS_USAGE,
+  dispatcherFlags,
+  loadKey,
+} from './dispatcherFlags';
 import { EXIT } from './exitCode';
 import { UsageError } from './run';
 
@@ -17,13 +22,18 @@ export async function dispatcherCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: { ...DISPATCHER_FLAGS, stdio: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      ...DISPATCHER_FLAGS,
+      stdio: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     process.stdout.write(DISPATCHER_USAGE);
     return EXIT.ok;
   }
-  if (!values.stdio) throw new UsageError('octask dispatcher needs --stdio (the only transport so far)');
+  if (!values.stdio)
+    throw new UsageError('octask dispatcher needs --stdio (the only transport so far)');
   const flags = dispatcherFlags(values);
   await serveRpc({ loadKey: () => loadKey(flags), agents: flags.agents, mdns: flags.mdns });
   return EXIT.ok;

@@ -23,7 +23,12 @@ export function dispatcherFlags(
   values: { agent?: string[]; 'key-file'?: string; 'no-mdns'?: boolean },
   env: NodeJS.ProcessEnv = process.env,
 ): DispatcherFlags {
-  const listed = values.agent ?? (env.OCTASK_AGENTS ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  const listed =
+    values.agent ??
+    (env.OCTASK_AGENTS ?? '')
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean);
   return {
     agents: listed,
     keyFile: values['key-file'] ?? env.OCTASK_KEY_FILE ?? defaultKeyFile(env),

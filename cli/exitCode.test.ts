@@ -4,8 +4,21 @@ import { runExitCode, taskExitCode } from './exitCode';
 
 function task(over: Partial<TaskInfo>): TaskInfo {
   return {
-    id: 't', group: 'g', command: 'x', status: 'completed', agent: 'a', shard: null, shardCount: 1,
-    exitCode: 0, signal: null, attempts: 1, queuedAt: 0, startedAt: 0, endedAt: 0, durationMs: 0, error: null,
+    id: 't',
+    group: 'g',
+    command: 'x',
+    status: 'completed',
+    agent: 'a',
+    shard: null,
+    shardCount: 1,
+    exitCode: 0,
+    signal: null,
+    attempts: 1,
+    queuedAt: 0,
+    startedAt: 0,
+    endedAt: 0,
+    durationMs: 0,
+    error: null,
     ...over,
   };
 }
@@ -17,10 +30,22 @@ describe('exit status', () => {
   });
 
   it('uses 124 for a timeout, 130 for a cancel, 125 for Octask failures', () => {
-    assert.equal(taskExitCode(task({ status: 'timed_out', exitCode: null, signal: 'SIGTERM' })), 124);
+    assert.equal(
+      taskExitCode(task({ status: 'timed_out', exitCode: null, signal: 'SIGTERM' })),
+      124,
+    );
     assert.equal(taskExitCode(task({ status: 'cancelled' })), 130);
     assert.equal(taskExitCode(task({ status: 'lost' })), 125);
-    assert.equal(taskExitCode(task({ status: 'failed', exitCode: null, error: { code: 'E_POLICY_REFUSED', message: '' } })), 125);
+    assert.equal(
+      taskExitCode(
+        task({
+          status: 'failed',
+          exitCode: null,
+          error: { code: 'E_POLICY_REFUSED', message: '' },
+        }),
+      ),
+      125,
+    );
   });
 
   it('maps a death by signal to 128 + its number', () => {

@@ -56,7 +56,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`octask: ${err.code}: ${err.message}\n`);
       return EXIT.octaskFailure;
     }
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (
+      err instanceof UsageError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       process.stderr.write(`octask: ${(err as Error).message}\n`);
       return EXIT.usage;
     }

@@ -10,7 +10,7 @@ function sink(): { stream: PassThrough; text(): string } {
 }
 
 describe('output printer', () => {
-  it('passes one task\'s bytes through untouched', () => {
+  it("passes one task's bytes through untouched", () => {
     const out = sink();
     const err = sink();
     const p = new OutputPrinter(out.stream, err.stream, null);
@@ -22,7 +22,9 @@ describe('output printer', () => {
 
   it('prefixes whole lines per task and keeps partial lines until they end', () => {
     const out = sink();
-    const p = new OutputPrinter(out.stream, sink().stream, (id) => (id === 'a' ? 'pi#0' : 'desk#1'));
+    const p = new OutputPrinter(out.stream, sink().stream, (id) =>
+      id === 'a' ? 'pi#0' : 'desk#1',
+    );
     p.write('a', 'stdout', Buffer.from('one\ntw'));
     p.write('b', 'stdout', Buffer.from('B1\n'));
     p.write('a', 'stdout', Buffer.from('o\nthree'));

@@ -19,7 +19,9 @@ export class OutputPrinter {
     if (!this.label) return target.write(data);
     const key = `${task}\0${stream}`;
     const prev = this.partial.get(key);
-    const buf = prev ? Buffer.concat([prev, data]) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const buf = prev
+      ? Buffer.concat([prev, data])
+      : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const end = buf.lastIndexOf(0x0a);
     if (end === -1) {
       this.partial.set(key, Buffer.from(buf));
@@ -37,13 +39,22 @@ export class OutputPrinter {
       const rest = this.partial.get(key);
       if (!rest) continue;
       this.partial.delete(key);
-      (stream === 'stdout' ? this.out : this.err).write(this.prefix(task, Buffer.concat([rest, Buffer.from('\n')])));
+      (stream === 'stdout' ? this.out : this.err).write(
+        this.prefix(task, Buffer.concat([rest, Buffer.from('\n')])),
+      );
     }
   }
 
   private prefix(task: string, lines: Buffer): string {
     const tag = `[${this.label?.(task) ?? task}] `;
     const text = lines.toString('utf8');
-    return tag + text.slice(0, -1).split('\n').join('\n' + tag) + '\n';
+    return (
+      tag +
+      text
+        .slice(0, -1)
+        .split('\n')
+        .join('\n' + tag) +
+      '\n'
+    );
   }
 }

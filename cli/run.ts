@@ -3,7 +3,12 @@ import { ErrorCode, OctaskError } from '../shared/errors';
 import type { Target, TaskInfo, TaskSpec } from '../shared/rpc';
 import { Dispatcher } from '../extension/dispatcher/dispatcher';
 import { createStreamLogger } from '../agent/log';
-import { DISPATCHER_FLAGS, DISPATCHER_FLAGS_USAGE, dispatcherFlags, loadKey } from './dispatcherFlags';
+import {
+  DISPATCHER_FLAGS,
+  DISPATCHER_FLAGS_USAGE,
+  dispatcherFlags,
+  loadKey,
+} from './dispatcherFlags';
 import { EXIT, runExitCode } from './exitCode';
 import { OutputPrinter } from './outputPrinter';
 
@@ -73,7 +78,10 @@ async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): P
   await (spec.target?.kind === 'all' ? dispatcher.settled() : firstOnline(dispatcher));
   if (!anyOnline(dispatcher)) {
     const wrongKey = dispatcher.agents().some((a) => a.status === 'wrong_key');
-    throw new OctaskError(wrongKey ? ErrorCode.WrongKey : ErrorCode.NoAgents, noAgentsReason(dispatcher));
+    throw new OctaskError(
+      wrongKey ? ErrorCode.WrongKey : ErrorCode.NoAgents,
+      noAgentsReason(dispatcher),
+    );
   }
   const tasks = dispatcher.submit(spec);
   const ids = new Set(tasks.map((t) => t.id));
@@ -83,7 +91,11 @@ async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): P
   };
   tasks.forEach(label);
   const multi = tasks.length > 1;
-  const printer = new OutputPrinter(json ? process.stderr : process.stdout, process.stderr, multi ? (id) => labels.get(id) ?? id : null);
+  const printer = new OutputPrinter(
+    json ? process.stderr : process.stdout,
+    process.stderr,
+    multi ? (id) => labels.get(id) ?? id : null,
+  );
   const latest = new Map(tasks.map((t) => [t.id, t]));
 
   return await new Promise<number>((resolve) => {
@@ -110,7 +122,9 @@ async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): P
       if (!printer.write(chunk.task, chunk.stream, chunk.data)) {
         // The terminal is behind: stop reading agents until it drains.
         dispatcher.pauseOutput();
-        (chunk.stream === 'stdout' && !json ? process.stdout : process.stderr).once('drain', () => dispatcher.resumeOutput());
+        (chunk.stream === 'stdout' && !json ? process.stdout : process.stderr).once('drain', () =>
+          dispatcher.resumeOutput(),
+        );
       }
     });
     const offAgent = dispatcher.on('agent', () => {
@@ -119,7 +133,11 @@ async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): P
         noAgentTimer = undefined;
       } else if (!noAgentTimer) {
         noAgentTimer = setTimeout(
-          () => dispatcher.failPending({ code: ErrorCode.NoAgents, message: noAgentsReason(dispatcher) }),
+          () =>
+            dispatcher.failPending({
+              code: ErrorCode.NoAgents,
+              message: noAgentsReason(dispatcher),
+            }),
           NO_AGENT_GRACE_MS,
         );
       }
@@ -131,7 +149,9 @@ async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): P
         return;
       }
       interrupted = true;
-      process.stderr.write('\noctask: interrupted; cancelling the remote tasks (Ctrl+C again to quit at once)\n');
+      process.stderr.write(
+        '\noctask: interrupted; cancelling the remote tasks (Ctrl+C again to quit at once)\n',
+      );
       for (const id of ids) dispatcher.cancel(id);
     };
     process.on('SIGINT', onSigint);
@@ -202,12 +222,15 @@ function toJson(t: TaskInfo) {
 function report(tasks: TaskInfo[]): void {
   for (const t of tasks) {
     if (t.error) process.stderr.write(`octask: ${t.error.code}: ${t.error.message}\n`);
-    else if (t.status === 'timed_out') process.stderr.write(`octask: task ${t.id} on ${t.agent} timed out\n`);
+    else if (t.status === 'timed_out')
+      process.stderr.write(`octask: task ${t.id} on ${t.agent} timed out\n`);
   }
   if (tasks.length > 1) {
     const counts = new Map<string, number>();
     for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
-    process.stderr.write(`octask: ${tasks.length} tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}\n`);
+    process.stderr.write(
+      `octask: ${tasks.length} tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}\n`,
+    );
   }
 }
 
@@ -232,11 +255,17 @@ function buildSpec(
   const count = (name: string, text: string | undefined, min: number): number | undefined => {
     if (text === undefined) return undefined;
     const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number of at least ${min}, got ${JSON.stringify(text)}`);
+    if (!Number.isInteger(n) || n < min)
+      throw new UsageError(
+        `--${name} must be a whole number of at least ${min}, got ${JSON.stringify(text)}`,
+      );
     return n;
   };
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
-  if (timeout !== undefined && !(timeout > 0)) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
+  if (timeout !== undefined && !(timeout > 0))
+    throw new UsageError(
+      `--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`,
+    );
   const retries = count('retries', values.retries, 0);
   return {
     command,

@@ -24,7 +24,8 @@ describe('cluster key', () => {
     for (const bad of ['', 'abc', 'z'.repeat(64), 'a'.repeat(63), 'a'.repeat(65)]) {
       assert.throws(
         () => parseKey(bad, 'key file /x'),
-        (e: unknown) => e instanceof OctaskError && e.code === ErrorCode.BadKeyFile && e.message.includes('/x'),
+        (e: unknown) =>
+          e instanceof OctaskError && e.code === ErrorCode.BadKeyFile && e.message.includes('/x'),
       );
     }
   });

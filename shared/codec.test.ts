@@ -10,22 +10,50 @@ const plain = new Packr({ useRecords: false });
 function rejects(frame: Uint8Array, code: string, text?: RegExp): void {
   assert.throws(
     () => decodeMessage(frame),
-    (err: unknown) => err instanceof OctaskError && err.code === code && (!text || text.test(err.message)),
+    (err: unknown) =>
+      err instanceof OctaskError && err.code === code && (!text || text.test(err.message)),
   );
 }
 
 describe('codec', () => {
   const samples: Message[] = [
     {
-      t: 'hello', protocol: PROTOCOL_VERSION, role: 'agent', id: 'a1', name: 'pi', version: '0.1.0',
-      os: 'linux', arch: 'arm64', cpus: 4, memory: 4e9, maxJobs: 4, running: 1, tags: ['arm', 'pi'],
+      t: 'hello',
+      protocol: PROTOCOL_VERSION,
+      role: 'agent',
+      id: 'a1',
+      name: 'pi',
+      version: '0.1.0',
+      os: 'linux',
+      arch: 'arm64',
+      cpus: 4,
+      memory: 4e9,
+      maxJobs: 4,
+      running: 1,
+      tags: ['arm', 'pi'],
     },
     { t: 'run', task: 't1', command: 'make -j4', env: { CI: '1' }, timeoutMs: 0 },
     { t: 'cancel', task: 't1' },
     { t: 'started', task: 't1', pid: 4242 },
     { t: 'output', task: 't1', seq: 7, stream: 'stderr', data: Buffer.from('warning: x\n') },
-    { t: 'exit', task: 't1', outcome: 'failed', exitCode: 2, signal: null, durationMs: 15, running: 0 },
-    { t: 'exit', task: 't1', outcome: 'timed_out', exitCode: null, signal: 'SIGTERM', durationMs: 1000, running: 0 },
+    {
+      t: 'exit',
+      task: 't1',
+      outcome: 'failed',
+      exitCode: 2,
+      signal: null,
+      durationMs: 15,
+      running: 0,
+    },
+    {
+      t: 'exit',
+      task: 't1',
+      outcome: 'timed_out',
+      exitCode: null,
+      signal: 'SIGTERM',
+      durationMs: 1000,
+      running: 0,
+    },
     { t: 'refused', task: 't1', code: ErrorCode.PolicyRefused, message: 'no' },
     { t: 'error', code: ErrorCode.BadField, message: 'bad' },
   ];
@@ -33,12 +61,18 @@ describe('codec', () => {
   for (const message of samples) {
     it(`round-trips ${message.t}`, () => {
       const back = decodeMessage(encodeMessage(message));
-      assert.deepEqual({ ...back, ...('data' in back ? { data: Buffer.from(back.data) } : {}) }, message);
+      assert.deepEqual(
+        { ...back, ...('data' in back ? { data: Buffer.from(back.data) } : {}) },
+        message,
+      );
     });
   }
 
   it('encodes plain msgpack maps that any decoder reads', () => {
-    const decoded = plain.unpack(encodeMessage({ t: 'cancel', task: 'x' })) as Record<string, unknown>;
+    const decoded = plain.unpack(encodeMessage({ t: 'cancel', task: 'x' })) as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual(decoded, { t: 'cancel', task: 'x' });
   });
 
@@ -60,14 +94,30 @@ describe('codec', () => {
 
   it('rejects a missing or mistyped field, naming it', () => {
     rejects(plain.pack({ t: 'cancel' }), ErrorCode.BadField, /cancel\.task/);
-    rejects(plain.pack({ t: 'run', task: 't', command: 5, env: {}, timeoutMs: 0 }), ErrorCode.BadField, /run\.command/);
-    rejects(plain.pack({ t: 'run', task: 't', command: 'x', env: { A: 1 }, timeoutMs: 0 }), ErrorCode.BadField, /run\.env/);
-    rejects(plain.pack({ t: 'run', task: 't', command: 'x', env: {}, timeoutMs: -1 }), ErrorCode.BadField, /timeoutMs/);
+    rejects(
+      plain.pack({ t: 'run', task: 't', command: 5, env: {}, timeoutMs: 0 }),
+      ErrorCode.BadField,
+      /run\.command/,
+    );
+    rejects(
+      plain.pack({ t: 'run', task: 't', command: 'x', env: { A: 1 }, timeoutMs: 0 }),
+      ErrorCode.BadField,
+      /run\.env/,
+    );
+    rejects(
+      plain.pack({ t: 'run', task: 't', command: 'x', env: {}, timeoutMs: -1 }),
+      ErrorCode.BadField,
+      /timeoutMs/,
+    );
     rejects(plain.pack({ t: 'started', task: 't', pid: 1.5 }), ErrorCode.BadField, /pid/);
   });
 
   it('rejects values outside a closed set', () => {
-    rejects(plain.pack({ t: 'output', task: 't', seq: 0, stream: 'stdin', data: Buffer.alloc(1) }), ErrorCode.BadField, /stream/);
+    rejects(
+      plain.pack({ t: 'output', task: 't', seq: 0, stream: 'stdin', data: Buffer.alloc(1) }),
+      ErrorCode.BadField,
+      /stream/,
+    );
   });
 
   it('rejects empty and overlong ids', () => {

@@ -19,13 +19,19 @@ export function encodeMessage(message: Message): Buffer {
  */
 export function decodeMessage(frame: Uint8Array): Message {
   if (frame.byteLength > MAX_FRAME_BYTES) {
-    throw new OctaskError(ErrorCode.FrameTooLarge, `frame of ${frame.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`);
+    throw new OctaskError(
+      ErrorCode.FrameTooLarge,
+      `frame of ${frame.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`,
+    );
   }
   let value: unknown;
   try {
     value = packr.unpack(frame);
   } catch (err) {
-    throw new OctaskError(ErrorCode.FrameMalformed, `frame is not valid msgpack: ${(err as Error).message}`);
+    throw new OctaskError(
+      ErrorCode.FrameMalformed,
+      `frame is not valid msgpack: ${(err as Error).message}`,
+    );
   }
   return validateMessage(value);
 }

@@ -111,7 +111,10 @@ export class FrameConnection {
     this.missed = 0;
     if (this.closed) return;
     if (!isBinary) {
-      this.fail(ErrorCode.FrameMalformed, 'text frames are not part of the protocol; send binary msgpack');
+      this.fail(
+        ErrorCode.FrameMalformed,
+        'text frames are not part of the protocol; send binary msgpack',
+      );
       return;
     }
     let message: Message;
@@ -128,7 +131,10 @@ export class FrameConnection {
 
   private beat(): void {
     if (this.missed >= HEARTBEAT_MISSES) {
-      this.error ??= { code: ErrorCode.Timeout, message: `peer silent for ${HEARTBEAT_MISSES} heartbeats` };
+      this.error ??= {
+        code: ErrorCode.Timeout,
+        message: `peer silent for ${HEARTBEAT_MISSES} heartbeats`,
+      };
       this.ws.terminate();
       return;
     }

@@ -114,12 +114,7 @@ export interface ErrorMessage {
 
 export type AgentBound = HelloMessage | RunMessage | CancelMessage;
 export type DispatcherBound =
-  | HelloMessage
-  | StartedMessage
-  | OutputMessage
-  | ExitMessage
-  | RefusedMessage
-  | ErrorMessage;
+  HelloMessage | StartedMessage | OutputMessage | ExitMessage | RefusedMessage | ErrorMessage;
 export type Message = AgentBound | DispatcherBound;
 export type MessageType = Message['t'];
 
@@ -136,13 +131,7 @@ export const CloseCode = {
 
 /** Task statuses, as the dispatcher records them. */
 export type TaskStatus =
-  | 'pending'
-  | 'running'
-  | 'completed'
-  | 'failed'
-  | 'timed_out'
-  | 'cancelled'
-  | 'lost';
+  'pending' | 'running' | 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'lost';
 
 export const FINAL_STATUSES: ReadonlySet<TaskStatus> = new Set([
   'completed',

@@ -47,12 +47,7 @@ export interface TaskInfo {
 }
 
 export type AgentStatus =
-  | 'connecting'
-  | 'online'
-  | 'busy'
-  | 'offline'
-  | 'wrong_key'
-  | 'version_mismatch';
+  'connecting' | 'online' | 'busy' | 'offline' | 'wrong_key' | 'version_mismatch';
 
 /** An agent as the dispatcher reports it. */
 export interface AgentInfo {

@@ -1,7 +1,8 @@
 import { ErrorCode, OctaskError } from './errors';
 import type { Message, MessageType } from './protocol';
 
-type FieldKind = 'string' | 'int' | 'uint' | 'bytes' | 'strings' | 'env' | 'intOrNull' | 'strOrNull';
+type FieldKind =
+  'string' | 'int' | 'uint' | 'bytes' | 'strings' | 'env' | 'intOrNull' | 'strOrNull';
 
 /** The shape of each message: field → kind. `t` is checked separately. */
 const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
@@ -58,10 +59,7 @@ function fits(kind: FieldKind, value: unknown): boolean {
     case 'strings':
       return Array.isArray(value) && value.every((v) => typeof v === 'string');
     case 'env':
-      return (
-        isPlainObject(value) &&
-        Object.values(value).every((v) => typeof v === 'string')
-      );
+      return isPlainObject(value) && Object.values(value).every((v) => typeof v === 'string');
     case 'intOrNull':
       return value === null || Number.isSafeInteger(value);
     case 'strOrNull':
@@ -94,14 +92,27 @@ export function validateMessage(value: unknown): Message {
   for (const [field, kind] of Object.entries(schema)) {
     const v = value[field];
     if (!fits(kind, v)) {
-      throw new OctaskError(ErrorCode.BadField, `${type}.${field} must be ${kind}, got ${describe(v)}`);
+      throw new OctaskError(
+        ErrorCode.BadField,
+        `${type}.${field} must be ${kind}, got ${describe(v)}`,
+      );
     }
     const allowed = ENUMS[field];
     if (allowed && typeof v === 'string' && !allowed.has(v)) {
-      throw new OctaskError(ErrorCode.BadField, `${type}.${field} has unknown value ${JSON.stringify(v).slice(0, 64)}`);
+      throw new OctaskError(
+        ErrorCode.BadField,
+        `${type}.${field} has unknown value ${JSON.stringify(v).slice(0, 64)}`,
+      );
     }
-    if ((field === 'task' || field === 'id') && typeof v === 'string' && (v.length === 0 || v.length > MAX_ID_LENGTH)) {
-      throw new OctaskError(ErrorCode.BadField, `${type}.${field} must be 1 to ${MAX_ID_LENGTH} characters`);
+    if (
+      (field === 'task' || field === 'id') &&
+      typeof v === 'string' &&
+      (v.length === 0 || v.length > MAX_ID_LENGTH)
+    ) {
+      throw new OctaskError(
+        ErrorCode.BadField,
+        `${type}.${field} must be 1 to ${MAX_ID_LENGTH} characters`,
+      );
     }
   }
   return value as unknown as Message;

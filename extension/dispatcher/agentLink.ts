@@ -11,6 +11,8 @@ import { dial, formatAddress } from './transport';
 export interface LinkOptions {
   address: AgentAddress;
   source: 'listed' | 'mdns';
+  /** The name from an mDNS advertisement, shown until the agent's hello says otherwise. */
+  advertisedName?: string;
   key: ClusterKey;
   /** What the dispatcher says of itself in hello. */
   hello: HelloMessage;
@@ -61,7 +63,7 @@ export class AgentLink {
   }
 
   get name(): string {
-    return this.agentHello?.name ?? this.key;
+    return this.agentHello?.name ?? this.options.advertisedName ?? this.key;
   }
 
   get isOnline(): boolean {
@@ -137,9 +139,15 @@ export class AgentLink {
     this.attempt++;
     let ws;
     try {
-      ws = await dial(this.options.address, this.options.key, this.options.connectTimeoutMs ?? 5000);
+      ws = await dial(
+        this.options.address,
+        this.options.key,
+        this.options.connectTimeoutMs ?? 5000,
+      );
     } catch (err) {
-      const error = isOctaskError(err) ? { code: err.code, message: err.message } : { code: ErrorCode.Unreachable, message: String(err) };
+      const error = isOctaskError(err)
+        ? { code: err.code, message: err.message }
+        : { code: ErrorCode.Unreachable, message: String(err) };
       this.setStatus(error.code === ErrorCode.WrongKey ? 'wrong_key' : 'offline', error);
       this.settle();
       this.scheduleReconnect();
@@ -196,8 +204,13 @@ export class AgentLink {
     const wasOnline = this.greeted;
     this.greeted = false;
     this.connection = undefined;
-    const why = error ?? this.lastError ?? { code: ErrorCode.Unreachable, message: `connection closed (${code}${reason ? ': ' + reason : ''})` };
-    const versionMismatch = code === CloseCode.VersionMismatch || why.code === ErrorCode.ProtocolVersion;
+    const why = error ??
+      this.lastError ?? {
+        code: ErrorCode.Unreachable,
+        message: `connection closed (${code}${reason ? ': ' + reason : ''})`,
+      };
+    const versionMismatch =
+      code === CloseCode.VersionMismatch || why.code === ErrorCode.ProtocolVersion;
     this.setStatus(versionMismatch ? 'version_mismatch' : 'offline', why);
     if (wasOnline) this.events.down(this, why);
     this.settle();

@@ -27,11 +27,13 @@ export function browseAgents(events: DiscoveryEvents, logger: Logger): { stop():
   const browser = bonjour.find({ type: MDNS_SERVICE_TYPE });
   browser.on('up', (service) => {
     const txt = (service.txt ?? {}) as Record<string, unknown>;
-    const str = (k: string): string => (typeof txt[k] === 'string' ? (txt[k] as string) : String(txt[k] ?? ''));
+    const str = (k: string): string =>
+      typeof txt[k] === 'string' ? (txt[k] as string) : String(txt[k] ?? '');
     // Prefer the address the answer came from, then any IPv4 one: link-local
     // IPv6 needs a zone id that the advertisement does not carry.
     const addresses = service.addresses ?? [];
-    const host = service.referer?.address ?? addresses.find((a) => isIPv4(a)) ?? addresses[0] ?? service.host;
+    const host =
+      service.referer?.address ?? addresses.find((a) => isIPv4(a)) ?? addresses[0] ?? service.host;
     if (!host || !service.port) return;
     const agent: DiscoveredAgent = {
       instance: service.fqdn || service.name,

@@ -56,6 +56,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private readonly logger: Logger;
   private readonly hello: HelloMessage;
   private discovery: { stop(): void } | undefined;
+  /** mDNS instance name → the link it led to. */
   private readonly discovered = new Map<string, string>();
   private closed = false;
 
@@ -82,7 +83,10 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   start(): void {
     for (const address of this.options.agents ?? []) this.addAgent(address);
     if (this.options.mdns) {
-      this.discovery = browseAgents({ up: (a) => this.discoveredUp(a), down: (i) => this.discovered.delete(i) }, this.logger);
+      this.discovery = browseAgents(
+        { up: (a) => this.discoveredUp(a), down: (i) => this.discoveredDown(i) },
+        this.logger,
+      );
     }
   }
 
@@ -132,17 +136,24 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     }
     const placements: Array<{ where: Placement; shard: number | null; agent: string | null }> = [];
     if (target.kind === 'all') {
-      if (shards > 1) throw new OctaskError(ErrorCode.BadRequest, 'target all and shards do not combine');
+      if (shards > 1)
+        throw new OctaskError(ErrorCode.BadRequest, 'target all and shards do not combine');
       const online = [...this.links.values()].filter((l) => l.isOnline && l.agentHello);
       if (online.length === 0) throw new OctaskError(ErrorCode.NoAgents, this.noAgentsMessage());
-      for (const l of online) placements.push({ where: { kind: 'agentId', id: l.key }, shard: null, agent: l.name });
+      for (const l of online)
+        placements.push({ where: { kind: 'agentId', id: l.key }, shard: null, agent: l.name });
     } else {
       if (target.kind === 'agent' && !this.findByName(target.name)) {
         const known = [...this.links.values()].map((l) => l.name).join(', ') || 'none';
-        throw new OctaskError(ErrorCode.NoSuchAgent, `no agent named ${JSON.stringify(target.name)} (known: ${known})`);
+        throw new OctaskError(
+          ErrorCode.NoSuchAgent,
+          `no agent named ${JSON.stringify(target.name)} (known: ${known})`,
+        );
       }
-      const where: Placement = target.kind === 'agent' ? { kind: 'name', name: target.name } : { kind: 'any' };
-      for (let i = 0; i < shards; i++) placements.push({ where, shard: shards > 1 ? i : null, agent: null });
+      const where: Placement =
+        target.kind === 'agent' ? { kind: 'name', name: target.name } : { kind: 'any' };
+      for (let i = 0; i < shards; i++)
+        placements.push({ where, shard: shards > 1 ? i : null, agent: null });
     }
     const made = this.tasks.create(spec, placements, shards);
     for (const t of made) {
@@ -191,7 +202,12 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     for (const l of this.links.values()) l.close();
   }
 
-  private link(address: AgentAddress, source: 'listed' | 'mdns'): AgentLink {
+  private link(
+    address: AgentAddress,
+    source: 'listed' | 'mdns',
+    start = true,
+    advertisedName?: string,
+  ): AgentLink {
     const key = formatAddress(address);
     const existing = this.links.get(key);
     if (existing) return existing;
@@ -199,6 +215,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       {
         address,
         source,
+        advertisedName,
         key: this.options.key,
         hello: this.hello,
         connectTimeoutMs: this.options.connectTimeoutMs,
@@ -212,17 +229,22 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       },
     );
     this.links.set(key, link);
-    if (!this.closed) link.start();
+    if (!this.closed && start) link.start();
     return link;
   }
 
   private discoveredUp(agent: DiscoveredAgent): void {
-    this.discovered.set(agent.instance, agent.id);
-    const already = [...this.links.values()].some((l) => l.agentHello?.id === agent.id && l.isOnline);
+    const already = [...this.links.values()].some(
+      (l) => l.agentHello?.id === agent.id && l.isOnline,
+    );
     if (already) return;
-    const link = this.link({ host: agent.host, port: agent.port, secure: agent.secure }, 'mdns');
-    if (agent.keyId && agent.keyId !== this.options.key.id && link.status === 'connecting') {
-      link.close();
+    const address = { host: agent.host, port: agent.port, secure: agent.secure };
+    // The TXT record names the agent's key: one of another cluster is shown
+    // as such without a handshake it could only fail.
+    const wrongKey = agent.keyId !== '' && agent.keyId !== this.options.key.id;
+    const link = this.link(address, 'mdns', !wrongKey, agent.name);
+    this.discovered.set(agent.instance, link.key);
+    if (wrongKey) {
       link.markRefused('wrong_key', {
         code: ErrorCode.WrongKey,
         message: `${agent.name} advertises cluster key id ${agent.keyId}; this dispatcher holds ${this.options.key.id}`,
@@ -230,12 +252,25 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     }
   }
 
+  /** An advertisement went away: forget the agent unless it is still connected. */
+  private discoveredDown(instance: string): void {
+    const key = this.discovered.get(instance);
+    this.discovered.delete(instance);
+    const link = key ? this.links.get(key) : undefined;
+    if (!link || link.options.source !== 'mdns' || link.isOnline) return;
+    link.close();
+    this.links.delete(link.key);
+    this.emit('agent', { ...link.info(), status: 'offline' });
+  }
+
   private findByName(name: string): AgentLink | undefined {
     return [...this.links.values()].find((l) => l.name === name || l.key === name);
   }
 
   private noAgentsMessage(): string {
-    const reasons = [...this.links.values()].map((l) => `${l.key}: ${l.lastError?.message ?? l.status}`);
+    const reasons = [...this.links.values()].map(
+      (l) => `${l.key}: ${l.lastError?.message ?? l.status}`,
+    );
     return reasons.length === 0
       ? 'no agent found; list one with --agent HOST:PORT, or start one (octask-agent)'
       : `no agent is online (${reasons.join('; ')})`;
@@ -244,15 +279,23 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private agentChanged(link: AgentLink): void {
     if (link.isOnline && link.agentHello) {
       // Another link already reaches this same agent (listed and found by mDNS).
-      const twin = [...this.links.values()].find((l) => l !== link && l.isOnline && l.agentHello?.id === link.agentHello?.id);
+      const twin = [...this.links.values()].find(
+        (l) => l !== link && l.isOnline && l.agentHello?.id === link.agentHello?.id,
+      );
       if (twin && !this.scheduler.isOnline(link.key)) {
         this.links.delete(link.key);
         link.close();
         return;
       }
       if (!this.scheduler.isOnline(link.key)) {
-        this.scheduler.agentOnline({ id: link.key, name: link.name, slots: link.agentHello.maxJobs }, link.running);
-        this.logger.info(`agent ${link.name} joined`, { address: link.key, slots: link.agentHello.maxJobs });
+        this.scheduler.agentOnline(
+          { id: link.key, name: link.name, slots: link.agentHello.maxJobs },
+          link.running,
+        );
+        this.logger.info(`agent ${link.name} joined`, {
+          address: link.key,
+          slots: link.agentHello.maxJobs,
+        });
         this.schedule();
       }
     }
@@ -269,7 +312,10 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         task.lostRetriesLeft--;
         this.requeue(task.info.id, `agent ${link.name} lost; retrying`);
       } else {
-        this.finish(task.info.id, 'lost', { code: ErrorCode.Unreachable, message: `agent ${link.name} was lost while running the task` });
+        this.finish(task.info.id, 'lost', {
+          code: ErrorCode.Unreachable,
+          message: `agent ${link.name} was lost while running the task`,
+        });
       }
     }
     // Tasks pinned to this agent (target all) can no longer run.
@@ -277,7 +323,10 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       const task = this.tasks.get(id);
       if (task?.where.kind === 'agentId' && task.where.id === link.key) {
         this.scheduler.dequeue(id);
-        this.finish(id, 'lost', { code: ErrorCode.Unreachable, message: `agent ${link.name} is gone` });
+        this.finish(id, 'lost', {
+          code: ErrorCode.Unreachable,
+          message: `agent ${link.name} is gone`,
+        });
       }
     }
     this.schedule();
@@ -317,7 +366,10 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
           this.scheduler.agentOffline(link.key);
           this.requeue(message.task, `agent ${link.name} is shutting down`);
         } else {
-          this.finish(message.task, 'failed', { code: message.code, message: `${link.name}: ${message.message}` });
+          this.finish(message.task, 'failed', {
+            code: message.code,
+            message: `${link.name}: ${message.message}`,
+          });
         }
         this.schedule();
         return;
@@ -325,7 +377,10 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       case 'started':
         return;
       case 'error':
-        this.logger.warn(`agent ${link.name} reported an error`, { code: message.code, message: message.message });
+        this.logger.warn(`agent ${link.name} reported an error`, {
+          code: message.code,
+          message: message.message,
+        });
         return;
       case 'hello':
         return;
@@ -344,7 +399,11 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     const task = this.tasks.transition(id, status);
     task.info.error = error;
     if (status === 'failed' || status === 'lost' || status === 'timed_out') {
-      this.logger.info(`task ${id} ${status}`, { agent: task.info.agent, exitCode: task.info.exitCode, error });
+      this.logger.info(`task ${id} ${status}`, {
+        agent: task.info.agent,
+        exitCode: task.info.exitCode,
+        error,
+      });
     }
     this.emit('task', task.info);
   }
@@ -368,7 +427,8 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         timeoutMs: Math.round((task.spec.timeoutSec ?? 0) * 1000),
       });
       this.emit('task', task.info);
-      if (!sent && link) this.agentDown(link, { code: ErrorCode.Unreachable, message: 'not connected' });
+      if (!sent && link)
+        this.agentDown(link, { code: ErrorCode.Unreachable, message: 'not connected' });
     }
   }
 }

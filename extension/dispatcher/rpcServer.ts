@@ -37,9 +37,17 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
   let dispatcher: Dispatcher | undefined;
   const decoders = new Map<string, StringDecoder>();
 
-  const log = (level: LogEvent['level'], message: string, fields?: Record<string, unknown>): void => {
+  const log = (
+    level: LogEvent['level'],
+    message: string,
+    fields?: Record<string, unknown>,
+  ): void => {
     const text = fields ? `${message} ${JSON.stringify(fields)}` : message;
-    void connection.sendNotification(RpcMethod.log, { level, message: text, time: Date.now() } satisfies LogEvent);
+    void connection.sendNotification(RpcMethod.log, {
+      level,
+      message: text,
+      time: Date.now(),
+    } satisfies LogEvent);
   };
   const logger: Logger = {
     debug: (m, f) => log('debug', m, f),
@@ -48,18 +56,23 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     error: (m, f) => log('error', m, f),
   };
   const need = (): Dispatcher => {
-    if (!dispatcher) throw new ResponseError(RPC_ERROR, 'the dispatcher is not initialized yet', { code: ErrorCode.BadRequest });
+    if (!dispatcher)
+      throw new ResponseError(RPC_ERROR, 'the dispatcher is not initialized yet', {
+        code: ErrorCode.BadRequest,
+      });
     return dispatcher;
   };
-  const guard = <P, R>(fn: (params: P) => R) => (params: P): R => {
-    try {
-      return fn(params);
-    } catch (err) {
-      if (err instanceof ResponseError) throw err;
-      if (isOctaskError(err)) throw new ResponseError(RPC_ERROR, err.message, { code: err.code });
-      throw new ResponseError(RPC_ERROR, String(err), { code: ErrorCode.BadRequest });
-    }
-  };
+  const guard =
+    <P, R>(fn: (params: P) => R) =>
+    (params: P): R => {
+      try {
+        return fn(params);
+      } catch (err) {
+        if (err instanceof ResponseError) throw err;
+        if (isOctaskError(err)) throw new ResponseError(RPC_ERROR, err.message, { code: err.code });
+        throw new ResponseError(RPC_ERROR, String(err), { code: ErrorCode.BadRequest });
+      }
+    };
 
   connection.onInitialize((params) => {
     const init = (params.initializationOptions ?? {}) as DispatcherInitOptions;
@@ -67,9 +80,16 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     try {
       key = init.key ? parseKey(init.key, 'the key from the editor') : defaults.loadKey();
     } catch (err) {
-      throw new ResponseError(RPC_ERROR, (err as Error).message, { code: isOctaskError(err) ? err.code : ErrorCode.BadKeyFile });
+      throw new ResponseError(RPC_ERROR, (err as Error).message, {
+        code: isOctaskError(err) ? err.code : ErrorCode.BadKeyFile,
+      });
     }
-    dispatcher = new Dispatcher({ key, agents: init.agents ?? defaults.agents, mdns: init.mdns ?? defaults.mdns, logger });
+    dispatcher = new Dispatcher({
+      key,
+      agents: init.agents ?? defaults.agents,
+      mdns: init.mdns ?? defaults.mdns,
+      logger,
+    });
     dispatcher.on('agent', (a) => void connection.sendNotification(RpcMethod.workersDidChange, a));
     dispatcher.on('task', (t) => {
       void connection.sendNotification(RpcMethod.tasksDidChange, t);
@@ -82,18 +102,43 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
       const k = `${chunk.task}\0${chunk.stream}`;
       let decoder = decoders.get(k);
       if (!decoder) decoders.set(k, (decoder = new StringDecoder('utf8')));
-      const text = decoder.write(Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength));
-      if (text) void connection.sendNotification(RpcMethod.output, { task: chunk.task, stream: chunk.stream, text } satisfies OutputEvent);
+      const text = decoder.write(
+        Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength),
+      );
+      if (text)
+        void connection.sendNotification(RpcMethod.output, {
+          task: chunk.task,
+          stream: chunk.stream,
+          text,
+        } satisfies OutputEvent);
     });
     return { capabilities: {}, serverInfo: { name: 'octask-dispatcher', version: OCTASK_VERSION } };
   });
   connection.onInitialized(() => dispatcher?.start());
-  connection.onRequest(RpcMethod.submit, guard((spec: TaskSpec): SubmitResult => ({ tasks: need().submit(spec) })));
-  connection.onRequest(RpcMethod.cancel, guard((params: { id: string }) => need().cancel(params.id)));
-  connection.onRequest(RpcMethod.listTasks, guard(() => need().tasks.list()));
-  connection.onRequest(RpcMethod.listAgents, guard(() => need().agents()));
-  connection.onRequest(RpcMethod.addAgent, guard((params: { address: string }) => need().addAgent(params.address)));
-  connection.onRequest(RpcMethod.removeAgent, guard((params: { address: string }) => need().removeAgent(params.address)));
+  connection.onRequest(
+    RpcMethod.submit,
+    guard((spec: TaskSpec): SubmitResult => ({ tasks: need().submit(spec) })),
+  );
+  connection.onRequest(
+    RpcMethod.cancel,
+    guard((params: { id: string }) => need().cancel(params.id)),
+  );
+  connection.onRequest(
+    RpcMethod.listTasks,
+    guard(() => need().tasks.list()),
+  );
+  connection.onRequest(
+    RpcMethod.listAgents,
+    guard(() => need().agents()),
+  );
+  connection.onRequest(
+    RpcMethod.addAgent,
+    guard((params: { address: string }) => need().addAgent(params.address)),
+  );
+  connection.onRequest(
+    RpcMethod.removeAgent,
+    guard((params: { address: string }) => need().removeAgent(params.address)),
+  );
   connection.onShutdown(() => dispatcher?.close());
 
   return new Promise((resolve) => {

@@ -6,7 +6,8 @@
  */
 
 /** Where a queued task may go. `agentId` pins it to one agent (used by target `all`). */
-export type Placement = { kind: 'any' } | { kind: 'name'; name: string } | { kind: 'agentId'; id: string };
+export type Placement =
+  { kind: 'any' } | { kind: 'name'; name: string } | { kind: 'agentId'; id: string };
 
 export interface SlotAgent {
   id: string;

@@ -38,7 +38,11 @@ describe('task table', () => {
 
   it('counts attempts and stamps times through a retry', () => {
     const table = new TaskTable();
-    const [t] = table.create({ command: 'x' }, [{ where: { kind: 'any' }, shard: null, agent: null }], 1);
+    const [t] = table.create(
+      { command: 'x' },
+      [{ where: { kind: 'any' }, shard: null, agent: null }],
+      1,
+    );
     const id = t!.info.id;
     table.transition(id, 'running');
     table.transition(id, 'pending');

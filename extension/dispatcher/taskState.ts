@@ -17,7 +17,8 @@ export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
 }
 
 export function assertTransition(task: string, from: TaskStatus, to: TaskStatus): void {
-  if (!canTransition(from, to)) throw new Error(`task ${task}: illegal transition ${from} -> ${to}`);
+  if (!canTransition(from, to))
+    throw new Error(`task ${task}: illegal transition ${from} -> ${to}`);
 }
 
 export function isFinal(status: TaskStatus): boolean {

@@ -99,7 +99,8 @@ export class TaskTable {
       info.durationMs = null;
     } else if (isFinal(to)) {
       info.endedAt = Date.now();
-      if (info.durationMs === null && info.startedAt !== null) info.durationMs = info.endedAt - info.startedAt;
+      if (info.durationMs === null && info.startedAt !== null)
+        info.durationMs = info.endedAt - info.startedAt;
       record.link = null;
     }
     return record;

@@ -32,10 +32,14 @@ export function parseAddress(text: string, defaultPort: number): AgentAddress {
     rest = rest.slice(6);
   }
   rest = rest.replace(/\/$/, '');
-  const m = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(rest) ?? /^([^:[\]\s/]+)(?::(\d+))?$/.exec(rest);
+  const m =
+    /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(rest) ?? /^([^:[\]\s/]+)(?::(\d+))?$/.exec(rest);
   const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
   if (!m || !m[1] || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new OctaskError(ErrorCode.BadRequest, `not an agent address: ${JSON.stringify(text)} (expected HOST:PORT)`);
+    throw new OctaskError(
+      ErrorCode.BadRequest,
+      `not an agent address: ${JSON.stringify(text)} (expected HOST:PORT)`,
+    );
   }
   return { host: m[1], port, secure };
 }
@@ -68,12 +72,21 @@ export function dial(address: AgentAddress, key: ClusterKey, timeoutMs: number):
           ),
         );
       } else {
-        reject(new OctaskError(ErrorCode.Unreachable, `cannot reach ${formatAddress(address)}: ${err.code ?? err.message}`));
+        reject(
+          new OctaskError(
+            ErrorCode.Unreachable,
+            `cannot reach ${formatAddress(address)}: ${err.code ?? err.message}`,
+          ),
+        );
       }
     };
     ws.once('error', fail);
     ws.once('unexpected-response', (_req, res) => {
-      fail(new Error(`answered HTTP ${res.statusCode} instead of opening a WebSocket; is it an octask-agent?`));
+      fail(
+        new Error(
+          `answered HTTP ${res.statusCode} instead of opening a WebSocket; is it an octask-agent?`,
+        ),
+      );
     });
     ws.once('open', () => {
       ws.removeListener('error', fail);

@@ -53,23 +53,38 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
   const workdir = mkdtempSync(join(tmpdir(), `octask-${name}-`));
   const args = [
     AGENT_BIN,
-    '--name', name,
-    '--bind', options.bind ?? '127.0.0.1',
-    '--port', '0',
+    '--name',
+    name,
+    '--bind',
+    options.bind ?? '127.0.0.1',
+    '--port',
+    '0',
     '--no-mdns',
-    '--key-file', options.keyFile,
-    '--workdir', workdir,
-    '--max-jobs', String(options.maxJobs ?? 2),
-    '--kill-grace', '1',
+    '--key-file',
+    options.keyFile,
+    '--workdir',
+    workdir,
+    '--max-jobs',
+    String(options.maxJobs ?? 2),
+    '--kill-grace',
+    '1',
     ...(options.args ?? []),
   ];
-  const [file, ...rest] = options.wrap ? [...options.wrap, process.execPath, ...args] : [process.execPath, ...args];
-  const proc = spawn(file as string, rest, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
+  const [file, ...rest] = options.wrap
+    ? [...options.wrap, process.execPath, ...args]
+    : [process.execPath, ...args];
+  const proc = spawn(file as string, rest, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
   const logs: Array<Record<string, unknown>> = [];
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   return new Promise((resolvePromise, reject) => {
     const lines = createInterface({ input: proc.stderr! });
-    const timer = setTimeout(() => reject(new Error(`agent ${name} did not start within 15 s`)), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`agent ${name} did not start within 15 s`)),
+      15_000,
+    );
     lines.on('line', (line) => {
       let record: Record<string, unknown>;
       try {
@@ -104,7 +119,9 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`agent ${name} exited with ${code} before listening: ${JSON.stringify(logs)}`));
+      reject(
+        new Error(`agent ${name} exited with ${code} before listening: ${JSON.stringify(logs)}`),
+      );
     });
   });
 }
@@ -116,9 +133,17 @@ export interface CliResult {
 }
 
 /** Runs the `octask` CLI to completion. */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; wrap?: string[]; onSpawn?: (p: ChildProcess) => void } = {}): Promise<CliResult> {
-  const [file, ...rest] = options.wrap ? [...options.wrap, process.execPath, CLI_BIN, ...args] : [process.execPath, CLI_BIN, ...args];
-  const proc = spawn(file as string, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+export function runCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; wrap?: string[]; onSpawn?: (p: ChildProcess) => void } = {},
+): Promise<CliResult> {
+  const [file, ...rest] = options.wrap
+    ? [...options.wrap, process.execPath, CLI_BIN, ...args]
+    : [process.execPath, CLI_BIN, ...args];
+  const proc = spawn(file as string, rest, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
   options.onSpawn?.(proc);
   let stdout = '';
   let stderr = '';

@@ -26,7 +26,10 @@ export async function ip(args: string[]): Promise<string> {
     return stdout;
   } catch (err) {
     const e = err as Error & { stderr?: string; code?: string | number };
-    const why = e.code === 'ENOENT' ? 'the ip command (iproute2) is not installed' : (e.stderr ?? '').trim() || e.message;
+    const why =
+      e.code === 'ENOENT'
+        ? 'the ip command (iproute2) is not installed'
+        : (e.stderr ?? '').trim() || e.message;
     throw new Error(`ip ${args.join(' ')} failed: ${why}`);
   }
 }
@@ -37,7 +40,9 @@ export async function ip(args: string[]): Promise<string> {
  */
 export function assertCanMakeNamespaces(): void {
   if (process.platform !== 'linux') {
-    throw new Error(`the network-namespace tests need Linux, not ${process.platform}; they do not skip`);
+    throw new Error(
+      `the network-namespace tests need Linux, not ${process.platform}; they do not skip`,
+    );
   }
   const uid = process.getuid?.();
   if (uid !== 0) {
@@ -79,14 +84,22 @@ export interface TwoHostLanOptions {
 export async function createTwoHostLan(options: TwoHostLanOptions): Promise<TwoHostLan> {
   for (const address of [options.addressA, options.addressB]) {
     const m = TEST_NET.exec(address);
-    if (!m || Number(m[1]) < 1 || Number(m[1]) > 254) throw new Error(`test hosts must use 198.51.100.1-254, not ${address}`);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 254)
+      throw new Error(`test hosts must use 198.51.100.1-254, not ${address}`);
   }
   if (options.ifaceStem.length > 13 || !/^[A-Za-z0-9-]+$/.test(options.ifaceStem)) {
-    throw new Error(`interface stem ${JSON.stringify(options.ifaceStem)} must be 1-13 of A-Z a-z 0-9 -`);
+    throw new Error(
+      `interface stem ${JSON.stringify(options.ifaceStem)} must be 1-13 of A-Z a-z 0-9 -`,
+    );
   }
   const host = (suffix: 'a' | 'b', address: string): NetnsHost => {
     const ns = `${options.prefix}-${suffix}`;
-    return { ns, iface: `${options.ifaceStem}${suffix}`, address, wrap: ['ip', 'netns', 'exec', ns] };
+    return {
+      ns,
+      iface: `${options.ifaceStem}${suffix}`,
+      address,
+      wrap: ['ip', 'netns', 'exec', ns],
+    };
   };
   const a = host('a', options.addressA);
   const b = host('b', options.addressB);
@@ -132,9 +145,11 @@ export async function createTwoHostLan(options: TwoHostLanOptions): Promise<TwoH
     }
     const left = (await ip(['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '');
     const stuck = made.filter((ns) => left.includes(ns));
-    if (stuck.length > 0) errors.push(`namespaces still present after cleanup: ${stuck.join(', ')}`);
+    if (stuck.length > 0)
+      errors.push(`namespaces still present after cleanup: ${stuck.join(', ')}`);
     made.length = 0;
-    if (errors.length > 0) throw new Error(`network namespace cleanup failed:\n  ${errors.join('\n  ')}`);
+    if (errors.length > 0)
+      throw new Error(`network namespace cleanup failed:\n  ${errors.join('\n  ')}`);
   };
 
   try {
@@ -143,7 +158,20 @@ export async function createTwoHostLan(options: TwoHostLanOptions): Promise<TwoH
       made.push(h.ns);
     }
     // Made directly inside the namespaces: nothing ever appears in the host's own namespace.
-    await ip(['link', 'add', a.iface, 'netns', a.ns, 'type', 'veth', 'peer', 'name', b.iface, 'netns', b.ns]);
+    await ip([
+      'link',
+      'add',
+      a.iface,
+      'netns',
+      a.ns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      b.iface,
+      'netns',
+      b.ns,
+    ]);
     for (const h of [a, b]) {
       await ip(['-n', h.ns, 'link', 'set', 'lo', 'up']);
       await ip(['-n', h.ns, 'addr', 'add', `${h.address}/24`, 'dev', h.iface]);
@@ -153,7 +181,8 @@ export async function createTwoHostLan(options: TwoHostLanOptions): Promise<TwoH
     }
     for (const h of [a, b]) {
       const link = await ip(['-n', h.ns, '-o', 'link', 'show', 'dev', h.iface]);
-      if (!/[<,]MULTICAST[,>]/.test(link)) throw new Error(`${h.ns}/${h.iface} has no MULTICAST flag: ${link.trim()}`);
+      if (!/[<,]MULTICAST[,>]/.test(link))
+        throw new Error(`${h.ns}/${h.iface} has no MULTICAST flag: ${link.trim()}`);
     }
   } catch (err) {
     try {
@@ -223,17 +252,30 @@ export function startNetnsAgent(options: NetnsAgentOptions): Promise<StartedAgen
   const { host, name } = options;
   const workdir = mkdtempSync(join(tmpdir(), `octask-${name}-`));
   const args = [
-    'netns', 'exec', host.ns,
-    process.execPath, AGENT_BIN,
-    '--name', name,
-    '--bind', host.address,
-    '--port', '0',
-    '--key-file', options.keyFile,
-    '--workdir', workdir,
-    '--max-jobs', String(options.maxJobs ?? 1),
-    '--kill-grace', '1',
+    'netns',
+    'exec',
+    host.ns,
+    process.execPath,
+    AGENT_BIN,
+    '--name',
+    name,
+    '--bind',
+    host.address,
+    '--port',
+    '0',
+    '--key-file',
+    options.keyFile,
+    '--workdir',
+    workdir,
+    '--max-jobs',
+    String(options.maxJobs ?? 1),
+    '--kill-grace',
+    '1',
   ];
-  const proc = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...cleanOctaskEnv() } });
+  const proc = spawn('ip', args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...cleanOctaskEnv() },
+  });
   const logs: Array<Record<string, unknown>> = [];
   const rawLines: string[] = [];
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
@@ -254,9 +296,16 @@ export function startNetnsAgent(options: NetnsAgentOptions): Promise<StartedAgen
       clearTimeout(timer);
       void stop().then(() => reject(new Error(`${message}; its stderr:\n${rawLines.join('\n')}`)));
     };
-    const timer = setTimeout(() => fail(`agent ${name} in ${host.ns} did not start within 15 s`), 15_000);
-    proc.once('error', (err) => fail(`cannot spawn ip netns exec for agent ${name}: ${err.message}`));
-    void exited.then((code) => fail(`agent ${name} in ${host.ns} exited with ${String(code)} before listening`));
+    const timer = setTimeout(
+      () => fail(`agent ${name} in ${host.ns} did not start within 15 s`),
+      15_000,
+    );
+    proc.once('error', (err) =>
+      fail(`cannot spawn ip netns exec for agent ${name}: ${err.message}`),
+    );
+    void exited.then((code) =>
+      fail(`agent ${name} in ${host.ns} exited with ${String(code)} before listening`),
+    );
     createInterface({ input: proc.stderr! }).on('line', (line) => {
       rawLines.push(line);
       let record: Record<string, unknown>;
@@ -274,7 +323,16 @@ export function startNetnsAgent(options: NetnsAgentOptions): Promise<StartedAgen
       done = true;
       clearTimeout(timer);
       const port = record.port as number;
-      resolvePromise({ proc, port, name, address: `${host.address}:${port}`, workdir, logs, exited, stop });
+      resolvePromise({
+        proc,
+        port,
+        name,
+        address: `${host.address}:${port}`,
+        workdir,
+        logs,
+        exited,
+        stop,
+      });
     });
   });
 }

@@ -46,7 +46,9 @@ export function ancestors(pid: number): number[] {
   for (let i = 0; i < 32; i++) {
     let ppid: number;
     try {
-      ppid = Number(execFileSync('ps', ['-o', 'ppid=', '-p', String(current)], { encoding: 'utf8' }).trim());
+      ppid = Number(
+        execFileSync('ps', ['-o', 'ppid=', '-p', String(current)], { encoding: 'utf8' }).trim(),
+      );
     } catch {
       break;
     }

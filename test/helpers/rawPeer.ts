@@ -19,14 +19,28 @@ export interface RawPeer {
 
 export function dispatcherHello(over: Partial<HelloMessage> = {}): HelloMessage {
   return {
-    t: 'hello', protocol: PROTOCOL_VERSION, role: 'dispatcher', id: 'raw-test', name: 'raw', version: 'test',
-    os: 'linux', arch: 'x64', cpus: 1, memory: 1, maxJobs: 0, running: 0, tags: [],
+    t: 'hello',
+    protocol: PROTOCOL_VERSION,
+    role: 'dispatcher',
+    id: 'raw-test',
+    name: 'raw',
+    version: 'test',
+    os: 'linux',
+    arch: 'x64',
+    cpus: 1,
+    memory: 1,
+    maxJobs: 0,
+    running: 0,
+    tags: [],
     ...over,
   };
 }
 
 export function rawDial(port: number, key: ClusterKey): Promise<RawPeer> {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}/`, pskClientOptions(key) as unknown as WebSocket.ClientOptions);
+  const ws = new WebSocket(
+    `wss://127.0.0.1:${port}/`,
+    pskClientOptions(key) as unknown as WebSocket.ClientOptions,
+  );
   const inbox: Message[] = [];
   const waiters: Array<(m: Message) => void> = [];
   ws.on('message', (data: Buffer) => {
@@ -49,7 +63,9 @@ export function rawDial(port: number, key: ClusterKey): Promise<RawPeer> {
           if (m) return Promise.resolve(m);
           return new Promise((res, rej) => {
             waiters.push(res);
-            void closed.then((c) => rej(new Error(`closed (${c.code} ${c.reason}) while waiting for a frame`)));
+            void closed.then((c) =>
+              rej(new Error(`closed (${c.code} ${c.reason}) while waiting for a frame`)),
+            );
           });
         },
         closed,
@@ -59,12 +75,22 @@ export function rawDial(port: number, key: ClusterKey): Promise<RawPeer> {
 }
 
 /** An "agent" that completes the TLS handshake and answers hello with whatever the test says. */
-export async function fakeAgent(key: ClusterKey, hello: Partial<HelloMessage>): Promise<{ port: number; close(): void }> {
+export async function fakeAgent(
+  key: ClusterKey,
+  hello: Partial<HelloMessage>,
+): Promise<{ port: number; close(): void }> {
   const server = createServer(pskServerOptions(key));
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws) => {
     ws.on('message', () => {
-      const reply: HelloMessage = { ...dispatcherHello(), role: 'agent', id: 'fake', name: 'fake', maxJobs: 1, ...hello };
+      const reply: HelloMessage = {
+        ...dispatcherHello(),
+        role: 'agent',
+        id: 'fake',
+        name: 'fake',
+        maxJobs: 1,
+        ...hello,
+      };
       ws.send(encodeMessage(reply));
     });
   });

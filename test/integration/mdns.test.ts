@@ -2,7 +2,13 @@ import { strict as assert } from 'node:assert';
 import type { CliResult, StartedAgent } from '../helpers/agentProcess';
 import { newKeyFile, runCli, tempDir } from '../helpers/agentProcess';
 import type { TwoHostLan } from '../helpers/netns';
-import { assertCanMakeNamespaces, cleanOctaskEnv, createTwoHostLan, removeStaleNamespaces, startNetnsAgent } from '../helpers/netns';
+import {
+  assertCanMakeNamespaces,
+  cleanOctaskEnv,
+  createTwoHostLan,
+  removeStaleNamespaces,
+  startNetnsAgent,
+} from '../helpers/netns';
 import type { AgentInfo } from '../../shared/rpc';
 
 /*
@@ -21,11 +27,23 @@ function parseAgents(result: CliResult): AgentInfo[] {
   try {
     parsed = JSON.parse(result.stdout);
   } catch {
-    assert.fail(`octask agents --json printed no JSON (exit ${String(result.code)})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+    assert.fail(
+      `octask agents --json printed no JSON (exit ${String(result.code)})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+    );
   }
   const agents = (parsed as { agents?: unknown } | null)?.agents;
   assert.ok(Array.isArray(agents), `no "agents" array in ${result.stdout}`);
   return agents as AgentInfo[];
+}
+
+/** Polls `check` every 50 ms until it holds or `ms` pass; returns whether it held. */
+async function eventually(check: () => boolean, ms = 1000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
 }
 
 function describeRun(result: CliResult): string {
@@ -72,7 +90,11 @@ describe('mDNS discovery across hosts @integration', function () {
 
     before(async function () {
       if (!lan) throw new Error('the LAN was not set up');
-      agent = await startNetnsAgent({ host: lan.a, keyFile: clusterKey.path, name: `alpha-${process.pid}` });
+      agent = await startNetnsAgent({
+        host: lan.a,
+        keyFile: clusterKey.path,
+        name: `alpha-${process.pid}`,
+      });
     });
 
     after(async function () {
@@ -84,7 +106,11 @@ describe('mDNS discovery across hosts @integration', function () {
       const result = await cliOnB(['agents', '--json']);
       assert.equal(result.code, 0, describeRun(result));
       const agents = parseAgents(result);
-      assert.equal(agents.length, 1, `expected exactly the one agent on the LAN, got ${result.stdout}`);
+      assert.equal(
+        agents.length,
+        1,
+        `expected exactly the one agent on the LAN, got ${result.stdout}`,
+      );
       const [found] = agents;
       assert.ok(found);
       assert.equal(found.name, agent.name);
@@ -94,10 +120,12 @@ describe('mDNS discovery across hosts @integration', function () {
       assert.equal(found.lastError, null);
       assert.equal(found.maxJobs, 1);
       // The connection really crossed the veth from host B.
-      const connected = agent.logs.filter((r) => r.msg === 'dispatcher connected').map((r) => String(r.peer));
+      const started = agent;
+      const connected = (): string[] =>
+        started.logs.filter((r) => r.msg === 'dispatcher connected').map((r) => String(r.peer));
       assert.ok(
-        connected.some((peer) => peer.startsWith(`${ADDRESS_B}:`)),
-        `the agent saw no dispatcher from ${ADDRESS_B}; it logged connections from ${JSON.stringify(connected)}`,
+        await eventually(() => connected().some((peer) => peer.startsWith(`${ADDRESS_B}:`))),
+        `the agent saw no dispatcher from ${ADDRESS_B}; it logged connections from ${JSON.stringify(connected())}`,
       );
     });
 
@@ -123,7 +151,11 @@ describe('mDNS discovery across hosts @integration', function () {
       if (!lan || !dir) throw new Error('the LAN was not set up');
       otherKey = newKeyFile(dir.path, 'other-cluster-key');
       assert.notEqual(otherKey.key.id, clusterKey.key.id);
-      agent = await startNetnsAgent({ host: lan.a, keyFile: otherKey.path, name: `beta-${process.pid}` });
+      agent = await startNetnsAgent({
+        host: lan.a,
+        keyFile: otherKey.path,
+        name: `beta-${process.pid}`,
+      });
     });
 
     after(async function () {
@@ -136,7 +168,11 @@ describe('mDNS discovery across hosts @integration', function () {
       // None online: agents exits 125.
       assert.equal(result.code, 125, describeRun(result));
       const agents = parseAgents(result);
-      assert.equal(agents.length, 1, `expected exactly the one agent on the LAN, got ${result.stdout}`);
+      assert.equal(
+        agents.length,
+        1,
+        `expected exactly the one agent on the LAN, got ${result.stdout}`,
+      );
       const [found] = agents;
       assert.ok(found);
       assert.equal(found.status, 'wrong_key');
@@ -147,21 +183,29 @@ describe('mDNS discovery across hosts @integration', function () {
 
     it('is judged from the key id in its TXT record, without dialling it', async function () {
       assert.ok(agent);
-      const rejectedBefore = agent.logs.filter((r) => r.msg === 'rejected a connection: the peer does not hold this cluster key').length;
+      const rejectedBefore = agent.logs.filter(
+        (r) => r.msg === 'rejected a connection: the peer does not hold this cluster key',
+      ).length;
       const result = await cliOnB(['agents', '--json']);
       assert.equal(result.code, 125, describeRun(result));
       const [found] = parseAgents(result);
       assert.equal(found?.status, 'wrong_key', result.stdout);
       // Give the agent's log line (if any) time to arrive through the pipe.
       await new Promise((r) => setTimeout(r, 300));
-      const rejected = agent.logs.filter((r) => r.msg === 'rejected a connection: the peer does not hold this cluster key');
+      const rejected = agent.logs.filter(
+        (r) => r.msg === 'rejected a connection: the peer does not hold this cluster key',
+      );
       const problems: string[] = [];
       if (rejected.length > rejectedBefore) {
-        problems.push(`the dispatcher dialled the agent anyway: it logged ${JSON.stringify(rejected.slice(rejectedBefore))}`);
+        problems.push(
+          `the dispatcher dialled the agent anyway: it logged ${JSON.stringify(rejected.slice(rejectedBefore))}`,
+        );
       }
       const message = found?.lastError?.message ?? '';
       if (!message.includes(otherKey.key.id)) {
-        problems.push(`the error does not name the key id the agent advertises (${otherKey.key.id}): ${JSON.stringify(message)}`);
+        problems.push(
+          `the error does not name the key id the agent advertises (${otherKey.key.id}): ${JSON.stringify(message)}`,
+        );
       }
       assert.deepEqual(problems, []);
     });
@@ -171,7 +215,10 @@ describe('mDNS discovery across hosts @integration', function () {
       assert.equal(result.code, 125, describeRun(result));
       assert.match(result.stderr, /E_WRONG_KEY/, describeRun(result));
       assert.match(result.stderr, /\bkey\b/i, describeRun(result));
-      assert.ok(!result.stdout.includes('hi from'), `the command ran anyway: ${describeRun(result)}`);
+      assert.ok(
+        !result.stdout.includes('hi from'),
+        `the command ran anyway: ${describeRun(result)}`,
+      );
     });
   });
 });

@@ -3,7 +3,15 @@ import type { StartedAgent } from '../helpers/agentProcess';
 import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
 
 interface RunJson {
-  tasks: Array<{ id: string; agent: string; status: string; exitCode: number | null; shard: number | null; attempts: number; durationMs: number }>;
+  tasks: Array<{
+    id: string;
+    agent: string;
+    status: string;
+    exitCode: number | null;
+    shard: number | null;
+    attempts: number;
+    durationMs: number;
+  }>;
 }
 
 describe('octask run against real agents @integration', function () {
@@ -12,7 +20,15 @@ describe('octask run against real agents @integration', function () {
   let keyFile: string;
   let a: StartedAgent;
   let b: StartedAgent;
-  const base = (): string[] => ['--agent', a.address, '--agent', b.address, '--key-file', keyFile, '--no-mdns'];
+  const base = (): string[] => [
+    '--agent',
+    a.address,
+    '--agent',
+    b.address,
+    '--key-file',
+    keyFile,
+    '--no-mdns',
+  ];
 
   before(async () => {
     keyFile = newKeyFile(dir.path).path;
@@ -36,7 +52,12 @@ describe('octask run against real agents @integration', function () {
   });
 
   it('streams output in order', async () => {
-    const r = await runCli(['run', ...base(), '--', 'i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done']);
+    const r = await runCli([
+      'run',
+      ...base(),
+      '--',
+      'i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
     assert.equal(lines.length, 3000);
@@ -55,27 +76,54 @@ describe('octask run against real agents @integration', function () {
       },
     });
     assert.equal(r.code, 0);
-    assert.ok(sawFirst > 0 && finished - sawFirst >= 700, `first line arrived ${finished - sawFirst} ms before the end`);
+    assert.ok(
+      sawFirst > 0 && finished - sawFirst >= 700,
+      `first line arrived ${finished - sawFirst} ms before the end`,
+    );
   });
 
   it('spreads shards over agents, with index and count in the environment', async () => {
-    const r = await runCli(['run', ...base(), '--shards', '4', '--json', '--', 'echo "shard=$OCTASK_SHARD_INDEX/$OCTASK_SHARD_COUNT"; sleep 0.3']);
+    const r = await runCli([
+      'run',
+      ...base(),
+      '--shards',
+      '4',
+      '--json',
+      '--',
+      'echo "shard=$OCTASK_SHARD_INDEX/$OCTASK_SHARD_COUNT"; sleep 0.3',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as RunJson;
     assert.equal(doc.tasks.length, 4);
     assert.deepEqual(doc.tasks.map((t) => t.shard).sort(), [0, 1, 2, 3]);
     assert.deepEqual(new Set(doc.tasks.map((t) => t.agent)), new Set(['alpha', 'beta']));
-    for (let i = 0; i < 4; i++) assert.match(r.stderr, new RegExp(`^\\[(alpha|beta)#${i}\\] shard=${i}/4$`, 'm'));
+    for (let i = 0; i < 4; i++)
+      assert.match(r.stderr, new RegExp(`^\\[(alpha|beta)#${i}\\] shard=${i}/4$`, 'm'));
     for (const t of doc.tasks) assert.equal(t.status, 'completed');
   });
 
-  it('gives the first failing shard\'s code', async () => {
-    const r = await runCli(['run', ...base(), '--shards', '3', '--', 'exit $((OCTASK_SHARD_INDEX * 10))']);
+  it("gives the first failing shard's code", async () => {
+    const r = await runCli([
+      'run',
+      ...base(),
+      '--shards',
+      '3',
+      '--',
+      'exit $((OCTASK_SHARD_INDEX * 10))',
+    ]);
     assert.equal(r.code, 10);
   });
 
   it('runs on every agent with --target all', async () => {
-    const r = await runCli(['run', ...base(), '--target', 'all', '--json', '--', 'echo "on $OCTASK_AGENT_NAME"']);
+    const r = await runCli([
+      'run',
+      ...base(),
+      '--target',
+      'all',
+      '--json',
+      '--',
+      'echo "on $OCTASK_AGENT_NAME"',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as RunJson;
     assert.deepEqual(doc.tasks.map((t) => t.agent).sort(), ['alpha', 'beta']);
@@ -93,7 +141,17 @@ describe('octask run against real agents @integration', function () {
 
   it('passes --env and retries a failed command with --retries', async () => {
     const flag = `${dir.path}/tried-once`;
-    const r = await runCli(['run', ...base(), '--retries', '1', '--env', `FLAG=${flag}`, '--json', '--', 'if [ -e "$FLAG" ]; then exit 0; fi; touch "$FLAG"; exit 9']);
+    const r = await runCli([
+      'run',
+      ...base(),
+      '--retries',
+      '1',
+      '--env',
+      `FLAG=${flag}`,
+      '--json',
+      '--',
+      'if [ -e "$FLAG" ]; then exit 0; fi; touch "$FLAG"; exit 9',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as RunJson;
     assert.equal(doc.tasks[0]?.attempts, 2);
@@ -105,7 +163,10 @@ describe('octask run against real agents @integration', function () {
     assert.match(r.stderr, /visible-on-stderr/);
     const doc = JSON.parse(r.stdout) as RunJson;
     const t = doc.tasks[0]!;
-    assert.deepEqual(Object.keys(t).sort(), ['agent', 'attempts', 'durationMs', 'exitCode', 'id', 'shard', 'signal', 'status'].sort());
+    assert.deepEqual(
+      Object.keys(t).sort(),
+      ['agent', 'attempts', 'durationMs', 'exitCode', 'id', 'shard', 'signal', 'status'].sort(),
+    );
     assert.equal(t.status, 'failed');
     assert.equal(t.exitCode, 4);
   });
@@ -113,7 +174,9 @@ describe('octask run against real agents @integration', function () {
   it('lists the agents with their details', async () => {
     const r = await runCli(['agents', ...base(), '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const doc = JSON.parse(r.stdout) as { agents: Array<{ name: string; status: string; address: string; maxJobs: number; os: string }> };
+    const doc = JSON.parse(r.stdout) as {
+      agents: Array<{ name: string; status: string; address: string; maxJobs: number; os: string }>;
+    };
     assert.deepEqual(doc.agents.map((x) => x.name).sort(), ['alpha', 'beta']);
     for (const x of doc.agents) {
       assert.equal(x.status, 'online');

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import type { MessageConnection } from 'vscode-jsonrpc/node';
+import {
+  createMessageConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+} from 'vscode-jsonrpc/node';
+import type { AgentInfo, OutputEvent, SubmitResult, TaskInfo } from '../../shared/rpc';
+import { RpcMethod } from '../../shared/rpc';
+import { formatKey } from '../../shared/clusterKey';
+import type { StartedAgent } from '../helpers/agentProcess';
+import { CLI_BIN, newKeyFile, startAgent, tempDir } from '../helpers/agentProcess';
+
+describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
+  this.timeout(60_000);
+  const dir = tempDir();
+  let agent: StartedAgent;
+  let proc: ChildProcess;
+  let rpc: MessageConnection;
+  const tasks = new Map<string, TaskInfo>();
+  const output: OutputEvent[] = [];
+  const workers: AgentInfo[] = [];
+
+  before(async () => {
+    const { path: keyFile, key } = newKeyFile(dir.path);
+    agent = await startAgent({ keyFile, name: 'rpc-agent' });
+    // No key file on the command line: the editor hands the key over in initializationOptions.
+    proc = spawn(
+      process.execPath,
+      [CLI_BIN, 'dispatcher', '--stdio', '--no-mdns', '--key-file', `${dir.path}/absent`],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
+    rpc = createMessageConnection(
+      new StreamMessageReader(proc.stdout!),
+      new StreamMessageWriter(proc.stdin!),
+    );
+    rpc.onNotification(RpcMethod.tasksDidChange, (t: TaskInfo) => void tasks.set(t.id, t));
+    rpc.onNotification(RpcMethod.output, (o: OutputEvent) => void output.push(o));
+    rpc.onNotification(RpcMethod.workersDidChange, (a: AgentInfo) => void workers.push(a));
+    rpc.listen();
+    const init = await rpc.sendRequest<{ serverInfo: { name: string } }>('initialize', {
+      processId: process.pid,
+      rootUri: null,
+      capabilities: {},
+      initializationOptions: { key: formatKey(key), agents: [agent.address], mdns: false },
+    });
+    assert.equal(init.serverInfo.name, 'octask-dispatcher');
+    await rpc.sendNotification('initialized', {});
+  });
+  after(async () => {
+    await rpc?.sendRequest('shutdown').catch(() => undefined);
+    await rpc?.sendNotification('exit').catch(() => undefined);
+    rpc?.dispose();
+    proc?.kill();
+    await agent?.stop();
+    dir.cleanup();
+  });
+
+  async function until<T>(what: string, get: () => T | undefined, ms = 10_000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = get();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('announces the agent as it comes online', async () => {
+    await until('the agent online', () =>
+      workers.find((w) => w.name === 'rpc-agent' && w.status === 'online'),
+    );
+    const list = await rpc.sendRequest<AgentInfo[]>(RpcMethod.listAgents);
+    assert.equal(list[0]?.name, 'rpc-agent');
+  });
+
+  it('runs a submitted task and streams its output as notifications', async () => {
+    const result = await rpc.sendRequest<SubmitResult>(RpcMethod.submit, {
+      command: 'echo via rpc; exit 5',
+    });
+    const id = result.tasks[0]!.id;
+    const done = await until('the task to end', () => {
+      const t = tasks.get(id);
+      return t && t.status !== 'pending' && t.status !== 'running' ? t : undefined;
+    });
+    assert.equal(done.status, 'failed');
+    assert.equal(done.exitCode, 5);
+    assert.equal(
+      output
+        .filter((o) => o.task === id)
+        .map((o) => o.text)
+        .join(''),
+      'via rpc\n',
+    );
+  });
+
+  it('cancels a running task', async () => {
+    const result = await rpc.sendRequest<SubmitResult>(RpcMethod.submit, { command: 'sleep 30' });
+    const id = result.tasks[0]!.id;
+    await until('the task to run', () => (tasks.get(id)?.status === 'running' ? true : undefined));
+    assert.equal(await rpc.sendRequest<boolean>(RpcMethod.cancel, { id }), true);
+    await until('the cancel', () => (tasks.get(id)?.status === 'cancelled' ? true : undefined));
+  });
+
+  it('answers a bad request with a coded error', async () => {
+    await assert.rejects(
+      rpc.sendRequest(RpcMethod.submit, { command: '' }),
+      (err: { data?: { code?: string } }) => err.data?.code === 'E_BAD_REQUEST',
+    );
+  });
+});
