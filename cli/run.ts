@@ -75,7 +75,8 @@ export async function runCommand(argv: string[]): Promise<number> {
 }
 
 async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): Promise<number> {
-  await (spec.target?.kind === 'all' ? dispatcher.settled() : firstOnline(dispatcher));
+  // 'all' and a named target need every agent's answer; 'any' can start on the first.
+  await (spec.target?.kind === 'any' ? firstOnline(dispatcher) : dispatcher.settled());
   if (!anyOnline(dispatcher)) {
     const wrongKey = dispatcher.agents().some((a) => a.status === 'wrong_key');
     throw new OctaskError(
