@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, rm } from 'node:fs';
+import { mkdir, mkdirSync, rm, rmdir } from 'node:fs';
 import { hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '../shared/errors';
@@ -48,6 +48,8 @@ export class Agent {
   private running = 0;
   private stageValue: AgentStage = 'serving';
   private idleWaiters: Array<() => void> = [];
+  /** The agent's environment, copied once: tasks start from it. */
+  private readonly baseEnv: NodeJS.ProcessEnv = { ...process.env };
 
   constructor(private readonly config: AgentConfig) {
     mkdirSync(join(config.workdir, 'tasks'), { recursive: true });
@@ -147,24 +149,25 @@ export class Agent {
     if (!verdict.allowed) return refuse(ErrorCode.PolicyRefused, verdict.reason);
 
     const scratch = join(this.config.workdir, 'tasks', scratchName(message.task));
-    try {
-      mkdirSync(scratch, { recursive: true });
-    } catch (err) {
-      return refuse(
-        ErrorCode.SpawnFailed,
-        `cannot create the task's folder ${scratch}: ${(err as Error).message}`,
-      );
-    }
     const cleanup = (): void => {
-      rm(scratch, { recursive: true, force: true }, (err) => {
-        if (err) logger.warn('could not remove task folder', { scratch, err });
+      // Most tasks leave their folder empty: one rmdir, and rm -r only if not.
+      rmdir(scratch, (err) => {
+        if (!err || err.code === 'ENOENT') return;
+        rm(scratch, { recursive: true, force: true }, (rmErr) => {
+          if (rmErr) logger.warn('could not remove task folder', { scratch, err: rmErr });
+        });
       });
     };
     this.running++;
     const task: TaskProcessType = new TaskProcess(
       {
         command: message.command,
-        env: { ...message.env, OCTASK_TASK_ID: message.task, OCTASK_AGENT_NAME: this.config.name },
+        env: {
+          ...this.baseEnv,
+          ...message.env,
+          OCTASK_TASK_ID: message.task,
+          OCTASK_AGENT_NAME: this.config.name,
+        },
         cwd: scratch,
         shell: this.config.shell,
         timeoutMs: message.timeoutMs,
@@ -192,8 +195,17 @@ export class Agent {
       },
     );
     session.tasks.set(message.task, task);
-    task.start();
-    if (session.isPaused) task.pause();
+    // Made off the event loop: a mkdir on the loop costs more than the rest of a task's bookkeeping.
+    mkdir(scratch, { recursive: true }, (err) => {
+      if (err) {
+        session.tasks.delete(message.task);
+        this.taskGone(session, message.task);
+        refuse(ErrorCode.SpawnFailed, `cannot create the task's folder ${scratch}: ${err.message}`);
+        return;
+      }
+      task.start();
+      if (session.isPaused) task.pause();
+    });
     return task;
   }
 

@@ -17,7 +17,7 @@ export interface AuditEntry {
 
 export type AuditLog = (entry: AuditEntry) => void;
 
-/** Appends JSON lines to `path` (and notes each in the log). */
+/** Appends JSON lines to `path` (and to the log at debug level). */
 export function createAuditLog(
   path: string | undefined,
   logger: Logger,
@@ -27,7 +27,8 @@ export function createAuditLog(
   return {
     write(entry) {
       const record = { time: new Date().toISOString(), ...entry };
-      logger.info('task audit', record);
+      // The file is the record; the log repeats it only when asked for detail.
+      logger.debug('task audit', record);
       stream?.write(JSON.stringify(record) + '\n');
     },
     close: () => new Promise((resolve) => (stream ? stream.end(resolve) : resolve())),

@@ -6,7 +6,8 @@ import { shellInvocation } from './shell';
 
 export interface TaskRequest {
   command: string;
-  env: Record<string, string>;
+  /** The whole environment of the process (not merged with the agent's). */
+  env: NodeJS.ProcessEnv;
   cwd: string;
   shell: string;
   /** 0: no timeout. */
@@ -52,12 +53,18 @@ export class TaskProcess {
   ) {}
 
   start(): void {
+    if (this.endReason) {
+      // Cancelled while its folder was being made: it never runs.
+      this.finished = true;
+      this.sink.ended({ outcome: this.endReason, exitCode: null, signal: null, durationMs: 0 });
+      return;
+    }
     const { file, args } = shellInvocation(this.request.shell, this.request.command);
     let child: ChildProcess;
     try {
       child = spawn(file, args, {
         cwd: this.request.cwd,
-        env: { ...process.env, ...this.request.env },
+        env: this.request.env,
         stdio: ['ignore', 'pipe', 'pipe'],
         // A new session makes the child a process-group leader, so the group
         // can be signalled as a whole.
@@ -117,6 +124,7 @@ export class TaskProcess {
     if (this.finished || this.endReason) return;
     this.endReason = reason;
     clearTimeout(this.timeoutTimer);
+    if (!this.child) return; // not started yet: start() will report it
     this.signalGroup('SIGTERM');
     this.killTimer = setTimeout(() => this.signalGroup('SIGKILL'), this.request.killGraceMs);
   }

@@ -1,3 +1,4 @@
+import { encodeOutput } from '../shared/codec';
 import { ErrorCode } from '../shared/errors';
 import type { ConnectionError } from '../shared/frameConnection';
 import { FrameConnection } from '../shared/frameConnection';
@@ -7,9 +8,9 @@ import type { WsLike } from '../shared/frameConnection';
 import type { TaskProcess } from './runner';
 
 /** Above this many unsent bytes a session pauses its tasks' output. */
-const HIGH_WATER = 4 * 1024 * 1024;
+const HIGH_WATER = 1024 * 1024;
 /** ...and resumes them once the socket drains below this. */
-const LOW_WATER = 1024 * 1024;
+const LOW_WATER = 256 * 1024;
 
 /** What a session needs from the agent that owns it. */
 export interface SessionHost {
@@ -62,7 +63,7 @@ export class Session {
     this.seqs.set(task, seq + 1);
     // Every frame carries the drain check: the one written last is the one
     // whose callback sees the socket empty.
-    this.connection.send({ t: 'output', task, seq, stream, data }, this.drained);
+    this.connection.sendFrame(encodeOutput(task, seq, stream, data), this.drained);
     if (!this.paused && this.connection.buffered > HIGH_WATER) {
       this.paused = true;
       for (const t of this.tasks.values()) t.pause();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
-import { decodeMessage, encodeMessage } from './codec';
+import { decodeMessage, encodeMessage, encodeOutput } from './codec';
 import { ErrorCode, OctaskError } from './errors';
 import type { Message } from './protocol';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './protocol';
@@ -67,6 +67,20 @@ describe('codec', () => {
       );
     });
   }
+
+  it('encodes output frames by hand exactly as the generic encoder would be read', () => {
+    const data = Buffer.from('a'.repeat(70_000));
+    const frame = encodeOutput('task-1', 12, 'stdout', data);
+    const back = decodeMessage(frame);
+    assert.equal(back.t, 'output');
+    assert.deepEqual(
+      { ...back, data: Buffer.from((back as { data: Uint8Array }).data) },
+      { t: 'output', task: 'task-1', seq: 12, stream: 'stdout', data },
+    );
+    assert.deepEqual(plain.unpack(frame), plain.unpack(encodeMessage(back)));
+    assert.equal(frame.length, frame.buffer.byteLength, 'the frame owns its whole buffer');
+    assert.equal(decodeMessage(encodeOutput('t', 0, 'stderr', Buffer.alloc(0))).t, 'output');
+  });
 
   it('encodes plain msgpack maps that any decoder reads', () => {
     const decoded = plain.unpack(encodeMessage({ t: 'cancel', task: 'x' })) as Record<

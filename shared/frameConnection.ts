@@ -82,8 +82,13 @@ export class FrameConnection {
   }
 
   send(message: Message, flushed?: (err?: Error) => void): void {
+    this.sendFrame(encodeMessage(message), flushed);
+  }
+
+  /** Sends a frame encoded by the caller (see encodeOutput). */
+  sendFrame(frame: Buffer, flushed?: (err?: Error) => void): void {
     if (this.closed) return;
-    this.ws.send(encodeMessage(message), flushed);
+    this.ws.send(frame, flushed);
   }
 
   /** Sends an `error` frame, then closes: the peer learns why before the socket goes. */

