@@ -57,9 +57,13 @@ export function startBenchAgent(options: BenchAgentOptions): Promise<BenchAgent>
     '--workdir', workdir,
     '--max-jobs', String(options.maxJobs),
     '--kill-grace', '1',
+    '--log-level', 'info',
     ...(options.args ?? []),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, OCTASK_PRETTY: '' },
+  });
   const notable: Array<Record<string, unknown>> = [];
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   return new Promise((resolvePromise, reject) => {

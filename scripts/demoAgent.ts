@@ -17,10 +17,12 @@ export interface DemoAgentOptions {
 
 /** How long an agent may take to log "listening". */
 const START_TIMEOUT_MS = 10_000;
-/** Time between SIGTERM and SIGKILL when stopping. */
-const STOP_GRACE_MS = 3_000;
-/** Log lines kept for error messages. */
-const KEEP_LINES = 40;
+/** When stopping: the second SIGTERM (cancel running tasks), then SIGKILL. */
+const CANCEL_AFTER_MS = 1_500;
+const KILL_AFTER_MS = 4_000;
+/** Log lines kept for error messages: the first few (a startup error) and the latest. */
+const KEEP_FIRST = 8;
+const KEEP_LAST = 24;
 
 export class DemoAgent {
   readonly name: string;
@@ -29,9 +31,11 @@ export class DemoAgent {
   /** Resolves once the process is gone. */
   readonly exited: Promise<void>;
   private readonly proc: ChildProcess;
-  /** The last log lines, raw, for error messages. */
+  /** Log lines, raw, for error messages: the first ones, and the latest ones after those. */
+  private readonly first: string[] = [];
   private readonly recent: string[] = [];
-  private stopping: Promise<void> | undefined;
+  private dropped = 0;
+  private stopping: Promise<string | null> | undefined;
 
   constructor(options: DemoAgentOptions) {
     this.name = options.name;
@@ -46,7 +50,10 @@ export class DemoAgent {
       '--workdir', options.workdir,
       '--max-jobs', String(options.maxJobs),
     ];
-    this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = spawn(process.execPath, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: withoutOctaskVariables(process.env),
+    });
     this.exited = new Promise((resolve) => {
       // 'exit' can come before the stderr pipe closes, and 'error' (spawn
       // failed) without 'exit'; either means the process is gone.
@@ -71,15 +78,15 @@ export class DemoAgent {
       const stderr = this.proc.stderr;
       if (!stderr) throw new Error('agent stderr is not a pipe');
       createInterface({ input: stderr }).on('line', (line) => {
-        this.recent.push(line);
-        if (this.recent.length > KEEP_LINES) this.recent.shift();
+        this.keep(line);
         const record = parseRecord(line);
         if (record?.msg === 'listening' && typeof record.port === 'number') {
           clearTimeout(timer);
           resolve(record.port);
         }
       });
-      void this.exited.then(() => {
+      // 'close' (not 'exit') so that the agent's last words are read first.
+      this.proc.once('close', () => {
         clearTimeout(timer);
         // A no-op once resolved.
         reject(
@@ -93,16 +100,35 @@ export class DemoAgent {
     this.ready.catch(() => undefined);
   }
 
-  /** The agent's last log lines, indented, for an error message ('' if none). */
+  private keep(line: string): void {
+    if (this.first.length < KEEP_FIRST) {
+      this.first.push(line);
+      return;
+    }
+    this.recent.push(line);
+    if (this.recent.length > KEEP_LAST) {
+      this.recent.shift();
+      this.dropped++;
+    }
+  }
+
+  private lines(): string[] {
+    return [
+      ...this.first,
+      ...(this.dropped > 0 ? [`(${this.dropped} lines left out)`] : []),
+      ...this.recent,
+    ];
+  }
+
+  /** The agent's log lines, indented, for an error message ('' if none). */
   tail(): string {
-    return this.recent.length === 0
-      ? ''
-      : `; its last log lines:\n${this.recent.map((l) => `    ${l}`).join('\n')}`;
+    const lines = this.lines();
+    return lines.length === 0 ? '' : `; its log lines:\n${lines.map((l) => `    ${l}`).join('\n')}`;
   }
 
   /** Log lines at warn or error level so far (or unparsable ones). */
   problems(): string[] {
-    return this.recent.filter((line) => {
+    return this.lines().filter((line) => {
       const record = parseRecord(line);
       return record === null || record.level === 'warn' || record.level === 'error';
     });
@@ -112,16 +138,44 @@ export class DemoAgent {
     return this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  /** SIGTERM, then SIGKILL after a few seconds; resolves when the process is gone. */
-  stop(): Promise<void> {
+  /**
+   * SIGTERM (the agent drains: lets running tasks finish), SIGTERM again after
+   * a moment if it still runs (it cancels them), SIGKILL after a few seconds.
+   * Resolves when the process is gone, with null if it left on the first
+   * SIGTERM with status 0, else with what happened instead.
+   */
+  stop(): Promise<string | null> {
     this.stopping ??= (async () => {
-      if (!this.running || this.proc.pid === undefined) return;
+      if (this.proc.pid === undefined) return 'was never started';
+      if (!this.running) return `had already exited (${this.exitDescription()})`;
+      let sent = 'SIGTERM';
       this.proc.kill('SIGTERM');
-      const killer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
+      const timers = [
+        setTimeout(() => {
+          sent = 'a second SIGTERM';
+          this.proc.kill('SIGTERM');
+        }, CANCEL_AFTER_MS),
+        setTimeout(() => {
+          sent = 'SIGKILL';
+          this.proc.kill('SIGKILL');
+        }, KILL_AFTER_MS),
+      ];
       await this.exited;
-      clearTimeout(killer);
+      timers.forEach(clearTimeout);
+      return sent === 'SIGTERM' && this.proc.exitCode === 0
+        ? null
+        : `stopped (${this.exitDescription()}) only after ${sent}`;
     })();
     return this.stopping;
+  }
+
+  private exitDescription(): string {
+    return this.proc.signalCode ?? `status ${this.proc.exitCode}`;
+  }
+
+  /** SIGKILL now (a second Ctrl+C). */
+  kill(): void {
+    if (this.running) this.proc.kill('SIGKILL');
   }
 }
 
@@ -134,4 +188,13 @@ function parseRecord(line: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The environment without OCTASK_* variables: the agent reads its settings
+ * from them (OCTASK_PRETTY, OCTASK_LOG_LEVEL, OCTASK_ALLOW, ...), and the demo
+ * must behave the same whatever the user's shell has set.
+ */
+export function withoutOctaskVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('OCTASK_')));
 }

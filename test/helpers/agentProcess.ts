@@ -68,6 +68,10 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
     String(options.maxJobs ?? 2),
     '--kill-grace',
     '1',
+    // The helper reads the JSON "listening" line; a developer's OCTASK_PRETTY
+    // or OCTASK_LOG_LEVEL must not change it.
+    '--log-level',
+    'info',
     ...(options.args ?? []),
   ];
   const [file, ...rest] = options.wrap
@@ -75,7 +79,7 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
     : [process.execPath, ...args];
   const proc = spawn(file as string, rest, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, OCTASK_PRETTY: '', ...options.env },
   });
   const logs: Array<Record<string, unknown>> = [];
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
