@@ -30,8 +30,8 @@ import { writeNewKey } from '../agent/keyFile';
 import { Dispatcher } from '../extension/dispatcher/dispatcher';
 import { FINAL_STATUSES } from '../shared/protocol';
 import type { TaskInfo } from '../shared/rpc';
-import type { BenchAgent } from './agentProcess';
-import { startBenchAgent } from './agentProcess';
+import type { StartedAgent } from '../test/helpers/agentProcess';
+import { startAgent } from '../test/helpers/agentProcess';
 import { MB, mean, num, percentile } from './stats';
 
 const SLOTS = 2;
@@ -327,15 +327,20 @@ async function main(): Promise<number> {
   console.log('');
 
   const dir = mkdtempSync(join(tmpdir(), 'octask-bench-'));
-  let agent: BenchAgent | undefined;
+  let agent: StartedAgent | undefined;
   let dispatcher: Dispatcher | undefined;
   try {
     const keyFile = join(dir, 'key');
     const key = writeNewKey(keyFile);
-    agent = await startBenchAgent({ keyFile, maxJobs: SLOTS, nodeArgs: options.agentNodeArgs });
+    agent = await startAgent({
+      keyFile,
+      name: 'bench',
+      maxJobs: SLOTS,
+      nodeArgs: options.agentNodeArgs,
+    });
     const agentExit = agent.exited.then((code) => {
       throw new Error(
-        `octask-agent exited (code ${code}) during the run: ${JSON.stringify(agent?.notable.slice(-5))}`,
+        `octask-agent exited (code ${code}) during the run: ${JSON.stringify(agent?.logs.slice(-5))}`,
       );
     });
     agentExit.catch(() => undefined);

@@ -1,15 +1,20 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { writeNewKey } from '../../agent/keyFile';
 import type { ClusterKey } from '../../shared/clusterKey';
 
-/** The built programs the tests drive as child processes (npm test builds them first). */
-export const AGENT_BIN = resolve(__dirname, '../../../dist/octask-agent.js');
-export const CLI_BIN = resolve(__dirname, '../../../dist/octask.js');
+/** The built programs, found from wherever this module runs (out/test/helpers or dist/). */
+export const AGENT_BIN = builtProgram('octask-agent.js');
+export const CLI_BIN = builtProgram('octask.js');
+
+function builtProgram(file: string): string {
+  const candidates = [resolve(__dirname, '../../../dist', file), resolve(__dirname, file)];
+  return candidates.find((p) => existsSync(p)) ?? (candidates[0] as string);
+}
 
 export interface StartedAgent {
   proc: ChildProcess;
@@ -30,7 +35,11 @@ export interface StartAgentOptions {
   name?: string;
   maxJobs?: number;
   bind?: string;
+  /** Advertise by mDNS (off by default: loopback has no multicast here). */
+  mdns?: boolean;
   args?: string[];
+  /** Flags for node itself, before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
   /** Prefix the command (e.g. `ip netns exec NS`) */
   wrap?: string[];
   env?: NodeJS.ProcessEnv;
@@ -47,49 +56,69 @@ export function newKeyFile(dir: string, name = 'key'): { path: string; key: Clus
   return { path, key: writeNewKey(path) };
 }
 
+/** Environment with every OCTASK_* variable blanked, so the caller's shell cannot steer an agent. */
+export function cleanOctaskEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of Object.keys(process.env)) if (name.startsWith('OCTASK_')) env[name] = '';
+  return env;
+}
+
 /** Starts `octask-agent` on port 0 and resolves once it logs that it listens. */
 export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
+  if (!existsSync(AGENT_BIN)) throw new Error(`${AGENT_BIN} is not built; run "node esbuild.mjs"`);
   const name = options.name ?? `agent${Math.floor(Math.random() * 1e6)}`;
+  const host = options.bind ?? '127.0.0.1';
   const workdir = mkdtempSync(join(tmpdir(), `octask-${name}-`));
+  // prettier-ignore
   const args = [
+    ...(options.nodeArgs ?? []),
     AGENT_BIN,
-    '--name',
-    name,
-    '--bind',
-    options.bind ?? '127.0.0.1',
-    '--port',
-    '0',
-    '--no-mdns',
-    '--key-file',
-    options.keyFile,
-    '--workdir',
-    workdir,
-    '--max-jobs',
-    String(options.maxJobs ?? 2),
-    '--kill-grace',
-    '1',
-    // The helper reads the JSON "listening" line; a developer's OCTASK_PRETTY
-    // or OCTASK_LOG_LEVEL must not change it.
-    '--log-level',
-    'info',
+    '--name', name,
+    '--bind', host,
+    '--port', '0',
+    ...(options.mdns ? [] : ['--no-mdns']),
+    '--key-file', options.keyFile,
+    '--workdir', workdir,
+    '--max-jobs', String(options.maxJobs ?? 2),
+    '--kill-grace', '1',
+    // The "listening" line is read as JSON, whatever the caller's environment says.
+    '--log-level', 'info',
     ...(options.args ?? []),
   ];
-  const [file, ...rest] = options.wrap
-    ? [...options.wrap, process.execPath, ...args]
-    : [process.execPath, ...args];
+  const [file, ...rest] = [...(options.wrap ?? []), process.execPath, ...args];
   const proc = spawn(file as string, rest, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, OCTASK_PRETTY: '', ...options.env },
+    env: { ...process.env, ...cleanOctaskEnv(), ...options.env },
   });
   const logs: Array<Record<string, unknown>> = [];
+  const rawLines: string[] = [];
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+  // 'close' comes after the last stderr line, so a failure can quote it.
+  const closed = new Promise<number | null>((res) => proc.once('close', (code) => res(code)));
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(killer);
+    }
+    rmSync(workdir, { recursive: true, force: true });
+  };
   return new Promise((resolvePromise, reject) => {
-    const lines = createInterface({ input: proc.stderr! });
-    const timer = setTimeout(
-      () => reject(new Error(`agent ${name} did not start within 15 s`)),
-      15_000,
-    );
-    lines.on('line', (line) => {
+    let settled = false;
+    const fail = (message: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void stop().then(() =>
+        reject(new Error(`${message}; its stderr:\n${rawLines.slice(-20).join('\n')}`)),
+      );
+    };
+    const timer = setTimeout(() => fail(`agent ${name} did not start within 15 s`), 15_000);
+    proc.once('error', (err) => fail(`cannot start agent ${name}: ${err.message}`));
+    void closed.then((code) => fail(`agent ${name} exited with ${String(code)} before listening`));
+    createInterface({ input: proc.stderr! }).on('line', (line) => {
+      if (rawLines.length < 200) rawLines.push(line);
       let record: Record<string, unknown>;
       try {
         record = JSON.parse(line) as Record<string, unknown>;
@@ -97,35 +126,11 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
         return;
       }
       logs.push(record);
-      if (record.msg === 'listening') {
-        clearTimeout(timer);
-        const port = record.port as number;
-        const host = options.bind ?? '127.0.0.1';
-        resolvePromise({
-          proc,
-          port,
-          name,
-          address: `${host}:${port}`,
-          workdir,
-          logs,
-          exited,
-          stop: async () => {
-            if (proc.exitCode === null && proc.signalCode === null) {
-              proc.kill('SIGTERM');
-              const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-              await exited;
-              clearTimeout(killer);
-            }
-            rmSync(workdir, { recursive: true, force: true });
-          },
-        });
-      }
-    });
-    void exited.then((code) => {
+      if (record.msg !== 'listening' || settled) return;
+      settled = true;
       clearTimeout(timer);
-      reject(
-        new Error(`agent ${name} exited with ${code} before listening: ${JSON.stringify(logs)}`),
-      );
+      const port = record.port as number;
+      resolvePromise({ proc, port, name, address: `${host}:${port}`, workdir, logs, exited, stop });
     });
   });
 }

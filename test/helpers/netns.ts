@@ -1,11 +1,7 @@
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { StartedAgent } from './agentProcess';
-import { AGENT_BIN } from './agentProcess';
+import { startAgent } from './agentProcess';
 
 /*
  * A simulated LAN of two hosts inside this machine: two Linux network
@@ -229,13 +225,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Environment with every OCTASK_* variable of this process blanked, so the caller's shell cannot steer the test. */
-export function cleanOctaskEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const name of Object.keys(process.env)) if (name.startsWith('OCTASK_')) env[name] = '';
-  return env;
-}
-
 export interface NetnsAgentOptions {
   host: NetnsHost;
   keyFile: string;
@@ -248,91 +237,19 @@ export interface NetnsAgentOptions {
  * port 0, WITH mDNS advertising (unlike startAgent, which always passes
  * --no-mdns). Resolves once it listens and has said it advertises.
  */
-export function startNetnsAgent(options: NetnsAgentOptions): Promise<StartedAgent> {
+export async function startNetnsAgent(options: NetnsAgentOptions): Promise<StartedAgent> {
   const { host, name } = options;
-  const workdir = mkdtempSync(join(tmpdir(), `octask-${name}-`));
-  const args = [
-    'netns',
-    'exec',
-    host.ns,
-    process.execPath,
-    AGENT_BIN,
-    '--name',
+  const agent = await startAgent({
+    keyFile: options.keyFile,
     name,
-    '--bind',
-    host.address,
-    '--port',
-    '0',
-    '--key-file',
-    options.keyFile,
-    '--workdir',
-    workdir,
-    '--max-jobs',
-    String(options.maxJobs ?? 1),
-    '--kill-grace',
-    '1',
-  ];
-  const proc = spawn('ip', args, {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...cleanOctaskEnv() },
+    bind: host.address,
+    maxJobs: options.maxJobs ?? 1,
+    mdns: true,
+    wrap: ['ip', 'netns', 'exec', host.ns],
   });
-  const logs: Array<Record<string, unknown>> = [];
-  const rawLines: string[] = [];
-  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(killer);
-    }
-    rmSync(workdir, { recursive: true, force: true });
-  };
-  return new Promise((resolvePromise, reject) => {
-    let done = false;
-    const fail = (message: string): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      void stop().then(() => reject(new Error(`${message}; its stderr:\n${rawLines.join('\n')}`)));
-    };
-    const timer = setTimeout(
-      () => fail(`agent ${name} in ${host.ns} did not start within 15 s`),
-      15_000,
-    );
-    proc.once('error', (err) =>
-      fail(`cannot spawn ip netns exec for agent ${name}: ${err.message}`),
-    );
-    void exited.then((code) =>
-      fail(`agent ${name} in ${host.ns} exited with ${String(code)} before listening`),
-    );
-    createInterface({ input: proc.stderr! }).on('line', (line) => {
-      rawLines.push(line);
-      let record: Record<string, unknown>;
-      try {
-        record = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      logs.push(record);
-      if (record.msg !== 'listening' || done) return;
-      if (!logs.some((r) => r.msg === 'advertising by mDNS')) {
-        fail(`agent ${name} listens but did not say it advertises by mDNS`);
-        return;
-      }
-      done = true;
-      clearTimeout(timer);
-      const port = record.port as number;
-      resolvePromise({
-        proc,
-        port,
-        name,
-        address: `${host.address}:${port}`,
-        workdir,
-        logs,
-        exited,
-        stop,
-      });
-    });
-  });
+  if (!agent.logs.some((r) => r.msg === 'advertising by mDNS')) {
+    await agent.stop();
+    throw new Error(`agent ${name} in ${host.ns} listens but did not say it advertises by mDNS`);
+  }
+  return agent;
 }

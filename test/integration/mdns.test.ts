@@ -1,10 +1,9 @@
 import { strict as assert } from 'node:assert';
 import type { CliResult, StartedAgent } from '../helpers/agentProcess';
-import { newKeyFile, runCli, tempDir } from '../helpers/agentProcess';
+import { cleanOctaskEnv, newKeyFile, runCli, tempDir } from '../helpers/agentProcess';
 import type { TwoHostLan } from '../helpers/netns';
 import {
   assertCanMakeNamespaces,
-  cleanOctaskEnv,
   createTwoHostLan,
   removeStaleNamespaces,
   startNetnsAgent,
