@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ContentStore } from './contentStore';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('content store', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'octask-store-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function put(store: ContentStore, body: Buffer, chunk = 3): Promise<string> {
+    const hash = sha(body);
+    const w = store.writer(hash, body.length);
+    for (let i = 0; i < body.length; i += chunk) w.write(body.subarray(i, i + chunk));
+    await w.finish();
+    return hash;
+  }
+
+  it('keeps a blob written in chunks under its hash, read-only', async () => {
+    const store = new ContentStore(dir, 1e9);
+    const body = Buffer.from('hello, content store');
+    const hash = await put(store, body);
+    assert.ok(store.has(hash));
+    assert.deepEqual(readFileSync(store.pathOf(hash)), body);
+    assert.deepEqual(store.missing([hash, sha(Buffer.from('other')), sha(Buffer.from('other'))]), [
+      sha(Buffer.from('other')),
+    ]);
+    assert.equal(store.size, body.length);
+  });
+
+  it('rejects bytes that do not match the announced hash and keeps nothing', async () => {
+    const store = new ContentStore(dir, 1e9);
+    const claimed = sha(Buffer.from('the real thing'));
+    const w = store.writer(claimed, 14);
+    w.write(Buffer.from('a forged thing'));
+    await assert.rejects(w.finish(), /did not match/);
+    assert.equal(store.has(claimed), false);
+    assert.equal(existsSync(store.pathOf(claimed)), false);
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
+  });
+
+  it('refuses a name that is not a content hash', () => {
+    const store = new ContentStore(dir, 1e9);
+    assert.throws(() => store.pathOf('../../etc/passwd'), /not a content hash/);
+  });
+
+  it('evicts the least recently used blobs down to its cap, sparing the kept ones', async () => {
+    const store = new ContentStore(dir, 25);
+    const a = await put(store, Buffer.alloc(10, 1));
+    const b = await put(store, Buffer.alloc(10, 2));
+    const c = await put(store, Buffer.alloc(10, 3));
+    store.touch([a]);
+    await new Promise((r) => setTimeout(r, 5));
+    store.touch([a]);
+    const removed = await store.evict(new Set([c]));
+    assert.equal(removed, 1);
+    assert.ok(store.has(a) && store.has(c) && !store.has(b));
+    assert.equal(store.size, 20);
+  });
+
+  it('finds its blobs again after a restart', async () => {
+    const first = new ContentStore(dir, 1e9);
+    const hash = await put(first, Buffer.from('persist me'));
+    const second = new ContentStore(dir, 1e9);
+    assert.ok(second.has(hash));
+    assert.equal(second.size, 10);
+  });
+});
