@@ -1,11 +1,16 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdirSync, rm, rmdir } from 'node:fs';
+import { mkdir, mkdirSync, rm, rmdir, stat } from 'node:fs';
 import { hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ErrorCode } from '../shared/errors';
+import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
 import type { ConnectionError, WsLike } from '../shared/frameConnection';
 import type { Logger } from '../shared/logger';
-import type { HelloMessage, RunMessage } from '../shared/protocol';
+import type { FetchMessage, HelloMessage, ManifestEntry, RunMessage } from '../shared/protocol';
+import { checkRelativePath } from '../shared/workspacePath';
+import { sendBlobs } from './blobSender';
+import type { ContentStore } from './contentStore';
+import { SyncReceiver } from './syncReceiver';
+import type { WorkspaceCopies } from './workspaceCopy';
 import { CloseCode, PROTOCOL_VERSION } from '../shared/protocol';
 import { OCTASK_VERSION } from '../shared/version';
 import type { AuditLog } from './audit';
@@ -29,6 +34,15 @@ export interface AgentConfig {
   os: string;
   arch: string;
   cpus: number;
+  store: ContentStore;
+  copies: WorkspaceCopies;
+}
+
+/** A task's working folder: made (or checked) before it starts, cleaned after. */
+interface TaskFolder {
+  cwd: string;
+  prepare(done: (err: Error | null) => void): void;
+  cleanup(): void;
 }
 
 /** Lifecycle: serving → draining (no new work) → cancelling (tasks ended) → stopped. */
@@ -73,6 +87,9 @@ export class Agent {
       hello: () => this.hello(),
       startTask: (s, m) => void this.startTask(s, m),
       sessionClosed: (s, e) => this.sessionClosed(s, e),
+      syncReceiver: (connection) =>
+        new SyncReceiver(connection, this.config.store, this.config.copies, this.config.logger),
+      fetch: (s, m) => this.fetch(s, m),
       log: (level, msg, fields) => this.config.logger[level](msg, fields),
     });
     this.sessions.add(session);
@@ -131,7 +148,7 @@ export class Agent {
   }
 
   private startTask(session: Session, message: RunMessage): TaskProcessType | undefined {
-    const { logger, audit } = this.config;
+    const { audit } = this.config;
     const auditBase = {
       peer: session.peer,
       dispatcher: session.dispatcherName,
@@ -148,16 +165,13 @@ export class Agent {
     const verdict = checkCommand(this.config.policy, message.command);
     if (!verdict.allowed) return refuse(ErrorCode.PolicyRefused, verdict.reason);
 
-    const scratch = join(this.config.workdir, 'tasks', scratchName(message.task));
-    const cleanup = (): void => {
-      // Most tasks leave their folder empty: one rmdir, and rm -r only if not.
-      rmdir(scratch, (err) => {
-        if (!err || err.code === 'ENOENT') return;
-        rm(scratch, { recursive: true, force: true }, (rmErr) => {
-          if (rmErr) logger.warn('could not remove task folder', { scratch, err: rmErr });
-        });
-      });
-    };
+    let folder: TaskFolder;
+    try {
+      folder = this.taskFolder(message);
+    } catch (err) {
+      return refuse(isOctaskError(err) ? err.code : ErrorCode.SpawnFailed, (err as Error).message);
+    }
+    const cleanup = folder.cleanup;
     this.running++;
     const task: TaskProcessType = new TaskProcess(
       {
@@ -168,7 +182,7 @@ export class Agent {
           OCTASK_TASK_ID: message.task,
           OCTASK_AGENT_NAME: this.config.name,
         },
-        cwd: scratch,
+        cwd: folder.cwd,
         shell: this.config.shell,
         timeoutMs: message.timeoutMs,
         killGraceMs: this.config.killGraceMs,
@@ -182,31 +196,104 @@ export class Agent {
           refuse(ErrorCode.SpawnFailed, reason);
         },
         ended: (result) => {
-          this.taskGone(session, message.task);
           cleanup();
-          session.connection.send({
-            t: 'exit',
-            task: message.task,
-            ...result,
-            running: this.running,
-          });
-          audit({ ...auditBase, ...result });
+          // The slot frees only once `exit` is sent: a draining agent closes
+          // its connections when the last slot frees, and the exit must go first.
+          const report = (artifacts?: ManifestEntry[]): void => {
+            this.taskGone(session, message.task);
+            session.connection.send({
+              t: 'exit',
+              task: message.task,
+              ...result,
+              running: this.running,
+              ...(artifacts ? { artifacts } : {}),
+            });
+            audit({ ...auditBase, ...result });
+          };
+          if (message.workspace !== undefined && message.artifacts?.length) {
+            void this.artifactsOf(session, message).then(report);
+          } else {
+            report();
+          }
         },
       },
     );
     session.tasks.set(message.task, task);
-    // Made off the event loop: a mkdir on the loop costs more than the rest of a task's bookkeeping.
-    mkdir(scratch, { recursive: true }, (err) => {
+    folder.prepare((err) => {
       if (err) {
         session.tasks.delete(message.task);
         this.taskGone(session, message.task);
-        refuse(ErrorCode.SpawnFailed, `cannot create the task's folder ${scratch}: ${err.message}`);
+        refuse(isOctaskError(err) ? err.code : ErrorCode.SpawnFailed, err.message);
         return;
       }
       task.start();
       if (session.isPaused) task.pause();
     });
     return task;
+  }
+
+  /** Where a task runs: its workspace copy (which must exist), or a scratch folder made for it. */
+  private taskFolder(message: RunMessage): TaskFolder {
+    if (message.workspace !== undefined) {
+      const root = this.config.copies.dirOf(message.workspace);
+      const sub = message.cwd && message.cwd !== '.' ? message.cwd : '';
+      const bad = sub ? checkRelativePath(sub) : null;
+      if (bad) throw new OctaskError(ErrorCode.BadPath, `--cwd ${JSON.stringify(sub)}: ${bad}`);
+      const cwd = sub ? join(root, sub) : root;
+      return {
+        cwd,
+        prepare: (done) =>
+          stat(cwd, (err, st) => {
+            if (!err && st.isDirectory()) return done(null);
+            const what = sub ? `has no folder ${sub}` : 'is not synced to this agent';
+            done(new OctaskError(ErrorCode.NoWorkspace, `workspace ${message.workspace} ${what}`));
+          }),
+        cleanup: () => undefined,
+      };
+    }
+    const scratch = join(this.config.workdir, 'tasks', scratchName(message.task));
+    const logger = this.config.logger;
+    return {
+      cwd: scratch,
+      // Made off the event loop: a mkdir on the loop costs more than the rest of a task's bookkeeping.
+      prepare: (done) => mkdir(scratch, { recursive: true }, (err) => done(err ?? null)),
+      // Most tasks leave their folder empty: one rmdir, and rm -r only if not.
+      cleanup: () =>
+        rmdir(scratch, (err) => {
+          if (!err || err.code === 'ENOENT') return;
+          rm(scratch, { recursive: true, force: true }, (rmErr) => {
+            if (rmErr) logger.warn('could not remove task folder', { scratch, err: rmErr });
+          });
+        }),
+    };
+  }
+
+  /** The artifacts a finished task reports, remembered for the dispatcher's `fetch`. */
+  private async artifactsOf(
+    session: Session,
+    message: RunMessage,
+  ): Promise<ManifestEntry[] | undefined> {
+    if (message.workspace === undefined || !message.artifacts?.length) return undefined;
+    try {
+      const { entries, paths } = await this.config.copies.collect(
+        message.workspace,
+        message.artifacts,
+      );
+      session.artifacts.set(message.task, paths);
+      return entries;
+    } catch (err) {
+      this.config.logger.warn('could not collect artifacts', { task: message.task, err });
+      return [];
+    }
+  }
+
+  /** Streams the asked-for artifact contents, then says which could not be sent. */
+  private fetch(session: Session, message: FetchMessage): void {
+    const paths = session.artifacts.get(message.task) ?? new Map<string, string>();
+    session.artifacts.delete(message.task);
+    void sendBlobs(session.connection, message.task, message.hashes, paths).then((missing) =>
+      session.connection.send({ t: 'fetchDone', task: message.task, missing }),
+    );
   }
 
   private taskGone(session: Session, task: string): void {

@@ -3,7 +3,10 @@ import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
 import { pasteLine } from '../shared/clusterKey';
 import { PROTOCOL_VERSION } from '../shared/protocol';
 import { OCTASK_VERSION } from '../shared/version';
+import { join } from 'node:path';
 import { advertise } from './advertise';
+import { ContentStore } from './contentStore';
+import { WorkspaceCopies } from './workspaceCopy';
 import { Agent, agentId } from './agent';
 import { createAuditLog } from './audit';
 import { loadOrCreateKey } from './keyFile';
@@ -60,6 +63,7 @@ async function serve(options: AgentOptions): Promise<number> {
     );
   }
   const audit = createAuditLog(options.auditFile, logger);
+  const store = new ContentStore(join(options.workdir, 'store'), options.cacheSize);
   // The agent's id needs the port, known only once listening; connections
   // that arrive before it exists are turned away.
   const holder: { agent?: Agent } = {};
@@ -85,6 +89,8 @@ async function serve(options: AgentOptions): Promise<number> {
     os: platform(),
     arch: arch(),
     cpus: cpus().length,
+    store,
+    copies: new WorkspaceCopies(join(options.workdir, 'workspaces'), store),
   });
   holder.agent = agent;
   const hello = agent.hello();

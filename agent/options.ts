@@ -24,6 +24,8 @@ export interface AgentOptions {
   pretty: boolean;
   killGraceMs: number;
   auditFile: string;
+  /** Bytes the content store may hold before it evicts. */
+  cacheSize: number;
   help: boolean;
   version: boolean;
 }
@@ -47,6 +49,7 @@ Options (each also an environment variable):
   --deny REGEX        never run commands matching this rule; repeatable (OCTASK_DENY, one per line)
   --kill-grace SEC    time between TERM and KILL when a task is ended (OCTASK_KILL_GRACE; default 5)
   --audit-file PATH   one JSON line per task (OCTASK_AUDIT_FILE; default WORKDIR/audit.log)
+  --cache-size SIZE   synced file contents kept, e.g. 500M, 2G (OCTASK_CACHE_SIZE; default 2G)
   --log-level LEVEL   debug, info, warn or error (OCTASK_LOG_LEVEL; default info)
   --pretty            human-readable log lines instead of JSON (OCTASK_PRETTY=1)
   --version, --help
@@ -82,6 +85,7 @@ export function parseAgentOptions(
       deny: { type: 'string', multiple: true },
       'kill-grace': { type: 'string' },
       'audit-file': { type: 'string' },
+      'cache-size': { type: 'string' },
       'log-level': { type: 'string' },
       pretty: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -128,6 +132,11 @@ export function parseAgentOptions(
       number('--kill-grace', values['kill-grace'] ?? env.OCTASK_KILL_GRACE, 5) * 1000,
     ),
     auditFile: values['audit-file'] ?? env.OCTASK_AUDIT_FILE ?? join(workdir, 'audit.log'),
+    cacheSize: byteSize(
+      '--cache-size',
+      values['cache-size'] ?? env.OCTASK_CACHE_SIZE,
+      2 * 1024 ** 3,
+    ),
     help: values.help ?? false,
     version: values.version ?? false,
   };
@@ -155,4 +164,15 @@ function number(flagName: string, text: string | undefined, fallback: number): n
   if (!Number.isFinite(n) || n < 0)
     throw new Error(`${flagName} must be a number of seconds, got ${JSON.stringify(text)}`);
   return n;
+}
+
+function byteSize(flagName: string, text: string | undefined, fallback: number): number {
+  if (text === undefined || text === '') return fallback;
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(text.trim());
+  if (!m)
+    throw new Error(`${flagName} must be a size such as 500M or 2G, got ${JSON.stringify(text)}`);
+  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[
+    (m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'
+  ];
+  return Math.round(Number(m[1]) * scale);
 }

@@ -2,10 +2,17 @@ import { encodeOutput } from '../shared/codec';
 import { ErrorCode } from '../shared/errors';
 import type { ConnectionError } from '../shared/frameConnection';
 import { FrameConnection } from '../shared/frameConnection';
-import type { CancelMessage, HelloMessage, Message, RunMessage } from '../shared/protocol';
+import type {
+  CancelMessage,
+  FetchMessage,
+  HelloMessage,
+  Message,
+  RunMessage,
+} from '../shared/protocol';
 import { CloseCode, PROTOCOL_VERSION } from '../shared/protocol';
 import type { WsLike } from '../shared/frameConnection';
 import type { TaskProcess } from './runner';
+import type { SyncReceiver } from './syncReceiver';
 
 /** Above this many unsent bytes a session pauses its tasks' output. */
 const HIGH_WATER = 1024 * 1024;
@@ -17,6 +24,10 @@ export interface SessionHost {
   hello(): HelloMessage;
   /** Starts the task (adding it to `session.tasks`) or refuses it; reports through the session. */
   startTask(session: Session, message: RunMessage): void;
+  /** A new receiver for this session's workspace syncs. */
+  syncReceiver(connection: FrameConnection): SyncReceiver;
+  /** Sends the artifact contents asked for. */
+  fetch(session: Session, message: FetchMessage): void;
   sessionClosed(session: Session, error: ConnectionError | undefined): void;
   log(level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>): void;
 }
@@ -30,6 +41,9 @@ export class Session {
   /** The dispatcher's hello, once it came. */
   peerHello: HelloMessage | undefined;
   readonly tasks = new Map<string, TaskProcess>();
+  /** Artifacts of finished tasks, by task then content hash → file, until fetched. */
+  readonly artifacts = new Map<string, Map<string, string>>();
+  private receiverValue: SyncReceiver | undefined;
   private paused = false;
   private readonly seqs = new Map<string, number>();
 
@@ -48,9 +62,14 @@ export class Session {
           error,
         });
         for (const task of this.tasks.values()) task.cancel();
+        this.receiverValue?.close();
         this.host.sessionClosed(this, error);
       },
     });
+  }
+
+  private get receiver(): SyncReceiver {
+    return (this.receiverValue ??= this.host.syncReceiver(this.connection));
   }
 
   get dispatcherName(): string {
@@ -104,6 +123,15 @@ export class Session {
         return;
       case 'cancel':
         this.cancel(message);
+        return;
+      case 'sync':
+        this.receiver.part(message);
+        return;
+      case 'blob':
+        this.receiver.blob(message);
+        return;
+      case 'fetch':
+        this.host.fetch(this, message);
         return;
       default:
         this.connection.fail(ErrorCode.UnknownType, `an agent does not accept ${message.t} frames`);

@@ -11,6 +11,8 @@ import {
 } from './dispatcherFlags';
 import { EXIT, runExitCode } from './exitCode';
 import { OutputPrinter } from './outputPrinter';
+import type { CliWorkspace } from './workspace';
+import { prepareCliWorkspace } from './workspace';
 
 export const RUN_USAGE = `Usage: octask run [options] -- COMMAND...
 
@@ -28,6 +30,15 @@ ${DISPATCHER_FLAGS_USAGE}
   --env K=V           set a variable for the command (repeatable)
   --json              print a JSON result on stdout; task output goes to stderr
   --verbose           log the dispatcher's events to stderr
+
+Workspace sync (the git work tree around the current folder, by default):
+  --workspace DIR     sync this folder instead (also outside git)
+  --no-sync           run in a scratch folder; send no files
+  --include GLOB      also send files matching GLOB, even if git ignores them (repeatable)
+  --exclude GLOB      do not send files matching GLOB (repeatable)
+  --cwd SUBDIR        run in this folder of the workspace (default: the current folder's place in it)
+  --preserve GLOB     keep what tasks made there between runs on the agent, e.g. node_modules (repeatable)
+  --artifacts GLOB    bring files matching GLOB back into the workspace after the task (repeatable)
 `;
 
 /** How long `run` waits with queued work and no agent online before giving up. */
@@ -47,6 +58,13 @@ export async function runCommand(argv: string[]): Promise<number> {
       env: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       verbose: { type: 'boolean' },
+      workspace: { type: 'string' },
+      'no-sync': { type: 'boolean' },
+      include: { type: 'string', multiple: true },
+      exclude: { type: 'string', multiple: true },
+      cwd: { type: 'string' },
+      preserve: { type: 'string', multiple: true },
+      artifacts: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -56,6 +74,24 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw new UsageError('no command given; put it after --');
   const spec = buildSpec(positionals.join(' '), values);
+  const workspace = await prepareCliWorkspace({
+    workspace: values.workspace,
+    noSync: values['no-sync'] ?? false,
+    include: values.include ?? [],
+    exclude: values.exclude ?? [],
+    preserve: values.preserve ?? [],
+    cwd: values.cwd,
+  });
+  if (workspace) {
+    spec.cwd = workspace.cwd;
+    spec.artifacts = values.artifacts ?? [];
+    for (const s of workspace.skipped)
+      process.stderr.write(`octask: not synced: ${s.path}: ${s.reason}\n`);
+  } else if (values.artifacts?.length) {
+    throw new UsageError(
+      '--artifacts needs a synced workspace (run inside a git work tree, or give --workspace)',
+    );
+  }
   const flags = dispatcherFlags(values);
   const key = loadKey(flags);
   const json = values.json ?? false;
@@ -68,13 +104,19 @@ export async function runCommand(argv: string[]): Promise<number> {
   });
   dispatcher.start();
   try {
-    return await execute(dispatcher, spec, json);
+    return await execute(dispatcher, spec, json, workspace);
   } finally {
     dispatcher.close();
   }
 }
 
-async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): Promise<number> {
+async function execute(
+  dispatcher: Dispatcher,
+  spec: TaskSpec,
+  json: boolean,
+  workspace: CliWorkspace | null,
+): Promise<number> {
+  const transfers = watchTransfers(dispatcher, workspace, json);
   // 'all' and a named target need every agent's answer; 'any' can start on the first.
   await (spec.target?.kind === 'any' ? firstOnline(dispatcher) : dispatcher.settled());
   if (!anyOnline(dispatcher)) {
@@ -84,7 +126,7 @@ async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): P
       noAgentsReason(dispatcher),
     );
   }
-  const tasks = dispatcher.submit(spec);
+  const tasks = dispatcher.submit(spec, workspace?.prepared);
   const ids = new Set(tasks.map((t) => t.id));
   const labels = new Map<string, string>();
   const label = (t: TaskInfo): void => {
@@ -107,7 +149,11 @@ async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): P
       if (!all.every((t) => isOver(t))) return;
       cleanup();
       for (const t of all) printer.flush(t.id);
-      if (json) process.stdout.write(JSON.stringify({ tasks: all.map(toJson) }) + '\n');
+      transfers.stop();
+      if (json)
+        process.stdout.write(
+          JSON.stringify({ tasks: all.map(toJson), ...transfers.json() }) + '\n',
+        );
       else report(all);
       resolve(interrupted ? EXIT.interrupted : runExitCode(all));
     };
@@ -171,6 +217,47 @@ async function execute(dispatcher: Dispatcher, spec: TaskSpec, json: boolean): P
 
 function anyOnline(dispatcher: Dispatcher): boolean {
   return dispatcher.agents().some((a) => a.status === 'online' || a.status === 'busy');
+}
+
+/** Tallies syncs and artifacts for --json, and tells the user about them as they happen. */
+function watchTransfers(dispatcher: Dispatcher, workspace: CliWorkspace | null, json: boolean) {
+  const sync = {
+    files: workspace?.prepared.entries.length ?? 0,
+    filesSent: 0,
+    bytesSent: 0,
+    ms: workspace?.ms ?? 0,
+  };
+  const artifacts = { files: 0, bytes: 0 };
+  const began = performance.now() - (workspace?.ms ?? 0);
+  const offSync = dispatcher.on('sync', (s) => {
+    sync.filesSent += s.filesSent;
+    sync.bytesSent += s.bytesSent;
+    sync.ms = Math.round(performance.now() - began);
+    if (s.error) process.stderr.write(`octask: sync to ${s.agent} failed: ${s.error.message}\n`);
+    else if (!json)
+      process.stderr.write(
+        `octask: ${s.agent} has the workspace (${s.files} files; sent ${s.filesSent}, ${formatBytes(s.bytesSent)}) in ${s.ms} ms\n`,
+      );
+  });
+  const offArtifacts = dispatcher.on('artifacts', (a) => {
+    artifacts.files += a.files;
+    artifacts.bytes += a.bytes;
+    if (!json && a.files > 0)
+      process.stderr.write(`octask: brought back ${a.files} artifacts (${formatBytes(a.bytes)})\n`);
+  });
+  return {
+    stop(): void {
+      offSync();
+      offArtifacts();
+    },
+    json: () => (workspace ? { sync, artifacts } : {}),
+  };
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 ** 2).toFixed(1)} MiB`;
 }
 
 function isOver(t: TaskInfo): boolean {

@@ -38,6 +38,12 @@ export const ErrorCode = {
   Timeout: 'E_TIMEOUT',
   /** A request to the dispatcher was malformed. */
   BadRequest: 'E_BAD_REQUEST',
+  /** A workspace path is unsafe or invalid here (absolute, `..`, through a symlink, a reserved name). */
+  BadPath: 'E_BAD_PATH',
+  /** Synced content did not match its hash. */
+  BadContent: 'E_BAD_CONTENT',
+  /** A run names a workspace the agent has no copy of. */
+  NoWorkspace: 'E_NO_WORKSPACE',
   /** The key file is missing or does not hold a key. */
   BadKeyFile: 'E_BAD_KEY_FILE',
 } as const;

@@ -6,6 +6,8 @@
  * send `hello` first. See docs/protocol.md for the full table.
  */
 
+import type { ManifestEntry } from './manifest';
+
 /** Bumped on any change a peer of the previous version would misread. */
 export const PROTOCOL_VERSION = 1;
 
@@ -56,6 +58,80 @@ export interface RunMessage {
   env: Record<string, string>;
   /** 0 means no timeout. */
   timeoutMs: number;
+  /** Run inside this synced workspace copy (see `sync`); absent: a scratch folder. */
+  workspace?: string;
+  /** Folder within the workspace to run in. */
+  cwd?: string;
+  /** Globs of files to report in `exit.artifacts` once the task ends. */
+  artifacts?: string[];
+}
+
+export type { ManifestEntry } from './manifest';
+
+/**
+ * Dispatcher → agent: (part of) the manifest of a workspace. Parts share a
+ * `sync` id; the agent answers the one with `last` by `syncNeed`.
+ */
+export interface SyncMessage {
+  t: 'sync';
+  sync: string;
+  /** Names the agent's copy of this workspace. */
+  workspace: string;
+  entries: ManifestEntry[];
+  /** Globs of files the agent keeps in its copy though they are not in the manifest. */
+  preserve: string[];
+  last: boolean;
+}
+
+/** Agent → dispatcher: the contents its store lacks; the dispatcher sends them as `blob`s. */
+export interface SyncNeedMessage {
+  t: 'syncNeed';
+  sync: string;
+  hashes: string[];
+}
+
+/**
+ * A chunk of one file's content: dispatcher → agent during a sync, agent →
+ * dispatcher when artifacts are fetched (`sync` is then the task id).
+ */
+export interface BlobMessage {
+  t: 'blob';
+  sync: string;
+  hash: string;
+  size: number;
+  offset: number;
+  data: Uint8Array;
+}
+
+/** Agent → dispatcher: the copy is laid out as the manifest says. */
+export interface SyncDoneMessage {
+  t: 'syncDone';
+  sync: string;
+  /** Files written or replaced, and removed, in the agent's copy. */
+  written: number;
+  removed: number;
+}
+
+/** Agent → dispatcher: the sync failed (a bad path, a blob that did not match); nothing was laid out. */
+export interface SyncFailedMessage {
+  t: 'syncFailed';
+  sync: string;
+  code: string;
+  message: string;
+}
+
+/** Dispatcher → agent: send these artifact contents of a finished task. */
+export interface FetchMessage {
+  t: 'fetch';
+  task: string;
+  hashes: string[];
+}
+
+/** Agent → dispatcher: every blob asked for by `fetch` has been sent (or could not be). */
+export interface FetchDoneMessage {
+  t: 'fetchDone';
+  task: string;
+  missing: string[];
 }
 
 /** Dispatcher → agent: end a task's whole process group. */
@@ -95,6 +171,8 @@ export interface ExitMessage {
   durationMs: number;
   /** Slots in use on the agent after this task left. */
   running: number;
+  /** Files matching the run's `artifacts` globs, for the dispatcher to fetch what it lacks. */
+  artifacts?: ManifestEntry[];
 }
 
 /** Agent → dispatcher: the task was not started (policy, spawn failure). */
@@ -112,9 +190,20 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type AgentBound = HelloMessage | RunMessage | CancelMessage;
+export type AgentBound =
+  HelloMessage | RunMessage | CancelMessage | SyncMessage | BlobMessage | FetchMessage;
 export type DispatcherBound =
-  HelloMessage | StartedMessage | OutputMessage | ExitMessage | RefusedMessage | ErrorMessage;
+  | HelloMessage
+  | StartedMessage
+  | OutputMessage
+  | ExitMessage
+  | RefusedMessage
+  | ErrorMessage
+  | SyncNeedMessage
+  | SyncDoneMessage
+  | SyncFailedMessage
+  | BlobMessage
+  | FetchDoneMessage;
 export type Message = AgentBound | DispatcherBound;
 export type MessageType = Message['t'];
 

@@ -21,6 +21,28 @@ export interface TaskSpec {
   retries?: number;
   /** Times a task lost with its agent is placed again; default 1. */
   lostRetries?: number;
+  /** Folder within the synced workspace to run in (with a workspace). */
+  cwd?: string;
+  /** Globs of files to bring back into the local workspace after the task (with a workspace). */
+  artifacts?: string[];
+}
+
+/** What the dispatcher reports of one agent's workspace sync. */
+export interface SyncInfo {
+  agent: string;
+  workspace: string;
+  files: number;
+  filesSent: number;
+  bytesSent: number;
+  ms: number;
+  error: { code: string; message: string } | null;
+}
+
+/** What came back from one task's artifacts. */
+export interface ArtifactsInfo {
+  task: string;
+  files: number;
+  bytes: number;
 }
 
 /** A task as the dispatcher reports it. */

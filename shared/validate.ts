@@ -2,7 +2,21 @@ import { ErrorCode, OctaskError } from './errors';
 import type { Message, MessageType } from './protocol';
 
 type FieldKind =
-  'string' | 'int' | 'uint' | 'bytes' | 'strings' | 'env' | 'intOrNull' | 'strOrNull';
+  | 'string'
+  | 'int'
+  | 'uint'
+  | 'bytes'
+  | 'bool'
+  | 'strings'
+  | 'env'
+  | 'intOrNull'
+  | 'strOrNull'
+  | 'hash'
+  | 'hashes'
+  | 'entries'
+  | 'optString'
+  | 'optStrings'
+  | 'optEntries';
 
 /** The shape of each message: field → kind. `t` is checked separately. */
 const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
@@ -20,7 +34,15 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     running: 'uint',
     tags: 'strings',
   },
-  run: { task: 'string', command: 'string', env: 'env', timeoutMs: 'uint' },
+  run: {
+    task: 'string',
+    command: 'string',
+    env: 'env',
+    timeoutMs: 'uint',
+    workspace: 'optString',
+    cwd: 'optString',
+    artifacts: 'optStrings',
+  },
   cancel: { task: 'string' },
   started: { task: 'string', pid: 'uint' },
   output: { task: 'string', seq: 'uint', stream: 'string', data: 'bytes' },
@@ -31,10 +53,39 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     signal: 'strOrNull',
     durationMs: 'uint',
     running: 'uint',
+    artifacts: 'optEntries',
   },
   refused: { task: 'string', code: 'string', message: 'string' },
   error: { code: 'string', message: 'string' },
+  sync: {
+    sync: 'string',
+    workspace: 'string',
+    entries: 'entries',
+    preserve: 'strings',
+    last: 'bool',
+  },
+  syncNeed: { sync: 'string', hashes: 'hashes' },
+  blob: { sync: 'string', hash: 'hash', size: 'uint', offset: 'uint', data: 'bytes' },
+  syncDone: { sync: 'string', written: 'uint', removed: 'uint' },
+  syncFailed: { sync: 'string', code: 'string', message: 'string' },
+  fetch: { task: 'string', hashes: 'hashes' },
+  fetchDone: { task: 'string', missing: 'hashes' },
 };
+
+const HASH = /^[0-9a-f]{64}$/;
+
+function isEntry(v: unknown): boolean {
+  if (!isPlainObject(v) || typeof v.path !== 'string') return false;
+  if ('link' in v) return typeof v.link === 'string' && Object.keys(v).length === 2;
+  return (
+    Number.isSafeInteger(v.size) &&
+    (v.size as number) >= 0 &&
+    Number.isSafeInteger(v.mode) &&
+    (v.mode as number) >= 0 &&
+    typeof v.hash === 'string' &&
+    HASH.test(v.hash)
+  );
+}
 
 /** Closed sets of string values for the fields that have them. */
 const ENUMS: Partial<Record<string, ReadonlySet<string>>> = {
@@ -56,6 +107,22 @@ function fits(kind: FieldKind, value: unknown): boolean {
       return Number.isSafeInteger(value) && (value as number) >= 0;
     case 'bytes':
       return value instanceof Uint8Array;
+    case 'bool':
+      return typeof value === 'boolean';
+    case 'hash':
+      return typeof value === 'string' && HASH.test(value);
+    case 'hashes':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string' && HASH.test(v));
+    case 'entries':
+      return Array.isArray(value) && value.every(isEntry);
+    case 'optString':
+      return value === undefined || typeof value === 'string';
+    case 'optStrings':
+      return (
+        value === undefined || (Array.isArray(value) && value.every((v) => typeof v === 'string'))
+      );
+    case 'optEntries':
+      return value === undefined || (Array.isArray(value) && value.every(isEntry));
     case 'strings':
       return Array.isArray(value) && value.every((v) => typeof v === 'string');
     case 'env':

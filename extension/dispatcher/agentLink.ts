@@ -80,6 +80,11 @@ export class AgentLink {
     return true;
   }
 
+  /** The open, greeted connection, for bulk transfers (sync blobs). */
+  get frames(): FrameConnection | undefined {
+    return this.greeted ? this.connection : undefined;
+  }
+
   pause(): void {
     this.connection?.pause();
   }

@@ -7,7 +7,12 @@ import type { Logger } from '../../shared/logger';
 import { silentLogger } from '../../shared/logger';
 import type { DispatcherBound, HelloMessage } from '../../shared/protocol';
 import { DEFAULT_AGENT_PORT, PROTOCOL_VERSION } from '../../shared/protocol';
-import type { AgentInfo, TaskInfo, TaskSpec } from '../../shared/rpc';
+import type { AgentInfo, ArtifactsInfo, SyncInfo, TaskInfo, TaskSpec } from '../../shared/rpc';
+import type { ExitMessage } from '../../shared/protocol';
+import { ArtifactReceiver } from './sync/artifactReceiver';
+import type { PreparedWorkspace } from './sync/preparedWorkspace';
+import type { SyncOutcome } from './sync/workspaceSyncs';
+import { WorkspaceSyncs } from './sync/workspaceSyncs';
 import { OCTASK_VERSION } from '../../shared/version';
 import { AgentLink } from './agentLink';
 import type { DiscoveredAgent } from './discovery';
@@ -42,6 +47,8 @@ export interface DispatcherEvents {
   agent: AgentInfo;
   task: TaskInfo;
   output: OutputChunk;
+  sync: SyncInfo;
+  artifacts: ArtifactsInfo;
 }
 
 /**
@@ -59,6 +66,11 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   /** mDNS instance name → the link it led to. */
   private readonly discovered = new Map<string, string>();
   private closed = false;
+  private readonly syncs = new WorkspaceSyncs((link, ws, outcome) =>
+    this.syncDone(link, ws, outcome),
+  );
+  /** Tasks whose process ended and whose artifacts are being fetched. */
+  private readonly fetching = new Map<string, { exit: ExitMessage; receiver: ArtifactReceiver }>();
 
   constructor(private readonly options: DispatcherOptions) {
     super();
@@ -125,7 +137,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   }
 
   /** Queues a task spec (shards, `all`, retries); returns the tasks made. */
-  submit(spec: TaskSpec): TaskInfo[] {
+  submit(spec: TaskSpec, workspace?: PreparedWorkspace): TaskInfo[] {
     const target = spec.target ?? { kind: 'any' };
     const shards = spec.shards ?? 1;
     if (typeof spec.command !== 'string' || spec.command.trim() === '') {
@@ -155,7 +167,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       for (let i = 0; i < shards; i++)
         placements.push({ where, shard: shards > 1 ? i : null, agent: null });
     }
-    const made = this.tasks.create(spec, placements, shards);
+    const made = this.tasks.create(spec, placements, shards, workspace);
     for (const t of made) {
       this.scheduler.enqueue(t.info.id, t.where);
       this.emit('task', t.info);
@@ -175,6 +187,13 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     }
     task.cancelRequested = true;
     const link = task.link ? this.links.get(task.link) : undefined;
+    if (!task.runSent) {
+      // Still syncing: nothing runs on the agent yet.
+      if (task.link) this.scheduler.release(task.link);
+      this.finish(id, 'cancelled', null);
+      this.schedule();
+      return true;
+    }
     if (!link?.send({ t: 'cancel', task: id })) this.finish(id, 'cancelled', null);
     return true;
   }
@@ -304,6 +323,13 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
 
   private agentDown(link: AgentLink, error: ConnectionError | undefined): void {
     this.scheduler.agentOffline(link.key);
+    this.syncs.linkDown(link.key);
+    for (const [id, f] of this.fetching) {
+      if (this.tasks.get(id)?.link === link.key) {
+        this.fetching.delete(id);
+        void f.receiver.finish([]);
+      }
+    }
     this.logger.warn(`agent ${link.name} lost`, { address: link.key, error });
     for (const task of this.tasks.runningOn(link.key)) {
       if (task.cancelRequested) {
@@ -333,7 +359,22 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   }
 
   private agentMessage(link: AgentLink, message: DispatcherBound): void {
+    if (this.syncs.receive(message)) return;
     switch (message.t) {
+      case 'blob':
+        this.fetching.get(message.sync)?.receiver.blob(message);
+        return;
+      case 'fetchDone': {
+        const f = this.fetching.get(message.task);
+        if (!f) return;
+        void f.receiver.finish(message.missing).then((stats) => {
+          if (this.fetching.get(message.task) !== f) return;
+          this.fetching.delete(message.task);
+          this.emit('artifacts', { task: message.task, ...stats });
+          this.taskExited(link, f.exit);
+        });
+        return;
+      }
       case 'output':
         if (this.tasks.get(message.task)?.link === link.key) {
           this.emit('output', { task: message.task, stream: message.stream, data: message.data });
@@ -344,17 +385,11 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         link.updateBusy();
         const task = this.tasks.get(message.task);
         if (!task || task.link !== link.key) return;
-        this.scheduler.release(link.key);
-        task.info.exitCode = message.exitCode;
-        task.info.signal = message.signal;
-        task.info.durationMs = message.durationMs;
-        if (message.outcome === 'failed' && task.retriesLeft > 0 && !task.cancelRequested) {
-          task.retriesLeft--;
-          this.requeue(message.task, `exit code ${message.exitCode ?? message.signal}; retrying`);
-        } else {
-          this.finish(message.task, message.outcome, null);
+        if (message.artifacts && message.artifacts.length > 0 && task.workspace) {
+          this.fetchArtifacts(link, task.workspace, message);
+          return;
         }
-        this.schedule();
+        this.taskExited(link, message);
         return;
       }
       case 'refused': {
@@ -385,6 +420,84 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       case 'hello':
         return;
     }
+  }
+
+  /** The task's process ended (and its artifacts, if any, are in): settle it. */
+  private taskExited(link: AgentLink, message: ExitMessage): void {
+    const task = this.tasks.get(message.task);
+    if (!task || task.link !== link.key) return;
+    this.scheduler.release(link.key);
+    task.info.exitCode = message.exitCode;
+    task.info.signal = message.signal;
+    task.info.durationMs = message.durationMs;
+    if (message.outcome === 'failed' && task.retriesLeft > 0 && !task.cancelRequested) {
+      task.retriesLeft--;
+      this.requeue(message.task, `exit code ${message.exitCode ?? message.signal}; retrying`);
+    } else {
+      this.finish(message.task, message.outcome, null);
+    }
+    this.schedule();
+  }
+
+  private fetchArtifacts(link: AgentLink, workspace: PreparedWorkspace, exit: ExitMessage): void {
+    const receiver = new ArtifactReceiver(workspace.root, exit.artifacts ?? [], this.logger);
+    this.fetching.set(exit.task, { exit, receiver });
+    receiver.plan().then(
+      (hashes) => link.send({ t: 'fetch', task: exit.task, hashes }),
+      (err: Error) => {
+        this.logger.warn(`artifacts of ${exit.task} not brought back: ${err.message}`);
+        link.send({ t: 'fetch', task: exit.task, hashes: [] });
+      },
+    );
+  }
+
+  private syncDone(linkKey: string, workspace: PreparedWorkspace, outcome: SyncOutcome): void {
+    const agent = this.links.get(linkKey)?.name ?? linkKey;
+    const error = 'files' in outcome ? null : { code: outcome.code, message: outcome.message };
+    const stats =
+      'files' in outcome
+        ? outcome
+        : { files: workspace.entries.length, filesSent: 0, bytesSent: 0, ms: 0 };
+    this.emit('sync', { agent, workspace: workspace.id, ...stats, error });
+  }
+
+  /** Sends the run, after bringing the agent's copy of the workspace up to date if the task has one. */
+  private startOn(link: AgentLink, id: string): void {
+    const task = this.tasks.get(id);
+    if (!task) return;
+    const run = (): void => {
+      if (task.info.status !== 'running' || task.link !== link.key || task.runSent) return;
+      task.runSent = true;
+      const sent = link.send({
+        t: 'run',
+        task: id,
+        command: task.spec.command,
+        env: task.env,
+        timeoutMs: Math.round((task.spec.timeoutSec ?? 0) * 1000),
+        ...(task.workspace
+          ? {
+              workspace: task.workspace.id,
+              cwd: task.spec.cwd ?? '',
+              artifacts: task.spec.artifacts ?? [],
+            }
+          : {}),
+      });
+      if (!sent) this.agentDown(link, { code: ErrorCode.Unreachable, message: 'not connected' });
+    };
+    const frames = link.frames;
+    if (!task.workspace || !frames) {
+      run();
+      return;
+    }
+    void this.syncs.ensure(link.key, frames, task.workspace).then((outcome) => {
+      if ('files' in outcome) {
+        run();
+      } else if (task.info.status === 'running' && task.link === link.key && !task.runSent) {
+        this.scheduler.release(link.key);
+        this.finish(id, 'failed', { code: outcome.code, message: outcome.message });
+        this.schedule();
+      }
+    });
   }
 
   private requeue(id: string, why: string): void {
@@ -419,16 +532,9 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         link.running++;
         link.updateBusy();
       }
-      const sent = link?.send({
-        t: 'run',
-        task: id,
-        command: task.spec.command,
-        env: task.env,
-        timeoutMs: Math.round((task.spec.timeoutSec ?? 0) * 1000),
-      });
+      task.runSent = false;
       this.emit('task', task.info);
-      if (!sent && link)
-        this.agentDown(link, { code: ErrorCode.Unreachable, message: 'not connected' });
+      if (link) this.startOn(link, id);
     }
   }
 }

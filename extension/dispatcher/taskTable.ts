@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { TaskStatus } from '../../shared/protocol';
 import type { TaskInfo, TaskSpec } from '../../shared/rpc';
 import type { Placement } from './scheduler';
+import type { PreparedWorkspace } from './sync/preparedWorkspace';
 import { assertTransition, isFinal } from './taskState';
 
 /** A task as the dispatcher keeps it: the public info plus what placing it needs. */
@@ -16,6 +17,10 @@ export interface TaskRecord {
   retriesLeft: number;
   lostRetriesLeft: number;
   cancelRequested: boolean;
+  /** Whether the agent was sent `run` for the current attempt (it may still be syncing). */
+  runSent: boolean;
+  /** The workspace the task runs in, synced to its agent first. */
+  workspace: PreparedWorkspace | undefined;
   readonly final: boolean;
 }
 
@@ -39,6 +44,7 @@ export class TaskTable {
     spec: TaskSpec,
     placements: ReadonlyArray<{ where: Placement; shard: number | null; agent: string | null }>,
     shardCount: number,
+    workspace?: PreparedWorkspace,
   ): TaskRecord[] {
     const group = randomBytes(4).toString('hex');
     const now = Date.now();
@@ -74,6 +80,8 @@ export class TaskTable {
         retriesLeft: spec.retries ?? 0,
         lostRetriesLeft: spec.lostRetries ?? 1,
         cancelRequested: false,
+        runSent: false,
+        workspace,
         get final() {
           return isFinal(this.info.status);
         },

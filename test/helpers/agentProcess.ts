@@ -144,7 +144,13 @@ export interface CliResult {
 /** Runs the `octask` CLI to completion. */
 export function runCli(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; wrap?: string[]; onSpawn?: (p: ChildProcess) => void } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    wrap?: string[];
+    onSpawn?: (p: ChildProcess) => void;
+    /** Where the CLI runs; by default a folder outside any git tree, so nothing is synced. */
+    cwd?: string;
+  } = {},
 ): Promise<CliResult> {
   const [file, ...rest] = options.wrap
     ? [...options.wrap, process.execPath, CLI_BIN, ...args]
@@ -152,6 +158,7 @@ export function runCli(
   const proc = spawn(file as string, rest, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
+    cwd: options.cwd ?? tmpdir(),
   });
   options.onSpawn?.(proc);
   let stdout = '';

@@ -1,0 +1,168 @@
+import { ErrorCode, isOctaskError } from '../shared/errors';
+import type { FrameConnection } from '../shared/frameConnection';
+import type { Logger } from '../shared/logger';
+import type { BlobMessage, ManifestEntry, SyncMessage } from '../shared/protocol';
+import type { BlobWriter, ContentStore } from './contentStore';
+import type { WorkspaceCopies } from './workspaceCopy';
+
+/** Most manifest entries one sync may carry (10 parts of the largest frame's worth, roughly). */
+const MAX_ENTRIES = 500_000;
+
+interface PendingSync {
+  workspace: string;
+  entries: ManifestEntry[];
+  preserve: string[];
+  /** Blobs still to arrive, by hash, with their writer once the first chunk came. */
+  waiting: Map<string, { size: number; received: number; writer?: BlobWriter }>;
+  done: boolean;
+}
+
+/**
+ * One dispatcher connection's syncs: gathers manifest parts, asks for the
+ * blobs the store lacks, checks each blob against its hash, and lays out the
+ * copy once everything is there. Any failure ends that sync with
+ * `syncFailed` and leaves the copy as it was.
+ */
+export class SyncReceiver {
+  private readonly syncs = new Map<string, PendingSync>();
+  /** Syncs that failed: their late blobs are dropped quietly (one syncFailed is enough). */
+  private readonly failed = new Set<string>();
+
+  constructor(
+    private readonly connection: FrameConnection,
+    private readonly store: ContentStore,
+    private readonly copies: WorkspaceCopies,
+    private readonly logger: Logger,
+  ) {}
+
+  part(message: SyncMessage): void {
+    let sync = this.syncs.get(message.sync);
+    if (!sync) {
+      sync = {
+        workspace: message.workspace,
+        entries: [],
+        preserve: [],
+        waiting: new Map(),
+        done: false,
+      };
+      this.syncs.set(message.sync, sync);
+    }
+    if (sync.done || sync.workspace !== message.workspace) {
+      this.fail(
+        message.sync,
+        ErrorCode.BadField,
+        'sync parts disagree, or came after the last one',
+      );
+      return;
+    }
+    sync.entries.push(...message.entries);
+    sync.preserve.push(...message.preserve);
+    if (sync.entries.length > MAX_ENTRIES) {
+      this.fail(
+        message.sync,
+        ErrorCode.BadField,
+        `a manifest may hold at most ${MAX_ENTRIES} entries`,
+      );
+      return;
+    }
+    if (!message.last) return;
+    sync.done = true;
+    try {
+      this.copies.dirOf(sync.workspace);
+      this.copies.validate(sync.entries);
+    } catch (err) {
+      this.failWith(message.sync, err);
+      return;
+    }
+    const sizes = new Map<string, number>();
+    for (const e of sync.entries) if ('hash' in e) sizes.set(e.hash, e.size);
+    const need = this.store.missing(sizes.keys());
+    for (const hash of need) sync.waiting.set(hash, { size: sizes.get(hash) ?? 0, received: 0 });
+    this.connection.send({ t: 'syncNeed', sync: message.sync, hashes: need });
+    this.maybeLayOut(message.sync, sync);
+  }
+
+  blob(message: BlobMessage): void {
+    if (this.failed.has(message.sync)) return;
+    const sync = this.syncs.get(message.sync);
+    const slot = sync?.waiting.get(message.hash);
+    if (!sync || !slot) {
+      this.fail(
+        message.sync,
+        ErrorCode.BadField,
+        `blob ${message.hash.slice(0, 12)}… was not asked for`,
+      );
+      return;
+    }
+    if (
+      message.offset !== slot.received ||
+      message.size !== slot.size ||
+      slot.received + message.data.byteLength > slot.size
+    ) {
+      this.fail(
+        message.sync,
+        ErrorCode.BadContent,
+        `blob ${message.hash.slice(0, 12)}… arrived out of order or over its size`,
+      );
+      return;
+    }
+    slot.writer ??= this.store.writer(message.hash, slot.size);
+    slot.writer.write(message.data);
+    slot.received += message.data.byteLength;
+    if (slot.received < slot.size) return;
+    const writer = slot.writer;
+    writer.finish().then(
+      () => {
+        sync.waiting.delete(message.hash);
+        this.maybeLayOut(message.sync, sync);
+      },
+      (err: Error) => this.fail(message.sync, ErrorCode.BadContent, err.message),
+    );
+  }
+
+  /** The connection is gone: drop half-received blobs. */
+  close(): void {
+    for (const sync of this.syncs.values())
+      for (const slot of sync.waiting.values()) slot.writer?.abort();
+    this.syncs.clear();
+  }
+
+  private maybeLayOut(id: string, sync: PendingSync): void {
+    if (!sync.done || sync.waiting.size > 0) return;
+    this.syncs.delete(id);
+    const started = performance.now();
+    this.copies.layOut(sync.workspace, sync.entries, sync.preserve).then(
+      ({ written, removed }) => {
+        this.logger.info('workspace synced', {
+          workspace: sync.workspace,
+          files: sync.entries.length,
+          written,
+          removed,
+          ms: Math.round(performance.now() - started),
+        });
+        this.connection.send({ t: 'syncDone', sync: id, written, removed });
+        // The copy now holds its own files, so the store may drop old blobs, never this workspace's.
+        const keep = new Set(sync.entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
+        this.store
+          .evict(keep)
+          .catch((err: unknown) => this.logger.warn('store eviction failed', { err }));
+      },
+      (err: unknown) => this.failWith(id, err),
+    );
+  }
+
+  private failWith(id: string, err: unknown): void {
+    if (isOctaskError(err)) this.fail(id, err.code, err.message);
+    else this.fail(id, ErrorCode.BadPath, (err as Error).message);
+  }
+
+  private fail(id: string, code: string, message: string): void {
+    const sync = this.syncs.get(id);
+    if (sync) for (const slot of sync.waiting.values()) slot.writer?.abort();
+    this.syncs.delete(id);
+    if (this.failed.size > 1000) this.failed.clear();
+    this.failed.add(id);
+    this.logger.warn('sync failed', { sync: id, code, message });
+    this.connection.send({ t: 'syncFailed', sync: id, code, message });
+  }
+}

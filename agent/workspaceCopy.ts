@@ -1,0 +1,267 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { ErrorCode, OctaskError } from '../shared/errors';
+import { matchesAnyGlob } from '../shared/glob';
+import type { ManifestEntry } from '../shared/protocol';
+import type { TargetPlatform } from '../shared/workspacePath';
+import {
+  checkRelativePath,
+  findCaseClashes,
+  isInsideWorkspace,
+  nameProblemsOn,
+} from '../shared/workspacePath';
+import type { ContentStore } from './contentStore';
+
+/** What the agent laid out last time, per path: so an unchanged file is not copied again. */
+interface LaidOut {
+  hash: string;
+  mode: number;
+  size: number;
+  mtimeMs: number;
+}
+
+type State = Record<string, LaidOut | { link: string }>;
+
+const WORKSPACE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * The agent's copies of dispatchers' workspaces, under `root/NAME/`, laid
+ * out from the content store. Every path is checked before anything is
+ * written; nothing is written outside the copy, and never through a symlink.
+ */
+export class WorkspaceCopies {
+  constructor(
+    private readonly root: string,
+    private readonly store: ContentStore,
+    private readonly platform: TargetPlatform = targetPlatform(),
+  ) {}
+
+  /** The folder of a workspace copy; throws on a name that could escape `root`. */
+  dirOf(workspace: string): string {
+    if (!WORKSPACE_NAME.test(workspace) || workspace.startsWith('.')) {
+      throw new OctaskError(
+        ErrorCode.BadPath,
+        `not a workspace name: ${JSON.stringify(workspace.slice(0, 80))}`,
+      );
+    }
+    return join(this.root, workspace, 'tree');
+  }
+
+  /** Checks a whole manifest; the first problem is thrown as E_BAD_PATH, naming the path. */
+  validate(entries: readonly ManifestEntry[]): void {
+    const seen = new Set<string>();
+    const links = new Map(entries.flatMap((e) => ('link' in e ? [[e.path, e.link] as const] : [])));
+    for (const e of entries) {
+      const bad = checkRelativePath(e.path) ?? nameProblemsOn(this.platform, e.path);
+      if (bad)
+        throw new OctaskError(ErrorCode.BadPath, `${JSON.stringify(e.path.slice(0, 200))}: ${bad}`);
+      if (seen.has(e.path)) throw new OctaskError(ErrorCode.BadPath, `${e.path}: listed twice`);
+      seen.add(e.path);
+      if ('link' in e && !isInsideWorkspace(e.path, e.link, links)) {
+        throw new OctaskError(
+          ErrorCode.BadPath,
+          `${e.path}: symlink to ${JSON.stringify(e.link)} leads outside the workspace`,
+        );
+      }
+    }
+    // A path below another entry would be written through it (a file or a symlink as a folder).
+    for (const e of entries) {
+      for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) {
+        if (seen.has(e.path.slice(0, i))) {
+          throw new OctaskError(
+            ErrorCode.BadPath,
+            `${e.path}: lies below ${e.path.slice(0, i)}, which is not a folder`,
+          );
+        }
+      }
+    }
+    if (this.platform === 'darwin' || this.platform === 'win32') {
+      const clash = findCaseClashes(entries.map((e) => e.path))[0];
+      if (clash)
+        throw new OctaskError(
+          ErrorCode.BadPath,
+          `${clash[0]} and ${clash[1]} differ only in case, which this file system cannot hold apart`,
+        );
+    }
+  }
+
+  /**
+   * Makes the copy match the manifest: writes what changed (from the store),
+   * removes what is not listed unless it matches a `preserve` glob.
+   */
+  async layOut(
+    workspace: string,
+    entries: readonly ManifestEntry[],
+    preserve: readonly string[],
+  ): Promise<{ written: number; removed: number }> {
+    this.validate(entries);
+    const dir = this.dirOf(workspace);
+    await mkdir(dir, { recursive: true });
+    const statePath = join(dir, '..', 'state.json');
+    const before = await readState(statePath);
+    const after: State = {};
+    let written = 0;
+    for (const e of entries) {
+      const target = join(dir, e.path);
+      await this.ensureFolder(dir, dirname(e.path));
+      if ('link' in e) {
+        const current = await lstat(target).catch(() => undefined);
+        if (!current?.isSymbolicLink() || (await readlink(target)) !== e.link) {
+          await rm(target, { recursive: true, force: true });
+          await symlink(e.link, target);
+          written++;
+        }
+        after[e.path] = { link: e.link };
+        continue;
+      }
+      const prev = before[e.path];
+      const current = await lstat(target).catch(() => undefined);
+      const unchanged =
+        prev &&
+        'hash' in prev &&
+        prev.hash === e.hash &&
+        prev.mode === e.mode &&
+        current?.isFile() &&
+        current.size === prev.size &&
+        current.mtimeMs === prev.mtimeMs;
+      if (unchanged) {
+        after[e.path] = prev;
+        continue;
+      }
+      if (current && !current.isFile()) await rm(target, { recursive: true, force: true });
+      // Copy beside, then rename: a reader never sees half a file, and a hard
+      // link into the store is never made (a build writing in place would corrupt it).
+      const tmp = `${target}.octask-tmp`;
+      await copyFile(this.store.pathOf(e.hash), tmp);
+      await chmod(tmp, e.mode & 0o777);
+      await rename(tmp, target);
+      const st = await lstat(target);
+      after[e.path] = { hash: e.hash, mode: e.mode, size: st.size, mtimeMs: st.mtimeMs };
+      written++;
+    }
+    this.store.touch(entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
+    const removed = await removeUnlisted(dir, '', new Set(entries.map((e) => e.path)), preserve);
+    await writeFile(statePath, JSON.stringify(after));
+    return { written, removed };
+  }
+
+  /** The files under the copy that match `globs`, hashed, for bringing back as artifacts. */
+  async collect(
+    workspace: string,
+    globs: readonly string[],
+  ): Promise<{ entries: ManifestEntry[]; paths: Map<string, string> }> {
+    const dir = this.dirOf(workspace);
+    const entries: ManifestEntry[] = [];
+    const paths = new Map<string, string>();
+    const walk = async (rel: string): Promise<void> => {
+      const names = await readdir(join(dir, rel)).catch(() => [] as string[]);
+      for (const name of names.sort()) {
+        const path = rel ? `${rel}/${name}` : name;
+        const full = join(dir, path);
+        const st = await lstat(full);
+        if (st.isDirectory()) {
+          await walk(path);
+        } else if (matchesAnyGlob(globs, path) && !checkRelativePath(path)) {
+          if (st.isSymbolicLink()) {
+            const link = await readlink(full);
+            if (isInsideWorkspace(path, link)) entries.push({ path, link });
+          } else if (st.isFile()) {
+            const hash = await hashFile(full);
+            entries.push({ path, size: st.size, mode: st.mode & 0o777, hash });
+            paths.set(hash, full);
+          }
+        }
+      }
+    };
+    await walk('');
+    return { entries, paths };
+  }
+
+  /** Makes the folders of `rel` inside `dir`, replacing anything in the way that is not a real folder. */
+  private async ensureFolder(dir: string, rel: string): Promise<void> {
+    if (rel === '.' || rel === '') return;
+    let at = dir;
+    for (const part of rel.split('/')) {
+      at = join(at, part);
+      const st = await lstat(at).catch(() => undefined);
+      if (st?.isDirectory()) continue;
+      // A symlink or file where a folder belongs: writing through it could leave the copy.
+      if (st) await rm(at, { recursive: true, force: true });
+      await mkdir(at);
+    }
+  }
+}
+
+async function readState(path: string): Promise<State> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as State;
+  } catch {
+    return {};
+  }
+}
+
+/** Removes files and folders not in `keep` (and not preserved); returns how many files went. */
+async function removeUnlisted(
+  dir: string,
+  rel: string,
+  keep: ReadonlySet<string>,
+  preserve: readonly string[],
+): Promise<number> {
+  let removed = 0;
+  const names = await readdir(join(dir, rel));
+  for (const name of names) {
+    const path = rel ? `${rel}/${name}` : name;
+    if (
+      keep.has(path) ||
+      (name.endsWith('.octask-tmp') === false && matchesAnyGlob(preserve, path))
+    )
+      continue;
+    const full = join(dir, path);
+    const st = await lstat(full);
+    if (st.isDirectory() && !st.isSymbolicLink()) {
+      removed += await removeUnlisted(dir, path, keep, preserve);
+      if ((await readdir(full)).length === 0 && !hasListedBelow(keep, path))
+        await rm(full, { recursive: true, force: true });
+    } else {
+      await rm(full, { force: true });
+      removed++;
+    }
+  }
+  return removed;
+}
+
+function hasListedBelow(keep: ReadonlySet<string>, folder: string): boolean {
+  const prefix = `${folder}/`;
+  for (const p of keep) if (p.startsWith(prefix)) return true;
+  return false;
+}
+
+export function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+/** This machine as a target for names: anything not listed behaves like Linux. */
+function targetPlatform(): TargetPlatform {
+  const p = process.platform as string;
+  return p === 'darwin' || p === 'win32' || p === 'android' ? p : 'linux';
+}

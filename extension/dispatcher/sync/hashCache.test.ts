@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import {
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TempDir } from '../../../test/helpers/gitRepo';
+import { tempDir } from '../../../test/helpers/gitRepo';
+import { HashCache, hashFile, mapLimit } from './hashCache';
+
+function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Writes a file whose times lie an hour back, so the cache trusts it. */
+function writeSettled(path: string, content: string | Buffer): void {
+  writeFileSync(path, content);
+  const past = new Date(Date.now() - 3600_000);
+  utimesSync(path, past, past);
+}
+
+// utimes bumps ctime to now; a zero racy window lets tests cache at once.
+const TRUST_NOW = { racyWindowMs: 0 };
+
+describe('sync hashCache', () => {
+  let tmp: TempDir;
+  beforeEach(() => (tmp = tempDir('hashcache')));
+  afterEach(() => tmp.dispose());
+
+  it('hashes a file in chunks to its sha256, larger than one chunk too', async () => {
+    const big = Buffer.alloc(3 * 256 * 1024 + 17, 7);
+    big[big.length - 1] = 1;
+    writeFileSync(join(tmp.path, 'big'), big);
+    writeFileSync(join(tmp.path, 'empty'), '');
+    assert.equal((await hashFile(join(tmp.path, 'big'))).hash, sha256(big));
+    assert.equal((await hashFile(join(tmp.path, 'big'))).stamp.size, big.length);
+    assert.equal((await hashFile(join(tmp.path, 'empty'))).hash, sha256(''));
+  });
+
+  it('refuses to follow a symlink or open a FIFO', async () => {
+    writeFileSync(join(tmp.path, 'real'), 'x');
+    symlinkSync('real', join(tmp.path, 'link'));
+    await assert.rejects(hashFile(join(tmp.path, 'link')), { code: 'ELOOP' });
+    execFileSync('mkfifo', [join(tmp.path, 'fifo')]);
+    await assert.rejects(hashFile(join(tmp.path, 'fifo')), /no longer a regular file/);
+  });
+
+  it('answers an unchanged file from the cache, and re-reads a changed one', async () => {
+    const file = join(tmp.path, 'a.txt');
+    writeSettled(file, 'one');
+    const cache = await HashCache.load(null, TRUST_NOW);
+    assert.equal((await cache.hash(file, lstatSync(file))).hash, sha256('one'));
+    assert.equal((await cache.hash(file, lstatSync(file))).hash, sha256('one'));
+    assert.deepEqual([cache.hits, cache.misses], [1, 1]);
+    writeSettled(file, 'two');
+    assert.equal((await cache.hash(file, lstatSync(file))).hash, sha256('two'));
+    assert.deepEqual([cache.hits, cache.misses], [1, 2]);
+  });
+
+  it('treats any stamp difference as a change: size, mtime, ctime, inode', async () => {
+    const file = join(tmp.path, 'a.txt');
+    writeSettled(file, 'one');
+    const cache = await HashCache.load(null, TRUST_NOW);
+    const stamp = lstatSync(file);
+    await cache.hash(file, stamp);
+    const base = {
+      size: stamp.size,
+      mtimeMs: stamp.mtimeMs,
+      ctimeMs: stamp.ctimeMs,
+      ino: stamp.ino,
+    };
+    for (const changed of [
+      { ...base, size: base.size + 1 },
+      { ...base, mtimeMs: base.mtimeMs + 1 },
+      { ...base, ctimeMs: base.ctimeMs + 1 },
+      { ...base, ino: base.ino + 1 },
+    ]) {
+      const misses = cache.misses;
+      await cache.hash(file, changed);
+      assert.equal(cache.misses, misses + 1, JSON.stringify(changed));
+    }
+  });
+
+  it('does not remember a file modified within the racy window', async () => {
+    const file = join(tmp.path, 'fresh.txt');
+    writeFileSync(file, 'just written');
+    const cache = await HashCache.load(null, { racyWindowMs: 60_000 });
+    await cache.hash(file, lstatSync(file));
+    await cache.hash(file, lstatSync(file));
+    assert.deepEqual([cache.hits, cache.misses, cache.size], [0, 2, 0]);
+  });
+
+  it('persists to one JSON file atomically and loads it back', async () => {
+    const cacheFile = join(tmp.path, 'deep/cache/hashes.json');
+    const files = ['a', 'b', 'c'].map((n) => join(tmp.path, n));
+    for (const f of files) writeSettled(f, `content ${f}`);
+    const first = await HashCache.load(cacheFile, TRUST_NOW);
+    for (const f of files) await first.hash(f, lstatSync(f));
+    await first.save();
+    assert.deepEqual(readdirSync(join(tmp.path, 'deep/cache')), ['hashes.json']);
+    const stored = JSON.parse(readFileSync(cacheFile, 'utf8')) as { rows: object };
+    assert.equal(Object.keys(stored.rows).length, 3);
+    const second = await HashCache.load(cacheFile, TRUST_NOW);
+    for (const f of files) {
+      assert.equal((await second.hash(f, lstatSync(f))).hash, sha256(`content ${f}`));
+    }
+    assert.deepEqual([second.hits, second.misses], [3, 0]);
+  });
+
+  it('starts empty from a missing, corrupt or foreign cache file, and keeps only sane rows', async () => {
+    const cacheFile = join(tmp.path, 'cache.json');
+    assert.equal((await HashCache.load(cacheFile)).size, 0);
+    for (const junk of [
+      '{"version":1,"rows":',
+      'null',
+      '[]',
+      '{"version":99,"rows":{}}',
+      '\u0000',
+    ]) {
+      writeFileSync(cacheFile, junk);
+      assert.equal((await HashCache.load(cacheFile)).size, 0, junk);
+    }
+    const good = [1, 2, 3, 4, 'ab'.repeat(32)];
+    writeFileSync(
+      cacheFile,
+      JSON.stringify({
+        version: 1,
+        rows: {
+          '/ok': good,
+          '/short': [1, 2, 3],
+          '/badhash': [1, 2, 3, 4, 'zz'],
+          '/nan': [1, 'x', 3, 4, good[4]],
+        },
+      }),
+    );
+    assert.equal((await HashCache.load(cacheFile)).size, 1);
+  });
+
+  it('a corrupt cache is replaced by a good one on save', async () => {
+    const cacheFile = join(tmp.path, 'cache.json');
+    writeFileSync(cacheFile, 'garbage');
+    const file = join(tmp.path, 'f');
+    writeSettled(file, 'x');
+    const cache = await HashCache.load(cacheFile, TRUST_NOW);
+    await cache.hash(file, lstatSync(file));
+    await cache.save();
+    assert.equal((await HashCache.load(cacheFile)).size, 1);
+  });
+
+  it('pruneUnused forgets paths not asked about since loading', async () => {
+    const cacheFile = join(tmp.path, 'cache.json');
+    const [a, b] = [join(tmp.path, 'a'), join(tmp.path, 'b')];
+    writeSettled(a, 'a');
+    writeSettled(b, 'b');
+    const first = await HashCache.load(cacheFile, TRUST_NOW);
+    await first.hash(a, lstatSync(a));
+    await first.hash(b, lstatSync(b));
+    await first.save();
+    const second = await HashCache.load(cacheFile, TRUST_NOW);
+    await second.hash(a, lstatSync(a));
+    second.pruneUnused();
+    await second.save();
+    assert.equal((await HashCache.load(cacheFile)).size, 1);
+  });
+
+  it('mapLimit keeps order and never exceeds its limit', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const out = await mapLimit([...Array(50).keys()], 4, async (n) => {
+      peak = Math.max(peak, ++inFlight);
+      await new Promise((r) => setTimeout(r, n % 3));
+      inFlight--;
+      return n * 2;
+    });
+    assert.deepEqual(
+      out,
+      [...Array(50).keys()].map((n) => n * 2),
+    );
+    assert.equal(peak, 4);
+    assert.deepEqual(await mapLimit([], 4, async () => 1), []);
+  });
+
+  it('reads a large file without holding it whole (bounded chunks)', async () => {
+    // 64 MiB of file, hashed while heap growth stays well under its size.
+    const file = join(tmp.path, 'large');
+    const handle = await open(file, 'w');
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    for (let i = 0; i < 64; i++) await handle.write(chunk);
+    await handle.close();
+    const before = process.memoryUsage().arrayBuffers;
+    let peak = before;
+    const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers)), 1);
+    const { hash } = await hashFile(file);
+    clearInterval(timer);
+    const expected = createHash('sha256');
+    for (let i = 0; i < 64; i++) expected.update(chunk);
+    assert.equal(hash, expected.digest('hex'));
+    assert.ok(peak - before < 16 * 1024 * 1024, `grew by ${peak - before} bytes`);
+  });
+});

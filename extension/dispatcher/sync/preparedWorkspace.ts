@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+import type { ManifestEntry } from '../../../shared/protocol';
+
+/** A workspace ready to sync: its manifest, and where each content hash can be read locally. */
+export interface PreparedWorkspace {
+  /** Names the agents' copy: stable for this machine and folder. */
+  id: string;
+  root: string;
+  entries: ManifestEntry[];
+  preserve: string[];
+  /** Content hash → absolute local path of a file with that content. */
+  sources: Map<string, string>;
+  /** Identifies this exact manifest (and preserve list), so an agent that has it is not asked again. */
+  digest: string;
+  /** Bytes of all files in the manifest. */
+  bytes: number;
+}
+
+/** A workspace id from the machine and folder: two checkouts never share an agent's copy. */
+export function workspaceId(host: string, root: string): string {
+  const base = root.split(/[\\/]/).filter(Boolean).pop() ?? 'workspace';
+  const safe = base.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40) || 'workspace';
+  return `${safe}-${createHash('sha256').update(`${host}\0${root}`).digest('hex').slice(0, 12)}`;
+}
+
+export function prepareWorkspace(
+  id: string,
+  root: string,
+  entries: ManifestEntry[],
+  preserve: string[],
+): PreparedWorkspace {
+  const sources = new Map<string, string>();
+  const digest = createHash('sha256');
+  let bytes = 0;
+  for (const e of entries) {
+    if ('hash' in e) {
+      sources.set(e.hash, `${root}/${e.path}`);
+      bytes += e.size;
+      digest.update(`${e.path}\0${e.hash}\0${e.mode}\n`);
+    } else {
+      digest.update(`${e.path}\0->${e.link}\n`);
+    }
+  }
+  digest.update(`preserve\0${preserve.join('\0')}`);
+  return { id, root, entries, preserve, sources, digest: digest.digest('hex'), bytes };
+}

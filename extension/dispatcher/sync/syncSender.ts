@@ -1,0 +1,116 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { BLOB_CHUNK, sendBlobs } from '../../../shared/blobSender';
+import { ErrorCode, OctaskError } from '../../../shared/errors';
+import type { FrameConnection } from '../../../shared/frameConnection';
+import type { DispatcherBound } from '../../../shared/protocol';
+import type { PreparedWorkspace } from './preparedWorkspace';
+
+/** Manifest entries per `sync` frame: keeps each frame far below the size cap. */
+const ENTRIES_PER_FRAME = 5000;
+
+export interface SyncStats {
+  files: number;
+  filesSent: number;
+  bytesSent: number;
+  ms: number;
+}
+
+/**
+ * Brings one agent's copy of a workspace up to date: sends the manifest,
+ * then only the blobs the agent's store lacks, then waits for the layout.
+ * Fed the agent's sync replies through `receive`.
+ */
+export class SyncSender {
+  readonly id = randomBytes(6).toString('hex');
+  private resolveNeed!: (hashes: string[]) => void;
+  private finish!: (result: SyncStats | OctaskError) => void;
+  private readonly needed: Promise<string[]>;
+  readonly done: Promise<SyncStats | OctaskError>;
+  private readonly started = performance.now();
+  private filesSent = 0;
+  private bytesSent = 0;
+
+  constructor(
+    private readonly connection: FrameConnection,
+    private readonly workspace: PreparedWorkspace,
+    private readonly onProgress?: (bytes: number) => void,
+  ) {
+    this.needed = new Promise((resolve) => (this.resolveNeed = resolve));
+    this.done = new Promise((resolve) => (this.finish = resolve));
+  }
+
+  /** Runs the sync; the outcome (stats or error) arrives on `done`. */
+  start(): Promise<SyncStats | OctaskError> {
+    void this.run();
+    return this.done;
+  }
+
+  /** A reply from the agent for this sync. */
+  receive(message: DispatcherBound): void {
+    if (message.t === 'syncNeed') this.resolveNeed(message.hashes);
+    else if (message.t === 'syncDone') {
+      this.finish({
+        files: this.workspace.entries.length,
+        filesSent: this.filesSent,
+        bytesSent: this.bytesSent,
+        ms: Math.round(performance.now() - this.started),
+      });
+    } else if (message.t === 'syncFailed') {
+      this.finish(
+        new OctaskError(
+          message.code as ErrorCode,
+          `sync of ${this.workspace.root} failed: ${message.message}`,
+        ),
+      );
+    }
+  }
+
+  /** The connection went away mid-sync. */
+  abort(): void {
+    this.resolveNeed([]);
+    this.finish(new OctaskError(ErrorCode.Unreachable, 'the agent went away during the sync'));
+  }
+
+  private async run(): Promise<void> {
+    const { entries } = this.workspace;
+    for (let i = 0; i === 0 || i < entries.length; i += ENTRIES_PER_FRAME) {
+      const last = i + ENTRIES_PER_FRAME >= entries.length;
+      this.connection.send({
+        t: 'sync',
+        sync: this.id,
+        workspace: this.workspace.id,
+        entries: entries.slice(i, i + ENTRIES_PER_FRAME),
+        preserve: i === 0 ? this.workspace.preserve : [],
+        last,
+      });
+    }
+    const hashes = await this.needed;
+    const missing = await sendBlobs(
+      this.connection,
+      this.id,
+      hashes,
+      async (hash) => {
+        const path = this.workspace.sources.get(hash);
+        if (!path) return undefined;
+        const { size } = await stat(path);
+        this.filesSent++;
+        return { size, chunks: createReadStream(path, { highWaterMark: BLOB_CHUNK }) };
+      },
+      (bytes) => {
+        this.bytesSent += bytes;
+        this.onProgress?.(bytes);
+      },
+    );
+    if (missing.length > 0) {
+      const path = this.workspace.sources.get(missing[0] ?? '') ?? missing[0];
+      this.finish(
+        new OctaskError(
+          ErrorCode.BadContent,
+          `${path} changed or vanished while it was being synced; run again`,
+        ),
+      );
+    }
+  }
+}

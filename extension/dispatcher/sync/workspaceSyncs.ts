@@ -1,0 +1,68 @@
+import type { OctaskError } from '../../../shared/errors';
+import type { FrameConnection } from '../../../shared/frameConnection';
+import type { DispatcherBound } from '../../../shared/protocol';
+import type { PreparedWorkspace } from './preparedWorkspace';
+import type { SyncStats } from './syncSender';
+import { SyncSender } from './syncSender';
+
+export type SyncOutcome = SyncStats | OctaskError;
+
+/**
+ * The syncs of every agent: at most one per agent and workspace version at a
+ * time, remembered once done so that tasks after the first on an agent (shards,
+ * retries) start at once.
+ */
+export class WorkspaceSyncs {
+  private readonly senders = new Map<string, { link: string; sender: SyncSender }>();
+  /** link → workspace id → { digest, outcome } */
+  private readonly held = new Map<
+    string,
+    Map<string, { digest: string; outcome: Promise<SyncOutcome> }>
+  >();
+
+  constructor(
+    private readonly onDone: (
+      link: string,
+      workspace: PreparedWorkspace,
+      outcome: SyncOutcome,
+    ) => void,
+  ) {}
+
+  /** Resolves when `link`'s copy of the workspace matches `workspace` (or the sync failed). */
+  ensure(
+    link: string,
+    connection: FrameConnection,
+    workspace: PreparedWorkspace,
+  ): Promise<SyncOutcome> {
+    let perLink = this.held.get(link);
+    if (!perLink) this.held.set(link, (perLink = new Map()));
+    const known = perLink.get(workspace.id);
+    if (known && known.digest === workspace.digest) return known.outcome;
+    const sender = new SyncSender(connection, workspace);
+    this.senders.set(sender.id, { link, sender });
+    const outcome = sender.start().then((result) => {
+      this.senders.delete(sender.id);
+      // A failed sync is not remembered: the next task tries again.
+      if (!('files' in result) && perLink.get(workspace.id)?.outcome === outcome)
+        perLink.delete(workspace.id);
+      this.onDone(link, workspace, result);
+      return result;
+    });
+    perLink.set(workspace.id, { digest: workspace.digest, outcome });
+    return outcome;
+  }
+
+  /** Routes an agent's sync reply; false if it was not one. */
+  receive(message: DispatcherBound): boolean {
+    if (message.t !== 'syncNeed' && message.t !== 'syncDone' && message.t !== 'syncFailed')
+      return false;
+    this.senders.get(message.sync)?.sender.receive(message);
+    return true;
+  }
+
+  /** The agent is gone: its syncs fail, and what it held is forgotten (it may come back without it). */
+  linkDown(link: string): void {
+    for (const { link: l, sender } of [...this.senders.values()]) if (l === link) sender.abort();
+    this.held.delete(link);
+  }
+}

@@ -1,0 +1,61 @@
+import type { FrameConnection } from './frameConnection';
+
+/** Bytes of file content per `blob` frame (well under MAX_FRAME_BYTES). */
+export const BLOB_CHUNK = 1024 * 1024;
+
+/** Pause sending above this many unsent bytes, so a big transfer cannot flood memory. */
+const HIGH_WATER = 4 * 1024 * 1024;
+
+/** A blob's bytes as chunks; the caller opens the file (this module does no I/O). */
+export interface BlobSource {
+  size: number;
+  chunks: AsyncIterable<Uint8Array>;
+}
+
+/**
+ * Sends blobs as `blob` frames under one `sync` id, in order, with
+ * backpressure. Resolves with the hashes that could not be read (the caller
+ * reports them); the receiver checks every blob against its hash.
+ */
+export async function sendBlobs(
+  connection: FrameConnection,
+  sync: string,
+  hashes: readonly string[],
+  open: (hash: string) => Promise<BlobSource | undefined>,
+  progress?: (bytes: number) => void,
+): Promise<string[]> {
+  const missing: string[] = [];
+  for (const hash of hashes) {
+    const source = await open(hash).catch(() => undefined);
+    if (!source) {
+      missing.push(hash);
+      continue;
+    }
+    let offset = 0;
+    try {
+      for await (const data of source.chunks) {
+        if (connection.isClosed) return missing;
+        if (offset + data.byteLength > source.size) break;
+        await drained(connection);
+        connection.send({ t: 'blob', sync, hash, size: source.size, offset, data });
+        offset += data.byteLength;
+        progress?.(data.byteLength);
+      }
+    } catch {
+      // Read failed midway: the receiver sees a short blob; say so.
+    }
+    if (offset !== source.size) missing.push(hash);
+  }
+  return missing;
+}
+
+function drained(connection: FrameConnection): Promise<void> {
+  if (connection.buffered <= HIGH_WATER) return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (connection.isClosed || connection.buffered <= HIGH_WATER / 4) resolve();
+      else setTimeout(check, 2);
+    };
+    check();
+  });
+}

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StartedAgent } from '../helpers/agentProcess';
+import { newKeyFile, startAgent, tempDir } from '../helpers/agentProcess';
+import type { RawPeer } from '../helpers/rawPeer';
+import { dispatcherHello, rawDial } from '../helpers/rawPeer';
+import type { ClusterKey } from '../../shared/clusterKey';
+import { ErrorCode } from '../../shared/errors';
+import type { ManifestEntry, Message } from '../../shared/protocol';
+
+const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+function file(path: string, body: string, mode = 0o644): ManifestEntry {
+  return { path, size: Buffer.byteLength(body), mode, hash: sha(body) };
+}
+
+describe('an agent receiving workspace syncs straight from the wire @integration', function () {
+  this.timeout(30_000);
+  const dir = tempDir();
+  let key: ClusterKey;
+  let agent: StartedAgent;
+  let peer: RawPeer;
+  let n = 0;
+
+  before(async () => {
+    let keyFile: string;
+    ({ path: keyFile, key } = newKeyFile(dir.path));
+    agent = await startAgent({ keyFile, name: 'syncer' });
+  });
+  beforeEach(async () => {
+    peer = await rawDial(agent.port, key);
+    peer.send(dispatcherHello());
+    assert.equal((await peer.next()).t, 'hello');
+  });
+  afterEach(() => peer.ws.close());
+  after(async () => {
+    await agent.stop();
+    dir.cleanup();
+  });
+
+  async function until<T extends Message['t']>(t: T): Promise<Extract<Message, { t: T }>> {
+    for (;;) {
+      const m = await peer.next();
+      if (m.t === t) return m as Extract<Message, { t: T }>;
+      if (m.t === 'syncFailed' || m.t === 'refused' || m.t === 'error')
+        assert.fail(`got ${JSON.stringify(m)}`);
+    }
+  }
+
+  async function sync(
+    workspace: string,
+    entries: ManifestEntry[],
+    bodies: Record<string, string>,
+  ): Promise<Message> {
+    const id = `s${++n}`;
+    peer.send({ t: 'sync', sync: id, workspace, entries, preserve: [], last: true });
+    const first = await peer.next();
+    if (first.t !== 'syncNeed') return first;
+    for (const hash of first.hashes) {
+      const body = Buffer.from(bodies[hash] ?? '');
+      peer.send({ t: 'blob', sync: id, hash, size: body.length, offset: 0, data: body });
+    }
+    return peer.next();
+  }
+
+  async function run(workspace: string, command: string): Promise<string> {
+    const task = `t${++n}`;
+    peer.send({ t: 'run', task, command, env: {}, timeoutMs: 0, workspace, cwd: '' });
+    let out = '';
+    for (;;) {
+      const m = await peer.next();
+      if (m.t === 'output') out += Buffer.from(m.data).toString();
+      if (m.t === 'refused') return `refused ${m.code}`;
+      if (m.t === 'exit') return out;
+    }
+  }
+
+  it('lays out files with their modes and runs in the copy; asks only for what it lacks', async () => {
+    const a = 'hello\n';
+    const tool = '#!/bin/sh\necho tool ran\n';
+    const entries = [
+      file('a.txt', a),
+      file('bin/tool', tool, 0o755),
+      { path: 'link', link: 'a.txt' },
+    ];
+    const done = await sync('ws1', entries, { [sha(a)]: a, [sha(tool)]: tool });
+    assert.equal(done.t, 'syncDone');
+    assert.equal(await run('ws1', 'cat link; ./bin/tool'), 'hello\ntool ran\n');
+    // Same content again: nothing to send.
+    const id = `s${++n}`;
+    peer.send({ t: 'sync', sync: id, workspace: 'ws1', entries, preserve: [], last: true });
+    const need = await until('syncNeed');
+    assert.deepEqual(need.hashes, []);
+    const again = await until('syncDone');
+    assert.equal(again.written, 0);
+  });
+
+  it('removes files gone from the manifest, but keeps preserved ones', async () => {
+    const a = 'one\n';
+    await sync('ws2', [file('a.txt', a), file('old.txt', 'old\n')], {
+      [sha(a)]: a,
+      [sha('old\n')]: 'old\n',
+    });
+    assert.equal(
+      await run('ws2', 'mkdir -p node_modules/x && touch node_modules/x/i.js build.log'),
+      '',
+    );
+    const id = `s${++n}`;
+    peer.send({
+      t: 'sync',
+      sync: id,
+      workspace: 'ws2',
+      entries: [file('a.txt', a)],
+      preserve: ['node_modules'],
+      last: true,
+    });
+    await until('syncNeed');
+    const done = await until('syncDone');
+    assert.equal(done.removed, 2); // old.txt and build.log
+    assert.equal(await run('ws2', 'ls -A | sort | tr "\\n" " "'), 'a.txt node_modules ');
+  });
+
+  it('rejects a blob whose bytes do not match its hash, and lays nothing out', async () => {
+    const real = 'real\n';
+    const result = await sync('ws3', [file('x.txt', real)], { [sha(real)]: 'forged' });
+    assert.equal(result.t, 'syncFailed');
+    assert.equal(result.t === 'syncFailed' && result.code, ErrorCode.BadContent);
+    assert.equal(await run('ws3', 'true'), `refused ${ErrorCode.NoWorkspace}`);
+  });
+
+  const hostile: Array<[string, ManifestEntry[]]> = [
+    ['an absolute path', [file('/etc/evil', 'x')]],
+    ['a .. segment', [file('../../evil', 'x')]],
+    ['a .. inside', [file('a/../../evil', 'x')]],
+    ['a backslash path', [file('..\\evil', 'x')]],
+    ['a .git path', [file('.git/hooks/pre-commit', 'x')]],
+    ['a symlink leading out', [{ path: 'out', link: '../../../etc' }]],
+    ['an absolute symlink', [{ path: 'out', link: '/etc/passwd' }]],
+    ['a file through a symlink', [{ path: 'd', link: '.' }, file('d/x', 'x')]],
+    ['a path listed twice', [file('a', 'x'), file('a', 'y')]],
+    ['a NUL in a name', [file('a\0b', 'x')]],
+  ];
+  for (const [what, entries] of hostile) {
+    it(`refuses ${what} with E_BAD_PATH, writing nothing`, async () => {
+      const result = await sync('hostile', entries, {});
+      assert.equal(result.t, 'syncFailed', JSON.stringify(result));
+      assert.equal(result.t === 'syncFailed' && result.code, ErrorCode.BadPath);
+      assert.equal(existsSync(join(agent.workdir, 'workspaces', 'hostile')), false);
+      assert.equal(existsSync(join(agent.workdir, '..', 'evil')), false);
+    });
+  }
+
+  it('refuses a workspace name that could leave its folder', async () => {
+    const result = await sync('../escape', [], {});
+    assert.equal(result.t === 'syncFailed' && result.code, ErrorCode.BadPath);
+  });
+
+  it('refuses a cwd that leaves the workspace', async () => {
+    peer.send({
+      t: 'run',
+      task: 'cwd-escape',
+      command: 'pwd',
+      env: {},
+      timeoutMs: 0,
+      workspace: 'ws1',
+      cwd: '../..',
+    });
+    const m = await until('refused');
+    assert.equal(m.code, ErrorCode.BadPath);
+  });
+});
