@@ -36,6 +36,7 @@ export interface AgentConfig {
   cpus: number;
   store: ContentStore;
   copies: WorkspaceCopies;
+  keepWorkspacesMs: number;
 }
 
 /** A task's working folder: made (or checked) before it starts, cleaned after. */
@@ -88,7 +89,13 @@ export class Agent {
       startTask: (s, m) => void this.startTask(s, m),
       sessionClosed: (s, e) => this.sessionClosed(s, e),
       syncReceiver: (connection) =>
-        new SyncReceiver(connection, this.config.store, this.config.copies, this.config.logger),
+        new SyncReceiver(
+          connection,
+          this.config.store,
+          this.config.copies,
+          this.config.logger,
+          this.config.keepWorkspacesMs,
+        ),
       fetch: (s, m) => this.fetch(s, m),
       log: (level, msg, fields) => this.config.logger[level](msg, fields),
     });

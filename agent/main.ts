@@ -64,6 +64,10 @@ async function serve(options: AgentOptions): Promise<number> {
   }
   const audit = createAuditLog(options.auditFile, logger);
   const store = new ContentStore(join(options.workdir, 'store'), options.cacheSize);
+  const copies = new WorkspaceCopies(join(options.workdir, 'workspaces'), store);
+  void copies.removeStale(options.keepWorkspacesMs).then((gone) => {
+    if (gone.length > 0) logger.info('removed unused workspace copies', { gone });
+  });
   // The agent's id needs the port, known only once listening; connections
   // that arrive before it exists are turned away.
   const holder: { agent?: Agent } = {};
@@ -90,7 +94,8 @@ async function serve(options: AgentOptions): Promise<number> {
     arch: arch(),
     cpus: cpus().length,
     store,
-    copies: new WorkspaceCopies(join(options.workdir, 'workspaces'), store),
+    copies,
+    keepWorkspacesMs: options.keepWorkspacesMs,
   });
   holder.agent = agent;
   const hello = agent.hello();

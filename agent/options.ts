@@ -26,6 +26,8 @@ export interface AgentOptions {
   auditFile: string;
   /** Bytes the content store may hold before it evicts. */
   cacheSize: number;
+  /** Workspace copies not synced for this long are removed. */
+  keepWorkspacesMs: number;
   help: boolean;
   version: boolean;
 }
@@ -50,6 +52,7 @@ Options (each also an environment variable):
   --kill-grace SEC    time between TERM and KILL when a task is ended (OCTASK_KILL_GRACE; default 5)
   --audit-file PATH   one JSON line per task (OCTASK_AUDIT_FILE; default WORKDIR/audit.log)
   --cache-size SIZE   synced file contents kept, e.g. 500M, 2G (OCTASK_CACHE_SIZE; default 2G)
+  --keep-workspaces D remove workspace copies not synced for D days (OCTASK_KEEP_WORKSPACES; default 7)
   --log-level LEVEL   debug, info, warn or error (OCTASK_LOG_LEVEL; default info)
   --pretty            human-readable log lines instead of JSON (OCTASK_PRETTY=1)
   --version, --help
@@ -86,6 +89,7 @@ export function parseAgentOptions(
       'kill-grace': { type: 'string' },
       'audit-file': { type: 'string' },
       'cache-size': { type: 'string' },
+      'keep-workspaces': { type: 'string' },
       'log-level': { type: 'string' },
       pretty: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -136,6 +140,10 @@ export function parseAgentOptions(
       '--cache-size',
       values['cache-size'] ?? env.OCTASK_CACHE_SIZE,
       2 * 1024 ** 3,
+    ),
+    keepWorkspacesMs: Math.round(
+      number('--keep-workspaces', values['keep-workspaces'] ?? env.OCTASK_KEEP_WORKSPACES, 7) *
+        86_400_000,
     ),
     help: values.help ?? false,
     version: values.version ?? false,

@@ -33,6 +33,8 @@ export class SyncReceiver {
     private readonly store: ContentStore,
     private readonly copies: WorkspaceCopies,
     private readonly logger: Logger,
+    /** Copies not synced for this long are removed. */
+    private readonly keepWorkspacesMs: number = 7 * 24 * 3600 * 1000,
   ) {}
 
   part(message: SyncMessage): void {

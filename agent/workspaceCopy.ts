@@ -61,6 +61,23 @@ export class WorkspaceCopies {
     return join(this.root, workspace, 'tree');
   }
 
+  /**
+   * Removes copies not synced for `maxAgeMs` (every run syncs first, so this
+   * is also their last use); returns the names removed.
+   */
+  async removeStale(maxAgeMs: number, now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const entry of await readdir(this.root, { withFileTypes: true }).catch(() => [])) {
+      if (!entry.isDirectory() || !WORKSPACE_NAME.test(entry.name)) continue;
+      const folder = join(this.root, entry.name);
+      const st = await lstat(join(folder, 'state.json')).catch(() => lstat(folder));
+      if (now - st.mtimeMs <= maxAgeMs) continue;
+      await rm(folder, { recursive: true, force: true });
+      removed.push(entry.name);
+    }
+    return removed;
+  }
+
   /** Checks a whole manifest; the first problem is thrown as E_BAD_PATH, naming the path. */
   validate(entries: readonly ManifestEntry[]): void {
     const seen = new Set<string>();
