@@ -9,7 +9,7 @@ import type { DispatcherBound, HelloMessage } from '../../shared/protocol';
 import { DEFAULT_AGENT_PORT, PROTOCOL_VERSION } from '../../shared/protocol';
 import type { AgentInfo, ArtifactsInfo, SyncInfo, TaskInfo, TaskSpec } from '../../shared/rpc';
 import type { ExitMessage } from '../../shared/protocol';
-import { ArtifactReceiver } from './sync/artifactReceiver';
+import { ArtifactFetches } from './sync/artifactFetches';
 import type { PreparedWorkspace } from './sync/preparedWorkspace';
 import type { SyncOutcome } from './sync/workspaceSyncs';
 import { WorkspaceSyncs } from './sync/workspaceSyncs';
@@ -55,6 +55,10 @@ export interface DispatcherEvents {
  * The headless dispatcher: keeps links to agents, places tasks on their
  * slots (event-driven), follows them to an end, and retries what an agent
  * lost. Used by the CLI in-process and by the editor through JSON-RPC.
+ *
+ * Longer than the house limit on purpose: placement, task states, links,
+ * syncs and artifact fetches each live in their own module; what is left
+ * here is the wiring between them, which has to see all of them at once.
  */
 export class Dispatcher extends Emitter<DispatcherEvents> {
   private readonly links = new Map<string, AgentLink>();
@@ -69,12 +73,12 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private readonly syncs = new WorkspaceSyncs((link, ws, outcome) =>
     this.syncDone(link, ws, outcome),
   );
-  /** Tasks whose process ended and whose artifacts are being fetched. */
-  private readonly fetching = new Map<string, { exit: ExitMessage; receiver: ArtifactReceiver }>();
+  private readonly fetches: ArtifactFetches;
 
   constructor(private readonly options: DispatcherOptions) {
     super();
     this.logger = options.logger ?? silentLogger;
+    this.fetches = new ArtifactFetches(this.logger);
     this.hello = {
       t: 'hello',
       protocol: PROTOCOL_VERSION,
@@ -324,12 +328,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private agentDown(link: AgentLink, error: ConnectionError | undefined): void {
     this.scheduler.agentOffline(link.key);
     this.syncs.linkDown(link.key);
-    for (const [id, f] of this.fetching) {
-      if (this.tasks.get(id)?.link === link.key) {
-        this.fetching.delete(id);
-        void f.receiver.finish([]);
-      }
-    }
+    this.fetches.linkDown(link.key);
     this.logger.warn(`agent ${link.name} lost`, { address: link.key, error });
     for (const task of this.tasks.runningOn(link.key)) {
       if (task.cancelRequested) {
@@ -362,19 +361,11 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     if (this.syncs.receive(message)) return;
     switch (message.t) {
       case 'blob':
-        this.fetching.get(message.sync)?.receiver.blob(message);
+        this.fetches.blob(message);
         return;
-      case 'fetchDone': {
-        const f = this.fetching.get(message.task);
-        if (!f) return;
-        void f.receiver.finish(message.missing).then((stats) => {
-          if (this.fetching.get(message.task) !== f) return;
-          this.fetching.delete(message.task);
-          this.emit('artifacts', { task: message.task, ...stats });
-          this.taskExited(link, f.exit);
-        });
+      case 'fetchDone':
+        this.fetches.finished(message);
         return;
-      }
       case 'output':
         if (this.tasks.get(message.task)?.link === link.key) {
           this.emit('output', { task: message.task, stream: message.stream, data: message.data });
@@ -386,7 +377,16 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         const task = this.tasks.get(message.task);
         if (!task || task.link !== link.key) return;
         if (message.artifacts && message.artifacts.length > 0 && task.workspace) {
-          this.fetchArtifacts(link, task.workspace, message);
+          this.fetches.start(
+            link.key,
+            (m) => link.send(m),
+            task.workspace.root,
+            message,
+            (stats) => {
+              this.emit('artifacts', { task: message.task, ...stats });
+              this.taskExited(link, message);
+            },
+          );
           return;
         }
         this.taskExited(link, message);
@@ -437,18 +437,6 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       this.finish(message.task, message.outcome, null);
     }
     this.schedule();
-  }
-
-  private fetchArtifacts(link: AgentLink, workspace: PreparedWorkspace, exit: ExitMessage): void {
-    const receiver = new ArtifactReceiver(workspace.root, exit.artifacts ?? [], this.logger);
-    this.fetching.set(exit.task, { exit, receiver });
-    receiver.plan().then(
-      (hashes) => link.send({ t: 'fetch', task: exit.task, hashes }),
-      (err: Error) => {
-        this.logger.warn(`artifacts of ${exit.task} not brought back: ${err.message}`);
-        link.send({ t: 'fetch', task: exit.task, hashes: [] });
-      },
-    );
   }
 
   private syncDone(linkKey: string, workspace: PreparedWorkspace, outcome: SyncOutcome): void {
