@@ -25,6 +25,8 @@ export interface TaskSpec {
   cwd?: string;
   /** Globs of files to bring back into the local workspace after the task (with a workspace). */
   artifacts?: string[];
+  /** Sync this folder to the agent first and run in its copy (JSON-RPC submit only; the CLI prepares its own). */
+  sync?: { root: string; include?: string[]; exclude?: string[]; preserve?: string[] };
 }
 
 /** What the dispatcher reports of one agent's workspace sync. */

@@ -8,6 +8,7 @@ import type { LogEvent, OutputEvent, SubmitResult, TaskSpec } from '../../shared
 import { RpcMethod } from '../../shared/rpc';
 import { OCTASK_VERSION } from '../../shared/version';
 import { Dispatcher } from './dispatcher';
+import { prepareWorkspaceAt } from './sync/prepare';
 
 /** What the editor may pass in `initializationOptions`; each overrides the CLI's flag. */
 export interface DispatcherInitOptions {
@@ -115,10 +116,23 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     return { capabilities: {}, serverInfo: { name: 'octask-dispatcher', version: OCTASK_VERSION } };
   });
   connection.onInitialized(() => dispatcher?.start());
-  connection.onRequest(
-    RpcMethod.submit,
-    guard((spec: TaskSpec): SubmitResult => ({ tasks: need().submit(spec) })),
-  );
+  connection.onRequest(RpcMethod.submit, async (spec: TaskSpec): Promise<SubmitResult> => {
+    const dispatcher = guard(need)(undefined);
+    let prepared: Awaited<ReturnType<typeof prepareWorkspaceAt>> | undefined;
+    try {
+      prepared = spec.sync ? await prepareWorkspaceAt(spec.sync.root, spec.sync) : undefined;
+    } catch (err) {
+      throw new ResponseError(
+        RPC_ERROR,
+        `cannot read the workspace ${spec.sync?.root}: ${(err as Error).message}`,
+        {
+          code: ErrorCode.BadPath,
+        },
+      );
+    }
+    for (const s of prepared?.skipped ?? []) log('warn', `not synced: ${s.path}: ${s.reason}`);
+    return guard((s: TaskSpec) => ({ tasks: dispatcher.submit(s, prepared?.workspace) }))(spec);
+  });
   connection.onRequest(
     RpcMethod.cancel,
     guard((params: { id: string }) => need().cancel(params.id)),

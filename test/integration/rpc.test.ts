@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MessageConnection } from 'vscode-jsonrpc/node';
 import {
   createMessageConnection,
@@ -25,6 +27,7 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
 
   before(async () => {
     const { path: keyFile, key } = newKeyFile(dir.path);
+    mkdirSync(join(dir.path, 'ws'));
     agent = await startAgent({ keyFile, name: 'rpc-agent' });
     // No key file on the command line: the editor hands the key over in initializationOptions.
     proc = spawn(
@@ -104,6 +107,32 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
     await until('the task to run', () => (tasks.get(id)?.status === 'running' ? true : undefined));
     assert.equal(await rpc.sendRequest<boolean>(RpcMethod.cancel, { id }), true);
     await until('the cancel', () => (tasks.get(id)?.status === 'cancelled' ? true : undefined));
+  });
+
+  it('syncs a folder named in the request and runs in its copy', async () => {
+    writeFileSync(join(dir.path, 'ws', 'hello.txt'), 'from the workspace\n');
+    const result = await rpc.sendRequest<SubmitResult>(RpcMethod.submit, {
+      command: 'cat hello.txt',
+      sync: { root: join(dir.path, 'ws') },
+    });
+    const id = result.tasks[0]!.id;
+    await until('the task to end', () =>
+      tasks.get(id)?.status === 'completed' ? true : undefined,
+    );
+    assert.equal(
+      output
+        .filter((o) => o.task === id)
+        .map((o) => o.text)
+        .join(''),
+      'from the workspace\n',
+    );
+    await assert.rejects(
+      rpc.sendRequest(RpcMethod.submit, {
+        command: 'true',
+        sync: { root: join(dir.path, 'missing') },
+      }),
+      (err: { data?: { code?: string } }) => err.data?.code === 'E_BAD_PATH',
+    );
   });
 
   it('answers a bad request with a coded error', async () => {
