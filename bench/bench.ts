@@ -7,6 +7,7 @@
  * Order: task warm-up, the batch, unloaded latency, local baselines, then the
  * stream (with its own warm-up), then the batch once more: streaming grows
  * the agent's resident memory and every later spawn (a fork) pays for it.
+ * Last, workspace sync next to rsync (bench/syncBench.ts), with agents of its own.
  *
  *   node esbuild.mjs && node dist/bench.js [options]
  *
@@ -15,7 +16,9 @@
  *   --unloaded N         tasks in the closed-loop latency run (200)
  *   --submitters N       closed-loop submitters (2)
  *   --bytes N            bytes streamed by one task (268435456)
- *   --only LIST          comma list of: batch,unloaded,local,stream
+ *   --only LIST          comma list of: batch,unloaded,local,stream,sync
+ *   --sync-files N       files in the sync section's generated workspace (10000)
+ *   --sync-mb N          its total size in MB (20)
  *   --agent-cpu-prof DIR write a V8 CPU profile of the agent into DIR
  *   --agent-node-arg A   extra flag for the agent's node (repeatable)
  *   --json               also print the figures as one JSON line at the end
@@ -33,9 +36,11 @@ import type { TaskInfo } from '../shared/rpc';
 import type { StartedAgent } from '../test/helpers/agentProcess';
 import { startAgent } from '../test/helpers/agentProcess';
 import { MB, mean, num, percentile } from './stats';
+import type { SyncBenchResult } from './syncBench';
+import { syncBench } from './syncBench';
 
 const SLOTS = 2;
-const SECTIONS = ['batch', 'unloaded', 'local', 'stream'] as const;
+const SECTIONS = ['batch', 'unloaded', 'local', 'stream', 'sync'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface BenchOptions {
@@ -43,6 +48,8 @@ interface BenchOptions {
   unloaded: number;
   submitters: number;
   bytes: number;
+  syncFiles: number;
+  syncMB: number;
   only: Set<Section>;
   agentNodeArgs: string[];
   json: boolean;
@@ -57,6 +64,8 @@ function parseOptions(argv: string[]): BenchOptions {
       unloaded: { type: 'string' },
       submitters: { type: 'string' },
       bytes: { type: 'string' },
+      'sync-files': { type: 'string' },
+      'sync-mb': { type: 'string' },
       only: { type: 'string' },
       'agent-cpu-prof': { type: 'string' },
       'agent-node-arg': { type: 'string', multiple: true },
@@ -90,6 +99,8 @@ function parseOptions(argv: string[]): BenchOptions {
     unloaded: int('unloaded', values.unloaded, 200),
     submitters: int('submitters', values.submitters, 2),
     bytes: int('bytes', values.bytes, 268_435_456),
+    syncFiles: int('sync-files', values['sync-files'], 10_000),
+    syncMB: int('sync-mb', values['sync-mb'], 20),
     only,
     agentNodeArgs,
     json: values.json ?? false,
@@ -474,11 +485,24 @@ async function main(): Promise<number> {
       );
     }
     Object.assign(figures, { agentRssBeforeMB: rssBefore, agentRssAfterMB: rssAfter });
+    let sync: SyncBenchResult | undefined;
+    if (options.only.has('sync')) {
+      sync = await syncBench({
+        files: options.syncFiles,
+        bytes: options.syncMB * MB,
+        folders: 100,
+        repeat: 3,
+        agentNodeArgs: options.agentNodeArgs,
+      });
+      for (const r of sync.rows) row(...r);
+      Object.assign(figures, sync.figures);
+    }
     printRows();
     console.log('');
     console.log(
       '  latencies: performance.now() from submit() to the final "task" event; MB = 2^20 bytes',
     );
+    for (const line of sync?.notes ?? []) console.log(line);
     if (options.json) {
       const rounded = Object.fromEntries(
         Object.entries(figures).map(([k, v]) => [k, Math.round(v * 100) / 100]),
