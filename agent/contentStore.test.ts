@@ -49,7 +49,7 @@ describe('content store', () => {
   });
 
   it('evicts the least recently used blobs down to its cap, sparing the kept ones', async () => {
-    const store = new ContentStore(dir, 25);
+    const store = new ContentStore(dir, 25, 0);
     const a = await put(store, Buffer.alloc(10, 1));
     const b = await put(store, Buffer.alloc(10, 2));
     const c = await put(store, Buffer.alloc(10, 3));
@@ -60,6 +60,15 @@ describe('content store', () => {
     assert.equal(removed, 1);
     assert.ok(store.has(a) && store.has(c) && !store.has(b));
     assert.equal(store.size, 20);
+  });
+
+  it('stores a blob that arrived whole, checking its hash', async () => {
+    const store = new ContentStore(dir, 1e9);
+    const body = Buffer.from('in one frame');
+    await store.put(sha(body), body);
+    assert.deepEqual(readFileSync(store.pathOf(sha(body))), body);
+    await assert.rejects(store.put(sha(Buffer.from('x')), Buffer.from('y')), /did not match/);
+    assert.equal(store.has(sha(Buffer.from('x'))), false);
   });
 
   it('finds its blobs again after a restart', async () => {

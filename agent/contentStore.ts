@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { WriteStream } from 'node:fs';
 import { createWriteStream, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { rename, rm, utimes } from 'node:fs/promises';
+import { rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const HASH = /^[0-9a-f]{64}$/;
@@ -34,10 +34,14 @@ export class ContentStore {
   private readonly blobs = new Map<string, BlobInfo>();
   private total = 0;
   private tmpCounter = 0;
+  /** Prefix folders known to exist, so each is made once. */
+  private readonly prefixes = new Set<string>();
 
   constructor(
     private readonly dir: string,
     private readonly capBytes: number,
+    /** Blobs used more recently than this are not touched again: a touch is a syscall per blob. */
+    private readonly touchAfterMs = 3600_000,
   ) {
     mkdirSync(join(dir, 'tmp'), { recursive: true });
     this.loadIndex();
@@ -68,7 +72,7 @@ export class ContentStore {
     const now = Date.now();
     for (const h of hashes) {
       const info = this.blobs.get(h);
-      if (!info) continue;
+      if (!info || now - info.used < this.touchAfterMs) continue;
       info.used = now;
       // The file's mtime carries the order across restarts; losing one is harmless.
       utimes(this.pathOf(h), now / 1000, now / 1000).catch(() => undefined);
@@ -99,16 +103,46 @@ export class ContentStore {
             `blob ${hash.slice(0, 12)}… did not match: got ${written} bytes hashing to ${actual.slice(0, 12)}…`,
           );
         }
-        mkdirSync(join(this.dir, hash.slice(0, 2)), { recursive: true });
+        this.ensurePrefix(hash);
         await rename(tmp, path);
-        if (!this.blobs.has(hash)) this.total += size;
-        this.blobs.set(hash, { size, used: Date.now() });
+        this.added(hash, size);
       },
       abort: () => {
         out.destroy();
         rm(tmp, { force: true }).catch(() => undefined);
       },
     };
+  }
+
+  /**
+   * Stores a blob that arrived whole (most do: one frame holds 1 MiB): one
+   * write and a rename, instead of a stream's open, writes and close.
+   */
+  async put(hash: string, data: Uint8Array): Promise<void> {
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== hash) {
+      throw new Error(
+        `blob ${hash.slice(0, 12)}… did not match: got ${data.byteLength} bytes hashing to ${actual.slice(0, 12)}…`,
+      );
+    }
+    if (this.blobs.has(hash)) return;
+    const tmp = join(this.dir, 'tmp', `${process.pid}-${++this.tmpCounter}`);
+    await writeFile(tmp, data, { mode: 0o444 });
+    this.ensurePrefix(hash);
+    await rename(tmp, this.pathOf(hash));
+    this.added(hash, data.byteLength);
+  }
+
+  private ensurePrefix(hash: string): void {
+    const prefix = hash.slice(0, 2);
+    if (this.prefixes.has(prefix)) return;
+    mkdirSync(join(this.dir, prefix), { recursive: true });
+    this.prefixes.add(prefix);
+  }
+
+  private added(hash: string, size: number): void {
+    if (!this.blobs.has(hash)) this.total += size;
+    this.blobs.set(hash, { size, used: Date.now() });
   }
 
   /** Removes least recently used blobs until the store fits its cap; `keep` are never removed. */

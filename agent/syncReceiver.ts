@@ -108,12 +108,17 @@ export class SyncReceiver {
       );
       return;
     }
-    slot.writer ??= this.store.writer(message.hash, slot.size);
-    slot.writer.write(message.data);
+    const whole = !slot.writer && message.data.byteLength === slot.size;
+    if (!whole) {
+      slot.writer ??= this.store.writer(message.hash, slot.size);
+      slot.writer.write(message.data);
+    }
     slot.received += message.data.byteLength;
     if (slot.received < slot.size) return;
-    const writer = slot.writer;
-    writer.finish().then(
+    const stored = whole
+      ? this.store.put(message.hash, message.data)
+      : (slot.writer as BlobWriter).finish();
+    stored.then(
       () => {
         sync.waiting.delete(message.hash);
         this.maybeLayOut(message.sync, sync);
@@ -133,7 +138,8 @@ export class SyncReceiver {
     if (!sync.done || sync.waiting.size > 0) return;
     this.syncs.delete(id);
     const started = performance.now();
-    this.copies.layOut(sync.workspace, sync.entries, sync.preserve).then(
+    // Checked whole in part(), before any blob was asked for.
+    this.copies.layOut(sync.workspace, sync.entries, sync.preserve, { validated: true }).then(
       ({ written, removed }) => {
         this.logger.info('workspace synced', {
           workspace: sync.workspace,

@@ -9,8 +9,11 @@ const HIGH_WATER = 4 * 1024 * 1024;
 /** A blob's bytes as chunks; the caller opens the file (this module does no I/O). */
 export interface BlobSource {
   size: number;
-  chunks: AsyncIterable<Uint8Array>;
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
+
+/** Blobs opened ahead of the one being sent, so that reading overlaps sending. */
+const READ_AHEAD = 8;
 
 /**
  * Sends blobs as `blob` frames under one `sync` id, in order, with
@@ -25,8 +28,20 @@ export async function sendBlobs(
   progress?: (bytes: number) => void,
 ): Promise<string[]> {
   const missing: string[] = [];
-  for (const hash of hashes) {
-    const source = await open(hash).catch(() => undefined);
+  const opened = new Map<number, Promise<BlobSource | undefined>>();
+  const openAt = (i: number): void => {
+    const hash = hashes[i];
+    if (hash !== undefined && !opened.has(i))
+      opened.set(
+        i,
+        open(hash).catch(() => undefined),
+      );
+  };
+  for (let i = 0; i < hashes.length; i++) {
+    const hash = hashes[i] as string;
+    for (let j = i; j < i + READ_AHEAD; j++) openAt(j);
+    const source = await opened.get(i);
+    opened.delete(i);
     if (!source) {
       missing.push(hash);
       continue;

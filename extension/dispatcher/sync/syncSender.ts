@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { BLOB_CHUNK, sendBlobs } from '../../../shared/blobSender';
 import { ErrorCode, OctaskError } from '../../../shared/errors';
@@ -96,6 +96,8 @@ export class SyncSender {
         if (!path) return undefined;
         const { size } = await stat(path);
         this.filesSent++;
+        // Most files fit one frame: one read, no stream.
+        if (size <= BLOB_CHUNK) return { size, chunks: [await readFile(path)] };
         return { size, chunks: createReadStream(path, { highWaterMark: BLOB_CHUNK }) };
       },
       (bytes) => {
