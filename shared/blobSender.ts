@@ -51,8 +51,13 @@ export async function sendBlobs(
       for await (const data of source.chunks) {
         if (connection.isClosed) return missing;
         if (offset + data.byteLength > source.size) break;
-        await drained(connection);
-        connection.send({ t: 'blob', sync, hash, size: source.size, offset, data });
+        const message = { t: 'blob', sync, hash, size: source.size, offset, data } as const;
+        if (connection.buffered > HIGH_WATER) {
+          // Over the mark: wait until this frame, and so all before it, is written.
+          await new Promise<void>((resolve) => connection.send(message, () => resolve()));
+        } else {
+          connection.send(message);
+        }
         offset += data.byteLength;
         progress?.(data.byteLength);
       }
@@ -62,15 +67,4 @@ export async function sendBlobs(
     if (offset !== source.size) missing.push(hash);
   }
   return missing;
-}
-
-function drained(connection: FrameConnection): Promise<void> {
-  if (connection.buffered <= HIGH_WATER) return Promise.resolve();
-  return new Promise((resolve) => {
-    const check = (): void => {
-      if (connection.isClosed || connection.buffered <= HIGH_WATER / 4) resolve();
-      else setTimeout(check, 2);
-    };
-    check();
-  });
 }

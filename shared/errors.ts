@@ -32,8 +32,6 @@ export const ErrorCode = {
   DuplicateTask: 'E_DUPLICATE_TASK',
   /** The agent is shutting down and takes no new work. */
   ShuttingDown: 'E_SHUTTING_DOWN',
-  /** The agent already had this dispatcher connected (same id twice). */
-  Duplicate: 'E_DUPLICATE_CONNECTION',
   /** The peer stopped answering pings. */
   Timeout: 'E_TIMEOUT',
   /** A request to the dispatcher was malformed. */

@@ -214,7 +214,6 @@ export const CloseCode = {
   ProtocolError: 1002,
   TooLarge: 1009,
   VersionMismatch: 4001,
-  Duplicate: 4002,
   Timeout: 4003,
 } as const;
 

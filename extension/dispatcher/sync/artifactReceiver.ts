@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../../shared/logger';
 import type { BlobMessage, ManifestEntry } from '../../../shared/protocol';
+import { hashFile } from './hashCache';
 import { checkRelativePath, isInsideWorkspace } from '../../../shared/workspacePath';
 
 export interface ArtifactStats {
@@ -162,7 +163,5 @@ export class ArtifactReceiver {
 async function sameContent(path: string, size: number, hash: string): Promise<boolean> {
   const st = await lstat(path).catch(() => undefined);
   if (!st?.isFile() || st.size !== size) return false;
-  const digest = createHash('sha256');
-  for await (const chunk of createReadStream(path)) digest.update(chunk as Buffer);
-  return digest.digest('hex') === hash;
+  return (await hashFile(path)).hash === hash;
 }
