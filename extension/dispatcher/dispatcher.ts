@@ -376,6 +376,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         link.updateBusy();
         const task = this.tasks.get(message.task);
         if (!task || task.link !== link.key) return;
+        if (task.workspace) this.syncs.forget(link.key, task.workspace.id);
         if (message.artifacts && message.artifacts.length > 0 && task.workspace) {
           this.fetches.start(
             link.key,

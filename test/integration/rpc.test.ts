@@ -135,6 +135,26 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
     );
   });
 
+  it('restores a file a task changed in the copy before the next task (a long-lived dispatcher)', async () => {
+    const root = join(dir.path, 'ws');
+    const runIn = async (command: string): Promise<string> => {
+      const result = await rpc.sendRequest<SubmitResult>(RpcMethod.submit, {
+        command,
+        sync: { root },
+      });
+      const id = result.tasks[0]!.id;
+      await until('the task to end', () =>
+        tasks.get(id)?.status === 'completed' ? true : undefined,
+      );
+      return output
+        .filter((o) => o.task === id)
+        .map((o) => o.text)
+        .join('');
+    };
+    await runIn('echo scribbled > hello.txt');
+    assert.equal(await runIn('cat hello.txt'), 'from the workspace\n');
+  });
+
   it('answers a bad request with a coded error', async () => {
     await assert.rejects(
       rpc.sendRequest(RpcMethod.submit, { command: '' }),

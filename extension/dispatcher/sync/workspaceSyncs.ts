@@ -52,6 +52,14 @@ export class WorkspaceSyncs {
     return outcome;
   }
 
+  /**
+   * A task ran in the agent's copy and may have changed it: the next task
+   * there syncs again (cheap when nothing changed: nothing is sent).
+   */
+  forget(link: string, workspace: string): void {
+    this.held.get(link)?.delete(workspace);
+  }
+
   /** Routes an agent's sync reply; false if it was not one. */
   receive(message: DispatcherBound): boolean {
     if (message.t !== 'syncNeed' && message.t !== 'syncDone' && message.t !== 'syncFailed')
