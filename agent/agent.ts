@@ -70,14 +70,6 @@ export class Agent {
     mkdirSync(join(config.workdir, 'tasks'), { recursive: true });
   }
 
-  get stage(): AgentStage {
-    return this.stageValue;
-  }
-
-  get runningTasks(): number {
-    return this.running;
-  }
-
   /** Takes a new, authenticated WebSocket from the transport. */
   accept(ws: WsLike, peer: string): void {
     if (this.stageValue !== 'serving') {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 const HASH = /^[0-9a-f]{64}$/;
 
-export function isContentHash(text: string): boolean {
+function isContentHash(text: string): boolean {
   return HASH.test(text);
 }
 
