@@ -27,7 +27,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['extension/client/**/*.ts'],
+    // The extension and its suite in a real VS Code.
+    files: ['extension/client/**/*.ts', 'test/vscode/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {

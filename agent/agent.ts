@@ -42,6 +42,8 @@ export interface AgentConfig {
 /** A task's working folder: made (or checked) before it starts, cleaned after. */
 interface TaskFolder {
   cwd: string;
+  /** The workspace copy's root, when the task runs in one. */
+  root?: string;
   prepare(done: (err: Error | null) => void): void;
   cleanup(): void;
 }
@@ -187,7 +189,13 @@ export class Agent {
         killGraceMs: this.config.killGraceMs,
       },
       {
-        started: (pid) => session.connection.send({ t: 'started', task: message.task, pid }),
+        started: (pid) =>
+          session.connection.send({
+            t: 'started',
+            task: message.task,
+            pid,
+            ...(folder.root !== undefined ? { root: folder.root } : {}),
+          }),
         output: (stream, data) => session.sendOutput(message.task, stream, data),
         spawnFailed: (reason) => {
           this.taskGone(session, message.task);
@@ -241,6 +249,7 @@ export class Agent {
       const cwd = sub ? join(root, sub) : root;
       return {
         cwd,
+        root,
         prepare: (done) =>
           stat(cwd, (err, st) => {
             if (!err && st.isDirectory()) return done(null);

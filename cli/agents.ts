@@ -7,7 +7,7 @@ import {
   dispatcherFlags,
   loadKey,
 } from './dispatcherFlags';
-import { EXIT } from './exitCode';
+import { EXIT } from '../shared/exitCode';
 
 export const AGENTS_USAGE = `Usage: octask agents [options]
 

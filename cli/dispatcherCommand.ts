@@ -6,7 +6,7 @@ import {
   dispatcherFlags,
   loadKey,
 } from './dispatcherFlags';
-import { EXIT } from './exitCode';
+import { EXIT } from '../shared/exitCode';
 import { UsageError } from './run';
 
 export const DISPATCHER_USAGE = `Usage: octask dispatcher --stdio [options]    (alias: octask d)
@@ -25,6 +25,8 @@ export async function dispatcherCommand(argv: string[]): Promise<number> {
     options: {
       ...DISPATCHER_FLAGS,
       stdio: { type: 'boolean' },
+      // vscode-languageclient appends it; vscode-languageserver reads it itself to exit with the editor.
+      clientProcessId: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

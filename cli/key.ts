@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { defaultKeyFile, readKeyFile, writeNewKey } from '../agent/keyFile';
 import { pasteLine } from '../shared/clusterKey';
-import { EXIT } from './exitCode';
+import { EXIT } from '../shared/exitCode';
 
 export const KEY_USAGE = `Usage: octask key [--new [--force]] [--key-file PATH]
 

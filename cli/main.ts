@@ -4,7 +4,7 @@ import { PROTOCOL_VERSION } from '../shared/protocol';
 import { OCTASK_VERSION } from '../shared/version';
 import { agentsCommand } from './agents';
 import { dispatcherCommand } from './dispatcherCommand';
-import { EXIT } from './exitCode';
+import { EXIT } from '../shared/exitCode';
 import { keyCommand } from './key';
 import { runCommand, UsageError } from './run';
 

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import type { Target, TaskInfo, TaskSpec } from '../shared/rpc';
+import { parseTarget } from '../shared/rpc';
 import { Dispatcher } from '../extension/dispatcher/dispatcher';
 import { createStreamLogger } from '../agent/log';
 import {
@@ -9,7 +10,7 @@ import {
   dispatcherFlags,
   loadKey,
 } from './dispatcherFlags';
-import { EXIT, runExitCode } from './exitCode';
+import { EXIT, runExitCode } from '../shared/exitCode';
 import { OutputPrinter } from './outputPrinter';
 import type { CliWorkspace } from './workspace';
 import { prepareCliWorkspace } from './workspace';
@@ -328,12 +329,7 @@ function buildSpec(
   command: string,
   values: { target?: string; shards?: string; timeout?: string; retries?: string; env?: string[] },
 ): TaskSpec {
-  const target: Target =
-    values.target === undefined || values.target === 'any'
-      ? { kind: 'any' }
-      : values.target === 'all'
-        ? { kind: 'all' }
-        : { kind: 'agent', name: values.target };
+  const target: Target = parseTarget(values.target);
   const env: Record<string, string> = {};
   for (const pair of values.env ?? []) {
     const eq = pair.indexOf('=');

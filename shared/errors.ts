@@ -44,6 +44,8 @@ export const ErrorCode = {
   NoWorkspace: 'E_NO_WORKSPACE',
   /** The key file is missing or does not hold a key. */
   BadKeyFile: 'E_BAD_KEY_FILE',
+  /** The editor's dispatcher process exited while the task was unfinished (the editor says this; no process sends it). */
+  DispatcherLost: 'E_DISPATCHER_LOST',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

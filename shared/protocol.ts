@@ -145,6 +145,11 @@ export interface StartedMessage {
   t: 'started';
   task: string;
   pid: number;
+  /**
+   * The absolute path of the workspace copy the task runs in, when it runs in
+   * one; the editor maps it back to the local folder in the task's output.
+   */
+  root?: string;
 }
 
 export type OutputStream = 'stdout' | 'stderr';

@@ -8,6 +8,14 @@ import type { TaskStatus } from './protocol';
 /** Where a task may run. */
 export type Target = { kind: 'any' } | { kind: 'all' } | { kind: 'agent'; name: string };
 
+/** Reads a target as users write it: `any`, `all`, or an agent's name. */
+export function parseTarget(text: string | undefined): Target {
+  const t = text?.trim() ?? '';
+  if (t === '' || t === 'any') return { kind: 'any' };
+  if (t === 'all') return { kind: 'all' };
+  return { kind: 'agent', name: t };
+}
+
 /** What a user asks to run. */
 export interface TaskSpec {
   command: string;
@@ -66,6 +74,8 @@ export interface TaskInfo {
   startedAt: number | null;
   endedAt: number | null;
   durationMs: number | null;
+  /** The workspace copy's absolute path on the agent, once the task runs in one. */
+  agentRoot: string | null;
   /** Set when the task ended without running to an exit (refused, lost, no agent). */
   error: { code: string; message: string } | null;
 }

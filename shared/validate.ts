@@ -44,7 +44,7 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     artifacts: 'optStrings',
   },
   cancel: { task: 'string' },
-  started: { task: 'string', pid: 'uint' },
+  started: { task: 'string', pid: 'uint', root: 'optString' },
   output: { task: 'string', seq: 'uint', stream: 'string', data: 'bytes' },
   exit: {
     task: 'string',

@@ -410,8 +410,14 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         this.schedule();
         return;
       }
-      case 'started':
+      case 'started': {
+        const record = this.tasks.get(message.task);
+        if (message.root !== undefined && record && record.info.agentRoot !== message.root) {
+          record.info.agentRoot = message.root;
+          this.emit('task', record.info);
+        }
         return;
+      }
       case 'error':
         this.logger.warn(`agent ${link.name} reported an error`, {
           code: message.code,

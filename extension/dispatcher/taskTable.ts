@@ -71,6 +71,7 @@ export class TaskTable {
           startedAt: null,
           endedAt: null,
           durationMs: null,
+          agentRoot: null,
           error: null,
         },
         spec,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MessageConnection } from 'vscode-jsonrpc/node';
 import {
@@ -112,20 +112,23 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
   it('syncs a folder named in the request and runs in its copy', async () => {
     writeFileSync(join(dir.path, 'ws', 'hello.txt'), 'from the workspace\n');
     const result = await rpc.sendRequest<SubmitResult>(RpcMethod.submit, {
-      command: 'cat hello.txt',
+      command: 'cat hello.txt; pwd -P',
       sync: { root: join(dir.path, 'ws') },
     });
     const id = result.tasks[0]!.id;
-    await until('the task to end', () =>
-      tasks.get(id)?.status === 'completed' ? true : undefined,
+    const done = await until('the task to end', () =>
+      tasks.get(id)?.status === 'completed' ? tasks.get(id) : undefined,
     );
-    assert.equal(
-      output
-        .filter((o) => o.task === id)
-        .map((o) => o.text)
-        .join(''),
-      'from the workspace\n',
-    );
+    const [text, pwd] = output
+      .filter((o) => o.task === id)
+      .map((o) => o.text)
+      .join('')
+      .split(/\n(?=.)/);
+    assert.equal(text, 'from the workspace');
+    // The editor maps this path in output back to the local folder.
+    assert.ok(done.agentRoot, 'the task reports the copy it ran in');
+    assert.equal(realpathSync(done.agentRoot), pwd?.trim());
+    assert.notEqual(done.agentRoot, join(dir.path, 'ws'));
     await assert.rejects(
       rpc.sendRequest(RpcMethod.submit, {
         command: 'true',

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { TaskInfo } from '../shared/rpc';
+import type { TaskInfo } from './rpc';
 import { runExitCode, taskExitCode } from './exitCode';
 
 function task(over: Partial<TaskInfo>): TaskInfo {
@@ -18,6 +18,7 @@ function task(over: Partial<TaskInfo>): TaskInfo {
     startedAt: 0,
     endedAt: 0,
     durationMs: 0,
+    agentRoot: null,
     error: null,
     ...over,
   };

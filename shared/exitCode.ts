@@ -1,4 +1,5 @@
-import type { TaskInfo } from '../shared/rpc';
+/** Exit statuses of a run, shared by the CLI and the editor's task terminal. */
+import type { TaskInfo } from './rpc';
 
 /** Exit statuses of `octask run`, beyond the remote command's own. */
 export const EXIT = {

@@ -1,0 +1,178 @@
+import * as vscode from 'vscode';
+import { ClusterModel } from './clusterModel';
+import { ClusterKeyStore } from './clusterKeyStore';
+import { registerCommands } from './commands';
+import { DispatcherClient } from './dispatcherClient';
+import { LocalAgent } from './localAgent';
+import { OUTPUT_SCHEME, OutputDocuments } from './outputDocuments';
+import { readSettings } from './settings';
+import { StatusBar } from './statusBar';
+import { OctaskTaskProvider, TASK_TYPE } from './taskProvider';
+import { LogsTree } from './views/logsTree';
+import { TasksTree } from './views/tasksTree';
+import { WorkersTree } from './views/workersTree';
+
+/** What `activate` returns: the extension's state, for its own end-to-end suite and other extensions. */
+export interface OctaskApi {
+  model: ClusterModel;
+  client: DispatcherClient;
+  views: { workers: WorkersTree; tasks: TasksTree; logs: LogsTree };
+}
+
+/**
+ * Wires the pieces: the model fed by the dispatcher, the views that read it,
+ * the commands and task provider that write through the dispatcher. Nothing
+ * starts in an untrusted workspace: Octask runs the workspace's commands.
+ */
+export async function activate(context: vscode.ExtensionContext): Promise<OctaskApi> {
+  const log = vscode.window.createOutputChannel('Octask', { log: true });
+  const model = new ClusterModel();
+  const keys = new ClusterKeyStore(context.secrets);
+  const storage = context.globalStorageUri.fsPath;
+  const listedNow = (): string[] => {
+    const local = localAgent.running?.address;
+    const listed = readSettings().agents;
+    return local && !listed.includes(local) ? [...listed, local] : listed;
+  };
+  const client = new DispatcherClient(context.asAbsolutePath('dist/octask.js'), log, model, () => {
+    const s = readSettings();
+    const key = keys.current;
+    if (!key) throw new Error('no cluster key');
+    return {
+      key: key.key.secret.toString('hex'),
+      agents: listedNow(),
+      mdns: s.discovery,
+      nodePath: s.nodePath,
+    };
+  });
+  const localAgent = new LocalAgent(
+    context.asAbsolutePath('dist/octask-agent.js'),
+    storage,
+    log,
+    (gone) => {
+      if (client.ready()) client.removeAgent(gone.address).catch(() => undefined);
+    },
+  );
+  const outputs = new OutputDocuments(model);
+  const views = {
+    workers: new WorkersTree(model),
+    tasks: new TasksTree(model),
+    logs: new LogsTree(model),
+  };
+
+  const setContext = (key: string, value: unknown): void =>
+    void vscode.commands.executeCommand('setContext', key, value);
+  const updateContext = (): void => {
+    const state = !vscode.workspace.isTrusted
+      ? 'untrusted'
+      : !keys.current
+        ? 'noKey'
+        : client.state;
+    setContext('octask.state', state);
+    setContext('octask.hasAgents', model.agents.size > 0);
+  };
+
+  const startDispatcher = async (): Promise<void> => {
+    updateContext();
+    if (!vscode.workspace.isTrusted || !keys.current) return;
+    if (client.state === 'running' || client.state === 'starting') return;
+    log.info(
+      `starting the dispatcher (key id ${keys.current.key.id}, from ${keys.current.source})`,
+    );
+    await client.start();
+  };
+
+  context.subscriptions.push(
+    log,
+    keys,
+    client,
+    outputs,
+    views.workers,
+    views.tasks,
+    views.logs,
+    { dispose: () => void localAgent.stop() },
+    vscode.window.createTreeView('octask.workers', {
+      treeDataProvider: views.workers,
+      showCollapseAll: false,
+    }),
+    vscode.window.createTreeView('octask.tasks', { treeDataProvider: views.tasks }),
+    vscode.window.createTreeView('octask.logs', { treeDataProvider: views.logs }),
+    vscode.workspace.registerTextDocumentContentProvider(OUTPUT_SCHEME, outputs),
+    vscode.tasks.registerTaskProvider(TASK_TYPE, new OctaskTaskProvider({ client, model })),
+    new StatusBar(model, client, () => keys.current !== undefined),
+    ...registerCommands({
+      context,
+      log,
+      keys,
+      outputs,
+      localAgent,
+      client,
+      model,
+      startDispatcher,
+    }),
+    client.onDidChangeState(updateContext),
+    { dispose: model.onAgents.on(updateContext).dispose },
+    keys.onDidChange(async (loaded) => {
+      log.info(
+        loaded ? `cluster key is now ${loaded.key.id} (from ${loaded.source})` : 'no cluster key',
+      );
+      // Every connection is keyed: a new key means a new dispatcher.
+      await client.stop();
+      await startDispatcher();
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void startDispatcher()),
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (
+        e.affectsConfiguration('octask.discovery') ||
+        e.affectsConfiguration('octask.dispatcher')
+      ) {
+        log.info('discovery or dispatcher settings changed: restarting the dispatcher');
+        await client.stop();
+        await startDispatcher();
+      } else if (e.affectsConfiguration('octask.agents')) {
+        await syncListedAgents(client, model, listedNow(), log);
+      }
+    }),
+  );
+
+  await keys.load();
+  updateContext();
+  if (!vscode.workspace.isTrusted)
+    log.info('this workspace is not trusted: Octask stays off until it is');
+  else if (!keys.current)
+    log.info('no cluster key yet: set one with "Octask: Set Cluster Key" or start a local agent');
+  await startDispatcher();
+  return { model, client, views };
+}
+
+/** Dials newly listed agents and drops the ones taken off the list. */
+async function syncListedAgents(
+  client: DispatcherClient,
+  model: ClusterModel,
+  wanted: string[],
+  log: vscode.LogOutputChannel,
+): Promise<void> {
+  if (!client.ready()) return;
+  const have = [...model.agents.values()]
+    .filter((a) => a.source === 'listed')
+    .map((a) => a.address);
+  for (const address of wanted) {
+    if (have.includes(address)) continue;
+    try {
+      const agent = await client.addAgent(address);
+      model.applyAgent(agent);
+    } catch (err) {
+      log.warn(`cannot add agent ${address}: ${(err as Error).message}`);
+      void vscode.window.showWarningMessage(
+        `Octask: cannot add agent ${address}: ${(err as Error).message}`,
+      );
+    }
+  }
+  for (const address of have) {
+    if (!wanted.includes(address)) await client.removeAgent(address).catch(() => undefined);
+  }
+}
+
+export function deactivate(): void {
+  // Everything is in context.subscriptions; the dispatcher is stopped there.
+}

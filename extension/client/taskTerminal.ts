@@ -1,0 +1,201 @@
+import * as vscode from 'vscode';
+import { EXIT, runExitCode } from '../../shared/exitCode';
+import type { OutputEvent, TaskInfo, TaskSpec } from '../../shared/rpc';
+import type { ClusterModel } from './clusterModel';
+import { isFinished } from './clusterModel';
+import type { DispatcherClient } from './dispatcherClient';
+import { formatDuration, taskPlace } from './format';
+import { PathRewriter } from './pathRewrite';
+
+const DIM = '\x1b[2m';
+const RED = '\x1b[31m';
+const RESET = '\x1b[0m';
+/** How long a task started before the dispatcher is up waits for it. */
+const DISPATCHER_WAIT_MS = 30_000;
+
+/** What a terminal needs: where to submit, where tasks report, the local folder for paths. */
+export interface TaskTerminalDeps {
+  client: DispatcherClient;
+  model: ClusterModel;
+}
+
+/**
+ * A task's terminal: submits the spec, streams the remote output live with
+ * agent paths mapped to local ones, cancels on Ctrl+C or when the terminal is
+ * closed, and closes with the remote exit code (the first failing shard's for
+ * several), so `dependsOn` chains and problem matchers behave as for a local task.
+ */
+export class RemoteTaskTerminal implements vscode.Pseudoterminal {
+  private readonly writeEmitter = new vscode.EventEmitter<string>();
+  private readonly closeEmitter = new vscode.EventEmitter<number>();
+  readonly onDidWrite = this.writeEmitter.event;
+  readonly onDidClose = this.closeEmitter.event;
+
+  private ids: string[] = [];
+  private readonly rewriters = new Map<string, { root: string; rewriter: PathRewriter }>();
+  /** Partial last lines per task and stream, when several tasks share the terminal. */
+  private readonly partial = new Map<string, string>();
+  private subs: Array<{ dispose(): void }> = [];
+  private finished = false;
+
+  constructor(
+    private readonly spec: TaskSpec | { error: string },
+    private readonly deps: TaskTerminalDeps,
+  ) {}
+
+  open(): void {
+    void this.run();
+  }
+
+  handleInput(data: string): void {
+    if (data.includes('\x03') && !this.finished) {
+      this.write(`${DIM}^C — cancelling${RESET}\n`);
+      this.cancelAll();
+    }
+  }
+
+  /** The user closed the terminal or terminated the task. */
+  close(): void {
+    if (!this.finished) this.cancelAll();
+    this.finish(null);
+  }
+
+  private async run(): Promise<void> {
+    if ('error' in this.spec) {
+      this.write(`${RED}octask: ${this.spec.error}${RESET}\n`);
+      return this.finish(EXIT.usage);
+    }
+    const spec = this.spec;
+    const { client } = this.deps;
+    const where = describeTarget(spec);
+    this.write(`${DIM}octask: ${spec.command}  →  ${where}${RESET}\n`);
+    if (!client.ready()) {
+      this.write(`${DIM}waiting for the dispatcher to start…${RESET}\n`);
+      if (!(await client.waitUntilReady(DISPATCHER_WAIT_MS))) {
+        this.write(
+          `${RED}octask: the dispatcher is not running (see "Octask: Show Log")${RESET}\n`,
+        );
+        return this.finish(EXIT.octaskFailure);
+      }
+    }
+    if (spec.sync) this.write(`${DIM}syncing ${spec.sync.root} to the agent…${RESET}\n`);
+    let tasks: TaskInfo[];
+    try {
+      tasks = (await client.submit(spec)).tasks;
+    } catch (err) {
+      this.write(`${RED}octask: ${(err as Error).message}${RESET}\n`);
+      return this.finish(EXIT.octaskFailure);
+    }
+    if (this.finished) {
+      // Closed while submitting: the tasks must not run on unwatched.
+      this.ids = tasks.map((t) => t.id);
+      this.cancelAll();
+      return;
+    }
+    this.ids = tasks.map((t) => t.id);
+    const mine = new Set(this.ids);
+    // Subscribe and replay in one synchronous step, so no chunk is missed or doubled.
+    this.subs.push(
+      this.deps.model.onOutput.on((e) => {
+        if (mine.has(e.task)) this.output(e);
+      }),
+      this.deps.model.onTask.on((t) => {
+        if (mine.has(t.id)) this.taskChanged();
+      }),
+    );
+    for (const id of this.ids) {
+      const text = this.deps.model.outputs.get(id)?.text();
+      if (text) this.output({ task: id, stream: 'stdout', text });
+    }
+    this.taskChanged();
+  }
+
+  private output(e: OutputEvent): void {
+    const task = this.deps.model.tasks.get(e.task);
+    let text = this.rewrite(e.task, task, e.text);
+    if (this.ids.length > 1 && task) text = this.prefixLines(task, e.stream, text);
+    if (text) this.write(text);
+  }
+
+  private rewrite(id: string, task: TaskInfo | undefined, text: string): string {
+    const localRoot = this.spec && 'sync' in this.spec ? this.spec.sync?.root : undefined;
+    const agentRoot = task?.agentRoot;
+    if (!localRoot || !agentRoot) return text;
+    let entry = this.rewriters.get(id);
+    if (!entry || entry.root !== agentRoot) {
+      entry = { root: agentRoot, rewriter: new PathRewriter(agentRoot, localRoot) };
+      this.rewriters.set(id, entry);
+    }
+    return entry.rewriter.write(text);
+  }
+
+  /** With several tasks in one terminal, whole lines only, each tagged `[agent#shard]`. */
+  private prefixLines(task: TaskInfo, stream: string, text: string, final = false): string {
+    const key = `${task.id}\0${stream}`;
+    const all = (this.partial.get(key) ?? '') + text;
+    const end = final ? all.length : all.lastIndexOf('\n') + 1;
+    this.partial.set(key, all.slice(end));
+    if (end === 0) return '';
+    const tag = `${DIM}[${taskPlace(task)}]${RESET} `;
+    const lines = all.slice(0, end).replace(/\n$/, '').split('\n');
+    return lines.map((l) => tag + l).join('\n') + '\n';
+  }
+
+  private taskChanged(): void {
+    if (this.finished) return;
+    const tasks = this.ids.map((id) => this.deps.model.tasks.get(id));
+    if (tasks.some((t) => t === undefined || !isFinished(t))) return;
+    const done = tasks as TaskInfo[];
+    for (const t of done) {
+      const rest = this.rewriters.get(t.id)?.rewriter.flush() ?? '';
+      if (this.ids.length > 1) {
+        this.write(this.prefixLines(t, 'stdout', rest, true));
+        this.write(this.prefixLines(t, 'stderr', '', true));
+      } else if (rest) this.write(rest);
+    }
+    for (const t of done) this.write(summary(t, this.ids.length > 1));
+    this.finish(runExitCode(done));
+  }
+
+  private cancelAll(): void {
+    const client = this.deps.client.ready() ? this.deps.client : undefined;
+    for (const id of this.ids) {
+      const t = this.deps.model.tasks.get(id);
+      if (t && isFinished(t)) continue;
+      client?.cancel(id).catch(() => undefined);
+    }
+  }
+
+  private finish(code: number | null): void {
+    if (this.finished && code !== null) return;
+    this.finished = true;
+    for (const s of this.subs) s.dispose();
+    this.subs = [];
+    if (code !== null) this.closeEmitter.fire(code);
+  }
+
+  private write(text: string): void {
+    // A pseudoterminal is a raw terminal: a bare \n moves down without returning.
+    this.writeEmitter.fire(text.replace(/\r?\n/g, '\r\n'));
+  }
+}
+
+function describeTarget(spec: TaskSpec): string {
+  const target = spec.target ?? { kind: 'any' };
+  const base =
+    target.kind === 'any' ? 'any agent' : target.kind === 'all' ? 'all agents' : target.name;
+  return spec.shards && spec.shards > 1 ? `${spec.shards} shards on ${base}` : base;
+}
+
+function summary(task: TaskInfo, tagged: boolean): string {
+  const ok = task.status === 'completed';
+  const how =
+    task.status === 'failed' && task.exitCode !== null
+      ? `failed with exit ${task.exitCode}`
+      : task.status.replace('_', ' ');
+  const where = task.agent ? ` on ${tagged ? taskPlace(task) : task.agent}` : '';
+  const time = task.durationMs !== null ? ` in ${formatDuration(task.durationMs)}` : '';
+  const why = task.error ? ` — ${task.error.message}` : '';
+  const retried = task.attempts > 1 ? ` after ${task.attempts} attempts` : '';
+  return `${ok ? DIM : RED}── ${how}${where}${time}${retried}${why}${RESET}\n`;
+}
