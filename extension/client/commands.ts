@@ -34,17 +34,21 @@ function taskIdOf(arg: TaskArg): string | undefined {
   return arg.id;
 }
 
-/** Tells the user what they can act on, with the action attached; the rest goes to the log. */
-async function report(deps: CommandDeps, err: unknown): Promise<void> {
-  const message = (err as Error).message ?? String(err);
+/**
+ * Tells the user what they can act on, with the action attached; the rest goes
+ * to the log. Not awaited: a command must not hang until a notification is closed.
+ */
+function report(deps: CommandDeps, err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
   deps.log.error(message);
   // The dispatcher being down is a wait, not a failure: a warning, with the log one click away.
   const show =
     err instanceof DispatcherUnavailable
       ? vscode.window.showWarningMessage
       : vscode.window.showErrorMessage;
-  const choice = await show(`Octask: ${message.replace(/^Octask:\s*/, '')}`, 'Show Log');
-  if (choice === 'Show Log') deps.log.show();
+  void show(`Octask: ${message.replace(/^Octask:\s*/, '')}`, 'Show Log').then((choice) => {
+    if (choice === 'Show Log') deps.log.show();
+  });
 }
 
 export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
@@ -55,7 +59,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       try {
         return await fn(...args);
       } catch (err) {
-        await report(deps, err);
+        report(deps, err);
         return undefined;
       }
     };

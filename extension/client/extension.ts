@@ -72,16 +72,26 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     setContext('octask.hasAgents', model.agents.size > 0);
   };
 
+  // One start at a time: key, trust and settings events may all ask at once.
+  let starting: Promise<void> | undefined;
   const startDispatcher = async (): Promise<void> => {
     updateContext();
-    if (!vscode.workspace.isTrusted || !keys.current) return;
-    if (client.state === 'running' || client.state === 'starting') return;
-    log.info(
-      `starting the dispatcher (key id ${keys.current.key.id}, from ${keys.current.source})`,
-    );
-    await client.start();
+    if (starting) return starting;
+    const key = keys.current;
+    if (!vscode.workspace.isTrusted || !key || client.state === 'running') return;
+    log.info(`starting the dispatcher (key id ${key.key.id}, from ${key.source})`);
+    starting = client.start().finally(() => (starting = undefined));
+    return starting;
+  };
+  const restartDispatcher = async (why: string): Promise<void> => {
+    await starting;
+    log.info(`${why}: restarting the dispatcher`);
+    await client.stop();
+    await startDispatcher();
   };
 
+  // Loaded before anyone listens: the first key is a start, not a change.
+  await keys.load();
   context.subscriptions.push(
     log,
     keys,
@@ -113,12 +123,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     client.onDidChangeState(updateContext),
     { dispose: model.onAgents.on(updateContext).dispose },
     keys.onDidChange(async (loaded) => {
-      log.info(
-        loaded ? `cluster key is now ${loaded.key.id} (from ${loaded.source})` : 'no cluster key',
-      );
+      log.info(loaded ? `cluster key ${loaded.key.id} (from ${loaded.source})` : 'no cluster key');
       // Every connection is keyed: a new key means a new dispatcher.
-      await client.stop();
-      await startDispatcher();
+      await restartDispatcher('the cluster key changed');
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => void startDispatcher()),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
@@ -126,16 +133,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
         e.affectsConfiguration('octask.discovery') ||
         e.affectsConfiguration('octask.dispatcher')
       ) {
-        log.info('discovery or dispatcher settings changed: restarting the dispatcher');
-        await client.stop();
-        await startDispatcher();
+        await restartDispatcher('discovery or dispatcher settings changed');
       } else if (e.affectsConfiguration('octask.agents')) {
         await syncListedAgents(client, model, listedNow(), log);
       }
     }),
   );
 
-  await keys.load();
   updateContext();
   if (!vscode.workspace.isTrusted)
     log.info('this workspace is not trusted: Octask stays off until it is');

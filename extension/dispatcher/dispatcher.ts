@@ -453,6 +453,11 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       'files' in outcome
         ? outcome
         : { files: workspace.entries.length, filesSent: 0, bytesSent: 0, ms: 0 };
+    if (error) this.logger.warn(`sync to ${agent} failed: ${error.message}`, { code: error.code });
+    else
+      this.logger.info(
+        `synced workspace to ${agent}: ${stats.filesSent} of ${stats.files} files sent (${stats.bytesSent} bytes) in ${stats.ms} ms`,
+      );
     this.emit('sync', { agent, workspace: workspace.id, ...stats, error });
   }
 
@@ -528,6 +533,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         link.updateBusy();
       }
       task.runSent = false;
+      this.logger.info(`task ${id} placed on ${task.info.agent}`, { command: task.spec.command });
       this.emit('task', task.info);
       if (link) this.startOn(link, id);
     }
