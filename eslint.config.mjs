@@ -3,7 +3,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'out/', 'node_modules/', 'test-results/', '.octask-cache/'] },
+  {
+    ignores: [
+      'dist/',
+      'out/',
+      'node_modules/',
+      'test-results/',
+      '.octask-cache/',
+      'test/vscode/workspace/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

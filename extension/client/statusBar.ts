@@ -32,7 +32,7 @@ export class StatusBar implements vscode.Disposable {
     const queued = tasks.filter((t) => t.status === 'pending').length;
     const state = this.client.state;
     if (!this.hasKey()) {
-      this.item.text = '$(octoface) Octask: no key';
+      this.item.text = '$(key) Octask: no key';
       this.item.tooltip = 'Octask needs the cluster key: click to open the Octask view';
     } else if (state === 'restarting' || state === 'starting') {
       this.item.text = '$(loading~spin) Octask';

@@ -107,6 +107,11 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
       const text = this.deps.model.outputs.get(id)?.text();
       if (text) this.output({ task: id, stream: 'stdout', text });
     }
+    const online = [...this.deps.model.agents.values()].some(
+      (a) => a.status === 'online' || a.status === 'busy',
+    );
+    if (!online && tasks.some((t) => t.status === 'pending'))
+      this.write(`${DIM}queued: no agent is online yet (see the Workers view)${RESET}\n`);
     this.taskChanged();
   }
 

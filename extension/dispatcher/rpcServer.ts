@@ -91,9 +91,15 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
       mdns: init.mdns ?? defaults.mdns,
       logger,
     });
-    dispatcher.on('agent', (a) => void connection.sendNotification(RpcMethod.workersDidChange, a));
+    // The dispatcher hands out its live records, and a notification is
+    // serialized only when the writer gets to it: send a copy of the state as
+    // it is now, or a later status could overtake the output before it.
+    dispatcher.on(
+      'agent',
+      (a) => void connection.sendNotification(RpcMethod.workersDidChange, structuredClone(a)),
+    );
     dispatcher.on('task', (t) => {
-      void connection.sendNotification(RpcMethod.tasksDidChange, t);
+      void connection.sendNotification(RpcMethod.tasksDidChange, structuredClone(t));
       if (t.status !== 'pending' && t.status !== 'running') {
         decoders.delete(`${t.id}\0stdout`);
         decoders.delete(`${t.id}\0stderr`);

@@ -24,6 +24,8 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
   const tasks = new Map<string, TaskInfo>();
   const output: OutputEvent[] = [];
   const workers: AgentInfo[] = [];
+  /** Every task and output notification in arrival order, as `id status` or `id output`. */
+  const arrivals: string[] = [];
 
   before(async () => {
     const { path: keyFile, key } = newKeyFile(dir.path);
@@ -41,8 +43,14 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
       new StreamMessageReader(proc.stdout!),
       new StreamMessageWriter(proc.stdin!),
     );
-    rpc.onNotification(RpcMethod.tasksDidChange, (t: TaskInfo) => void tasks.set(t.id, t));
-    rpc.onNotification(RpcMethod.output, (o: OutputEvent) => void output.push(o));
+    rpc.onNotification(RpcMethod.tasksDidChange, (t: TaskInfo) => {
+      tasks.set(t.id, t);
+      arrivals.push(`${t.id} ${t.status}`);
+    });
+    rpc.onNotification(RpcMethod.output, (o: OutputEvent) => {
+      output.push(o);
+      arrivals.push(`${o.task} output`);
+    });
     rpc.onNotification(RpcMethod.workersDidChange, (a: AgentInfo) => void workers.push(a));
     rpc.listen();
     const init = await rpc.sendRequest<{ serverInfo: { name: string } }>('initialize', {
@@ -99,6 +107,33 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
         .join(''),
       'via rpc\n',
     );
+  });
+
+  it('reports each task as it was at that moment: its output before its one final status', async () => {
+    // Quick tasks in a synced folder: the start (with the copy's root), the
+    // output and the exit arrive close together, where a notification
+    // serialized late would show a later status than the one it announced.
+    writeFileSync(join(dir.path, 'ws', 'order.txt'), 'x\n');
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const result = await rpc.sendRequest<SubmitResult>(RpcMethod.submit, {
+        command: `echo line-${i} >&2; exit 1`,
+        sync: { root: join(dir.path, 'ws') },
+      });
+      ids.push(result.tasks[0]!.id);
+    }
+    await until('all 20 to end', () =>
+      ids.every((id) => tasks.get(id)?.status === 'failed') ? true : undefined,
+    );
+    for (const id of ids) {
+      const mine = arrivals
+        .filter((a) => a.startsWith(`${id} `))
+        .map((a) => a.slice(id.length + 1));
+      const final = mine.filter((s) => s === 'failed');
+      assert.deepEqual(final, ['failed'], `${id}: ${mine.join(' → ')}`);
+      assert.equal(mine.at(-1), 'failed', `${id}: ${mine.join(' → ')}`);
+      assert.ok(mine.includes('output'), `${id}: ${mine.join(' → ')}`);
+    }
   });
 
   it('cancels a running task', async () => {

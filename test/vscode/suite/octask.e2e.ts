@@ -1,0 +1,287 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import * as vscode from 'vscode';
+import type { OctaskApi } from '../../../extension/client/extension';
+import type { TaskInfo } from '../../../shared/rpc';
+import type { StartedAgent } from '../../helpers/agentProcess';
+import { newKeyFile, startAgent, tempDir } from '../../helpers/agentProcess';
+import { ui } from './driver';
+import { poll, waitForModel } from './waitFor';
+
+const EXTENSION_ID = 'octask.octask';
+
+function workspaceRoot(): string {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  assert.ok(folder, 'the test workspace is open');
+  return folder.uri.fsPath;
+}
+
+async function octaskTask(label: string): Promise<vscode.Task> {
+  const tasks = await vscode.tasks.fetchTasks({ type: 'octask' });
+  const task = tasks.find((t) => t.name === label);
+  assert.ok(task, `tasks.json has "${label}" (found: ${tasks.map((t) => t.name).join(', ')})`);
+  return task;
+}
+
+/** Runs a task as VS Code's task system does and resolves with its exit code. */
+async function runTask(task: vscode.Task): Promise<number | undefined> {
+  const ended = new Promise<number | undefined>((resolve) => {
+    const sub = vscode.tasks.onDidEndTaskProcess((e) => {
+      if (e.execution.task.name !== task.name) return;
+      sub.dispose();
+      resolve(e.exitCode);
+    });
+  });
+  await vscode.tasks.executeTask(task);
+  return ended;
+}
+
+/**
+ * Runs a tasks.json task the way "Tasks: Run Task" and keybindings do, by
+ * label on the workbench side, where tasks.json's problem matchers apply
+ * (a task object passed to executeTask from an extension carries none).
+ */
+async function runTaskByLabel(label: string): Promise<number | undefined> {
+  await octaskTask(label);
+  const ended = new Promise<number | undefined>((resolve) => {
+    const sub = vscode.tasks.onDidEndTaskProcess((e) => {
+      if (e.execution.task.name !== label) return;
+      sub.dispose();
+      resolve(e.exitCode);
+    });
+  });
+  await vscode.commands.executeCommand('workbench.action.tasks.runTask', label);
+  return ended;
+}
+
+function newestTask(api: OctaskApi, command: string): TaskInfo | undefined {
+  return api.model.taskList().find((t) => t.command === command);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('Octask in VS Code', function () {
+  this.timeout(90_000);
+  let api: OctaskApi;
+  let dir: { path: string; cleanup(): void } | undefined;
+  const agents: StartedAgent[] = [];
+  let keyHex = '';
+
+  before(async () => {
+    const ext = vscode.extensions.getExtension<OctaskApi>(EXTENSION_ID);
+    assert.ok(ext, `extension ${EXTENSION_ID} is installed`);
+    api = await ext.activate();
+    dir = tempDir('octask-e2e-');
+    const key = newKeyFile(dir.path);
+    keyHex = key.key.secret.toString('hex');
+    for (const name of ['desk', 'pi']) agents.push(await startAgent({ keyFile: key.path, name }));
+  });
+
+  after(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    dir?.cleanup();
+  });
+
+  it('activates and, with no key yet, shows the welcome view', async () => {
+    assert.equal(vscode.extensions.getExtension(EXTENSION_ID)?.isActive, true);
+    const commands = await vscode.commands.getCommands(true);
+    for (const id of [
+      'octask.runOnCluster',
+      'octask.setClusterKey',
+      'octask.addAgent',
+      'octask.diagnose',
+    ])
+      assert.ok(commands.includes(id), `${id} is registered`);
+    assert.equal(api.client.state, 'stopped', 'no dispatcher without a key');
+    await ui.openView('Octask');
+    await ui.screenshot('welcome');
+  });
+
+  it('a command needing the dispatcher explains instead of throwing while it is down', async () => {
+    // Resolves (the command catches and tells the user), rather than rejecting.
+    const result = await vscode.commands.executeCommand('octask.cancelTask', 'no-such-task');
+    assert.equal(result, undefined);
+  });
+
+  it('pairs with the key and shows both agents in the Workers view', async () => {
+    const id = await vscode.commands.executeCommand<string>('octask.setClusterKey', keyHex);
+    assert.match(id ?? '', /^[0-9a-f]{16}$/);
+    await poll(() => api.client.state === 'running', 'the dispatcher to run');
+    for (const a of agents) await vscode.commands.executeCommand('octask.addAgent', a.address);
+    const items = await waitForModel(
+      api.model,
+      () => {
+        const nodes = api.views.workers.getChildren();
+        const online = nodes.filter((n) => n.kind === 'agent' && n.agent.status === 'online');
+        return online.length === 2 ? nodes : undefined;
+      },
+      'two agents online in the Workers view',
+    );
+    const labels = items
+      .map((n) => api.views.workers.getTreeItem(n))
+      .map((i) => `${String(i.label)} ${String(i.description)}`);
+    assert.ok(
+      labels.some((l) => l.startsWith('desk online · 127.0.0.1:')),
+      labels.join('\n'),
+    );
+    assert.ok(
+      labels.some((l) => l.startsWith('pi online · 127.0.0.1:')),
+      labels.join('\n'),
+    );
+    const listed = vscode.workspace.getConfiguration('octask').get<string[]>('agents') ?? [];
+    assert.deepEqual([...listed].sort(), agents.map((a) => a.address).sort());
+    await ui.openView('Octask');
+    await ui.screenshot('sidebar-workers');
+  });
+
+  it('"Octask: Run on cluster" with a typed command runs it; its output reaches the Logs view', async () => {
+    const command = 'echo hello-from-the-palette; uname -s';
+    await ui.command('Octask: Run on cluster');
+    await ui.pick('Type a command');
+    await ui.input(command);
+    await ui.pick('Any agent');
+    const task = await waitForModel(
+      api.model,
+      () => {
+        const t = newestTask(api, command);
+        return t && t.status !== 'pending' && t.status !== 'running' ? t : undefined;
+      },
+      'the typed command to finish',
+    );
+    assert.equal(task.status, 'completed');
+    assert.ok(task.agent === 'desk' || task.agent === 'pi', `ran on ${task.agent}`);
+    const logs = api.views.logs;
+    const outputs = logs.getChildren({ kind: 'outputs' });
+    const node = outputs.find((n) => n.kind === 'output' && n.task.id === task.id);
+    assert.ok(node, 'the Logs view lists the task output');
+    await vscode.commands.executeCommand('octask.showTaskOutput', task.id);
+    const doc = await poll(
+      () =>
+        vscode.workspace.textDocuments.find(
+          (d) => d.uri.scheme === 'octask-output' && d.getText().includes('hello-from-the-palette'),
+        ),
+      'the output document to show the output',
+    );
+    assert.match(doc.getText(), /Linux/);
+    assert.match(doc.getText(), /\[completed, exit 0\]/);
+    const events = logs
+      .getChildren({ kind: 'events' })
+      .map((n) => (n.kind === 'event' ? n.event.message : ''));
+    assert.ok(
+      events.some((m) => /desk|pi/.test(m)),
+      `the event log names the agents: ${events.join(' | ')}`,
+    );
+    await ui.screenshot('run-on-cluster');
+  });
+
+  it('an octask task from tasks.json ends with the remote exit code, 0 and non-zero', async () => {
+    assert.equal(await runTask(await octaskTask('remote ok')), 0);
+    const ok = newestTask(api, 'echo remote-ok from $OCTASK_AGENT_NAME');
+    assert.equal(ok?.status, 'completed');
+    assert.match(api.model.outputs.get(ok.id)?.text() ?? '', /remote-ok from (desk|pi)/);
+    assert.equal(await runTask(await octaskTask('remote fail')), 3);
+  });
+
+  it('a problem matcher turns a remote linter error into a diagnostic on the local file', async () => {
+    // $eslint-stylish takes absolute paths: only the agent-to-local path mapping makes it match.
+    const file = vscode.Uri.file(join(workspaceRoot(), 'src', 'app.js'));
+    assert.equal(await runTaskByLabel('remote lint'), 1);
+    const task = api.model.taskList().find((t) => t.command.includes('Missing semicolon'));
+    const said = `it printed ${JSON.stringify(api.model.outputs.get(task?.id ?? '')?.text())} in ${task?.agentRoot}`;
+    await ui.screenshot('problem-matcher');
+    const diagnostics = await poll(
+      () => {
+        const found = vscode.languages.getDiagnostics(file);
+        return found.length > 0 ? found : undefined;
+      },
+      `a diagnostic on ${file.fsPath} (${said})`,
+      10_000,
+    );
+    const d = diagnostics[0] as vscode.Diagnostic;
+    assert.match(d.message, /Missing semicolon/);
+    assert.equal(d.range.start.line, 2);
+    assert.equal(d.range.start.character, 10);
+    assert.equal(d.severity, vscode.DiagnosticSeverity.Error);
+  });
+
+  it('cancel stops the remote process, and the task ends as cancelled (exit 130)', async () => {
+    const command = 'echo pid=$$; exec sleep 120';
+    const ended = runTask(await octaskTask('remote sleep'));
+    const pid = await waitForModel(
+      api.model,
+      () => {
+        const t = newestTask(api, command);
+        const m = t && /pid=(\d+)/.exec(api.model.outputs.get(t.id)?.text() ?? '');
+        return m ? Number(m[1]) : undefined;
+      },
+      'the remote sleep to print its pid',
+    );
+    assert.ok(processAlive(pid), 'the remote process runs');
+    await ui.openView('Octask');
+    await ui.screenshot('running-task');
+    const task = newestTask(api, command) as TaskInfo;
+    assert.equal(await vscode.commands.executeCommand('octask.cancelTask', task.id), true);
+    assert.equal(await ended, 130);
+    assert.equal(api.model.tasks.get(task.id)?.status, 'cancelled');
+    await poll(() => !processAlive(pid), `process ${pid} to be gone`, 10_000);
+  });
+
+  it('closing the task terminal cancels the remote task', async () => {
+    const command = 'echo pid=$$; exec sleep 120';
+    const ended = runTask(await octaskTask('remote sleep'));
+    const before = new Set(api.model.tasks.keys());
+    const pid = await waitForModel(
+      api.model,
+      () => {
+        const t = api.model.taskList().find((x) => x.command === command && !before.has(x.id));
+        const m = t && /pid=(\d+)/.exec(api.model.outputs.get(t.id)?.text() ?? '');
+        return m ? Number(m[1]) : undefined;
+      },
+      'the second sleep to run',
+    );
+    const execution = vscode.tasks.taskExecutions.find((e) => e.task.name === 'remote sleep');
+    assert.ok(execution, 'the task is running in VS Code');
+    execution.terminate();
+    await ended;
+    await poll(() => !processAlive(pid), `process ${pid} to be gone`, 10_000);
+  });
+
+  it('restarts a crashed dispatcher, says so in the log, and runs tasks again', async () => {
+    // Only this window's dispatcher: vscode-languageclient passes the extension host's pid.
+    const mine = `octask.js dispatcher --stdio --clientProcessId=${process.pid}`;
+    const pids = execFileSync('pgrep', ['-f', mine], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(Number);
+    assert.ok(pids.length >= 1, 'the dispatcher process is found');
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await waitForModel(
+      api.model,
+      () => api.model.log.some((e) => /dispatcher exited unexpectedly; restarting/.test(e.message)),
+      'the restart to be logged',
+    );
+    await poll(
+      () =>
+        api.client.state === 'running' &&
+        [...api.model.agents.values()].filter((a) => a.status === 'online').length === 2,
+      'the restarted dispatcher to reconnect both agents',
+    );
+    assert.equal(await runTask(await octaskTask('remote ok')), 0);
+  });
+
+  it('Diagnose reports TLS-PSK in this runtime, the key id and each agent', async () => {
+    const text = await vscode.commands.executeCommand<string>('octask.diagnose');
+    assert.match(text ?? '', /TLS-PSK in this VS Code's runtime: \*\*works\*\*/);
+    assert.match(text ?? '', /Cluster key: id `[0-9a-f]{16}`, from secret storage/);
+    assert.match(text ?? '', /\*\*desk\*\* `127\.0\.0\.1:\d+` \(listed\): online/);
+    await ui.screenshot('diagnose');
+  });
+});
