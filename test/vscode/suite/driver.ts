@@ -3,7 +3,7 @@
  * test/vscode/run.ts serves on loopback, which performs them in the page with Playwright.
  */
 import * as http from 'node:http';
-import type { DriverAction, DriverReply } from '../run';
+import type { DriverAction, DriverReply } from '../harness/pageActions';
 
 /** Longer than any single action may wait in the driver, so its own error comes back first. */
 const REQUEST_TIMEOUT_MS = 120_000;

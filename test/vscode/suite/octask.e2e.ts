@@ -284,4 +284,36 @@ describe('Octask in VS Code', function () {
     assert.match(text ?? '', /\*\*desk\*\* `127\.0\.0\.1:\d+` \(listed\): online/);
     await ui.screenshot('diagnose');
   });
+
+  it('Start Local Agent runs the bundled agent on this machine and adds it to the pool', async () => {
+    const address = await vscode.commands.executeCommand<string>('octask.startLocalAgent');
+    assert.match(address ?? '', /^127\.0\.0\.1:\d+$/);
+    const local = await waitForModel(
+      api.model,
+      () => {
+        const a = api.model.agents.get(address ?? '');
+        return a?.status === 'online' ? a : undefined;
+      },
+      'the local agent to come online',
+    );
+    assert.match(local.name, /-local$/);
+    const { tasks } = await api.client.submit({
+      command: 'echo on the local agent',
+      target: { kind: 'agent', name: local.name },
+    });
+    const id = tasks[0]?.id ?? '';
+    const done = await waitForModel(
+      api.model,
+      () => (api.model.tasks.get(id)?.status === 'completed' ? api.model.tasks.get(id) : undefined),
+      'the task on the local agent',
+    );
+    assert.equal(done.agent, local.name);
+    assert.equal(api.model.outputs.get(id)?.text(), 'on the local agent\n');
+    await vscode.commands.executeCommand('octask.stopLocalAgent');
+    await waitForModel(
+      api.model,
+      () => !api.model.agents.has(address ?? ''),
+      'the local agent to leave the pool',
+    );
+  });
 });
