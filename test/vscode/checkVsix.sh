@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# A newcomer's first step, checked: `npm run package` makes a .vsix that
+# installs into a real VS Code (code-server) and carries the extension, the
+# dispatcher and the agent. Needs setup.sh to have run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+version=4.100.3
+cache=${OCTASK_VSCODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/octask/vscode-test}
+code_server="$cache/code-server-$version/node_modules/.bin/code-server"
+[ -x "$code_server" ] || { echo "checkVsix: no code-server; run bash test/vscode/setup.sh" >&2; exit 1; }
+
+npm run package
+vsix="dist/octask-$(node -p 'require("./package.json").version').vsix"
+[ -f "$vsix" ] || { echo "checkVsix: $vsix was not made" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export XDG_CONFIG_HOME="$tmp/config" XDG_DATA_HOME="$tmp/data"
+"$code_server" --extensions-dir "$tmp/ext" --user-data-dir "$tmp/ud" --install-extension "$vsix" >/dev/null
+listed=$("$code_server" --extensions-dir "$tmp/ext" --user-data-dir "$tmp/ud" --list-extensions --show-versions)
+echo "$listed" | grep -qx "octask.octask@$(node -p 'require("./package.json").version')" ||
+  { echo "checkVsix: not installed; code-server lists: $listed" >&2; exit 1; }
+installed=$(ls -d "$tmp"/ext/octask.octask-*)
+for f in dist/extension.js dist/octask.js dist/octask-agent.js package.json media/octask.svg; do
+  [ -s "$installed/$f" ] || { echo "checkVsix: the installed extension lacks $f" >&2; exit 1; }
+done
+# The bundles run with plain Node and no node_modules, as on a Pi.
+node "$installed/dist/octask-agent.js" --version
+node "$installed/dist/octask.js" --version
+echo "checkVsix: $vsix installs and carries the extension, dispatcher and agent"
