@@ -142,5 +142,7 @@ export interface OutputEvent {
 export interface LogEvent {
   level: 'debug' | 'info' | 'warn' | 'error';
   message: string;
+  /** Structured details (ids, addresses, error codes), kept apart from the sentence. */
+  fields?: Record<string, unknown>;
   time: number;
 }

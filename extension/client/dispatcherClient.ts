@@ -89,7 +89,7 @@ export class DispatcherClient implements vscode.Disposable {
     client.onNotification(RpcMethod.output, (o: OutputEvent) => this.model.applyOutput(o));
     client.onNotification(RpcMethod.log, (e: LogEvent) => {
       this.model.applyLog(e);
-      const line = `[dispatcher] ${e.message}`;
+      const line = `[dispatcher] ${e.message}${e.fields ? ` ${JSON.stringify(e.fields)}` : ''}`;
       if (e.level === 'error') this.log.error(line);
       else if (e.level === 'warn') this.log.warn(line);
       else if (e.level === 'debug') this.log.debug(line);

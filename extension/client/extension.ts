@@ -60,6 +60,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     logs: new LogsTree(model),
   };
 
+  const statusBar = new StatusBar(model, client, () =>
+    !vscode.workspace.isTrusted ? 'untrusted' : !keys.current ? 'noKey' : undefined,
+  );
   const setContext = (key: string, value: unknown): void =>
     void vscode.commands.executeCommand('setContext', key, value);
   const updateContext = (): void => {
@@ -70,6 +73,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
         : client.state;
     setContext('octask.state', state);
     setContext('octask.hasAgents', model.agents.size > 0);
+    statusBar.update();
   };
 
   // One start at a time: key, trust and settings events may all ask at once.
@@ -109,7 +113,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     vscode.window.createTreeView('octask.logs', { treeDataProvider: views.logs }),
     vscode.workspace.registerTextDocumentContentProvider(OUTPUT_SCHEME, outputs),
     vscode.tasks.registerTaskProvider(TASK_TYPE, new OctaskTaskProvider({ client, model })),
-    new StatusBar(model, client, () => keys.current !== undefined),
+    statusBar,
     ...registerCommands({
       context,
       log,

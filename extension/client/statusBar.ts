@@ -10,7 +10,8 @@ export class StatusBar implements vscode.Disposable {
   constructor(
     private readonly model: ClusterModel,
     private readonly client: DispatcherClient,
-    private readonly hasKey: () => boolean,
+    /** Why Octask is off, if it is: an untrusted workspace, or no key yet. */
+    private readonly blocked: () => 'untrusted' | 'noKey' | undefined,
   ) {
     this.item.name = 'Octask';
     this.item.command = 'workbench.view.extension.octask';
@@ -31,7 +32,11 @@ export class StatusBar implements vscode.Disposable {
     const running = tasks.filter((t) => t.status === 'running').length;
     const queued = tasks.filter((t) => t.status === 'pending').length;
     const state = this.client.state;
-    if (!this.hasKey()) {
+    const blocked = this.blocked();
+    if (blocked === 'untrusted') {
+      this.item.text = '$(shield) Octask: off';
+      this.item.tooltip = 'Octask runs nothing in an untrusted workspace';
+    } else if (blocked === 'noKey') {
       this.item.text = '$(key) Octask: no key';
       this.item.tooltip = 'Octask needs the cluster key: click to open the Octask view';
     } else if (state === 'restarting' || state === 'starting') {

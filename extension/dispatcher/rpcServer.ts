@@ -25,6 +25,19 @@ export interface RpcServerDefaults {
   mdns: boolean;
 }
 
+/** Log fields as JSON can carry them: errors as their message, anything odd as text. */
+function plainFields(fields: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return JSON.parse(
+      JSON.stringify(fields, (_key, value: unknown) =>
+        value instanceof Error ? value.message : value,
+      ),
+    ) as Record<string, unknown>;
+  } catch {
+    return { details: String(fields) };
+  }
+}
+
 /** JSON-RPC error codes: application range, one per Octask error code family. */
 const RPC_ERROR = -32001;
 
@@ -43,10 +56,10 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     message: string,
     fields?: Record<string, unknown>,
   ): void => {
-    const text = fields ? `${message} ${JSON.stringify(fields)}` : message;
     void connection.sendNotification(RpcMethod.log, {
       level,
-      message: text,
+      message,
+      ...(fields ? { fields: plainFields(fields) } : {}),
       time: Date.now(),
     } satisfies LogEvent);
   };

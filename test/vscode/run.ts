@@ -4,7 +4,10 @@
  * in code-server's extension host; a loopback "driver" lets them act on the page as a person
  * would (command palette, quick picks, views, screenshots). See README.md in this folder.
  *
- *   node out/test/vscode/run.js [--grep <pattern>]
+ *   node out/test/vscode/run.js [--grep <pattern>] [--untrusted]
+ *
+ * With --untrusted, workspace trust stays on and the folder opens in Restricted
+ * Mode; the suite is then suite/*.untrusted-e2e.js instead of suite/*.e2e.js.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -53,7 +56,10 @@ class Run {
   private interrupted = false;
   private extensionHostOutput = '';
 
-  constructor(private readonly grep: string | undefined) {}
+  constructor(
+    private readonly grep: string | undefined,
+    private readonly untrusted: boolean,
+  ) {}
 
   async execute(codeServer: string): Promise<number> {
     const started = Date.now();
@@ -115,6 +121,13 @@ class Run {
       'git.enabled': false,
       'npm.autoDetect': 'off',
       'typescript.disableAutomaticTypeAcquisition': true,
+      // Restricted Mode without the modal that would ask to trust the folder.
+      ...(this.untrusted
+        ? {
+            'security.workspace.trust.enabled': true,
+            'security.workspace.trust.startupPrompt': 'never',
+          }
+        : {}),
     };
     fs.writeFileSync(
       path.join(this.userData, 'User', 'settings.json'),
@@ -122,7 +135,8 @@ class Run {
     );
     copyDir(FIXTURE, workspace);
     fs.mkdirSync(RESULTS, { recursive: true });
-    for (const f of fs.readdirSync(RESULTS)) {
+    // The untrusted pass runs second and adds to the first pass's screenshots.
+    for (const f of this.untrusted ? [] : fs.readdirSync(RESULTS)) {
       if (f.endsWith('.png')) fs.rmSync(path.join(RESULTS, f));
     }
     fs.rmSync(path.join(RESULTS, 'logs'), { recursive: true, force: true });
@@ -144,6 +158,7 @@ class Run {
       EXTENSIONS_GALLERY: '{}',
     };
     if (this.grep !== undefined) env.OCTASK_E2E_GREP = this.grep;
+    if (this.untrusted) env.OCTASK_E2E_UNTRUSTED = '1';
     const args = [
       codeServer,
       '--auth',
@@ -152,7 +167,7 @@ class Run {
       `127.0.0.1:${port}`,
       '--disable-telemetry',
       '--disable-update-check',
-      '--disable-workspace-trust',
+      ...(this.untrusted ? [] : ['--disable-workspace-trust']),
       '--user-data-dir',
       this.userData,
       '--extensions-dir',
@@ -327,12 +342,12 @@ class Run {
 }
 
 async function main(): Promise<number> {
-  const { grep } = parseArgs(process.argv.slice(2));
+  const { grep, untrusted } = parseArgs(process.argv.slice(2));
   const codeServer = locateCodeServer();
   if (!fs.existsSync(SUITE)) {
     throw new Error(`${SUITE} is missing; run npm run compile-tests`);
   }
-  const run = new Run(grep ?? process.env.OCTASK_E2E_GREP);
+  const run = new Run(grep ?? process.env.OCTASK_E2E_GREP, untrusted === true);
   const stop = (sig: NodeJS.Signals, code: number): void => {
     log(`${sig}: stopping`);
     void run.interrupt().finally(() => process.exit(code));

@@ -74,7 +74,7 @@ export class LogsTree implements vscode.TreeDataProvider<LogNode>, vscode.Dispos
         item.id = `logs:event:${node.index}`;
         item.description = new Date(e.time).toLocaleTimeString();
         item.iconPath = new vscode.ThemeIcon(LEVEL_ICON[e.level]);
-        item.tooltip = `${e.level}: ${e.message}`;
+        item.tooltip = `${e.level}: ${e.message}${e.fields ? `\n${JSON.stringify(e.fields, null, 2)}` : ''}`;
         return item;
       }
       case 'output': {

@@ -59,19 +59,27 @@ export function httpAnswers(port: number): Promise<boolean> {
   });
 }
 
-export function parseArgs(argv: string[]): { grep?: string } {
-  const options: { grep?: string } = {};
+export interface RunArgs {
+  grep?: string;
+  /** Leave workspace trust on: the workspace opens in Restricted Mode. */
+  untrusted?: boolean;
+}
+
+export function parseArgs(argv: string[]): RunArgs {
+  const options: RunArgs = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     if (arg === '--grep' || arg === '-g') {
       const pattern = argv[++i];
       if (pattern === undefined) throw new Error(`${arg} needs a pattern`);
       options.grep = pattern;
+    } else if (arg === '--untrusted') {
+      options.untrusted = true;
     } else if (arg.startsWith('--grep=')) {
       options.grep = arg.slice('--grep='.length);
     } else {
       throw new Error(
-        `unknown argument "${arg}"; usage: node out/test/vscode/run.js [--grep <pattern>]`,
+        `unknown argument "${arg}"; usage: node out/test/vscode/run.js [--grep <pattern>] [--untrusted]`,
       );
     }
   }

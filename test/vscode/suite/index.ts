@@ -16,11 +16,13 @@ export function run(): Promise<void> {
   });
   const grep = process.env.OCTASK_E2E_GREP;
   if (grep) mocha.grep(grep);
+  // Restricted Mode (run.js --untrusted) has a suite of its own.
+  const suffix = process.env.OCTASK_E2E_UNTRUSTED === '1' ? '.untrusted-e2e.js' : '.e2e.js';
   const files = fs
     .readdirSync(__dirname)
-    .filter((f) => f.endsWith('.e2e.js'))
+    .filter((f) => f.endsWith(suffix))
     .sort();
-  if (files.length === 0) return Promise.reject(new Error(`no *.e2e.js files in ${__dirname}`));
+  if (files.length === 0) return Promise.reject(new Error(`no *${suffix} files in ${__dirname}`));
   for (const f of files) mocha.addFile(path.join(__dirname, f));
 
   return new Promise((resolve, reject) => {
