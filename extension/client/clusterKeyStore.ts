@@ -41,10 +41,12 @@ export class ClusterKeyStore implements vscode.Disposable {
   }
 
   async load(): Promise<LoadedKey | undefined> {
-    const before = this.loaded?.key.id;
-    this.loaded = await this.read();
-    if (this.loaded?.key.id !== before) this.changed.fire(this.loaded);
-    return this.loaded;
+    const next = await this.read();
+    // Compared after the read: a store and its change event both load, and only one may report it.
+    const changed = next?.key.id !== this.loaded?.key.id;
+    this.loaded = next;
+    if (changed) this.changed.fire(next);
+    return next;
   }
 
   /** Stores a key given as 64 hex digits; throws a readable error otherwise. */

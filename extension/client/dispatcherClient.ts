@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
+import type { LanguageClientOptions, NodeModule, ServerOptions } from 'vscode-languageclient/node';
 import {
   CloseAction,
   ErrorAction,
@@ -17,6 +17,7 @@ import type {
 } from '../../shared/rpc';
 import { RpcMethod } from '../../shared/rpc';
 import type { ClusterModel } from './clusterModel';
+import { SettingTraceChannel } from './traceChannel';
 
 /** What the dispatcher is started with; read afresh at each (re)start. */
 export interface DispatcherStartOptions {
@@ -42,6 +43,8 @@ export class DispatcherClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private stateValue: DispatcherState = 'stopped';
   private crashes: number[] = [];
+  /** The JSON-RPC traffic, when `octask.trace.server` asks for it. */
+  private readonly trace: SettingTraceChannel;
   private readonly stateEmitter = new vscode.EventEmitter<DispatcherState>();
   readonly onDidChangeState = this.stateEmitter.event;
   /** The reason the dispatcher is not running, when it is not. */
@@ -53,7 +56,9 @@ export class DispatcherClient implements vscode.Disposable {
     private readonly model: ClusterModel,
     /** Read at every start, the crash restarts included, so a new process gets today's settings. */
     private readonly options: () => DispatcherStartOptions,
-  ) {}
+  ) {
+    this.trace = new SettingTraceChannel(log);
+  }
 
   get state(): DispatcherState {
     return this.stateValue;
@@ -64,15 +69,22 @@ export class DispatcherClient implements vscode.Disposable {
     await this.stop();
     const opts = this.options();
     this.setState('starting');
-    const serverOptions: ServerOptions = {
+    const node: NodeModule = {
       module: this.scriptPath,
       args: ['dispatcher'],
       transport: TransportKind.stdio,
       ...(opts.nodePath ? { runtime: opts.nodePath } : {}),
     };
+    // When the extension itself is being debugged, the dispatcher waits for a
+    // debugger on 9229 too (launch.json: "Attach to the dispatcher").
+    const serverOptions: ServerOptions = {
+      run: node,
+      debug: { ...node, options: { execArgv: ['--nolazy', '--inspect=9229'] } },
+    };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],
       outputChannel: this.log,
+      traceOutputChannel: this.trace,
       initializationOptions: () => {
         const now = this.options();
         return { key: now.key, agents: now.agents, mdns: now.mdns };
@@ -173,6 +185,7 @@ export class DispatcherClient implements vscode.Disposable {
   dispose(): void {
     void this.stop();
     this.stateEmitter.dispose();
+    this.trace.dispose();
   }
 
   private need(): LanguageClient {

@@ -17,6 +17,8 @@ export interface OctaskApi {
   model: ClusterModel;
   client: DispatcherClient;
   views: { workers: WorkersTree; tasks: TasksTree; logs: LogsTree };
+  /** The folder VS Code writes this extension's log channels to. */
+  logFolder: vscode.Uri;
 }
 
 /**
@@ -150,7 +152,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
   else if (!keys.current)
     log.info('no cluster key yet: set one with "Octask: Set Cluster Key" or start a local agent');
   await startDispatcher();
-  return { model, client, views };
+  return { model, client, views, logFolder: context.logUri };
 }
 
 /** Dials newly listed agents and drops the ones taken off the list. */

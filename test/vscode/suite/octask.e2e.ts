@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { OctaskApi } from '../../../extension/client/extension';
@@ -277,6 +278,24 @@ describe('Octask in VS Code', function () {
       'the restarted dispatcher to reconnect both agents',
     );
     assert.equal(await runTask(await octaskTask('remote ok')), 0);
+  });
+
+  it('octask.trace.server shows the JSON-RPC traffic in the Octask log', async () => {
+    const config = vscode.workspace.getConfiguration('octask');
+    await config.update('trace.server', 'messages', vscode.ConfigurationTarget.Workspace);
+    try {
+      assert.equal(await runTask(await octaskTask('remote ok')), 0);
+      const logFile = join(api.logFolder.fsPath, 'Octask.log');
+      await poll(
+        () =>
+          existsSync(logFile) &&
+          /\[rpc\] Sending request 'octask\/tasks\/submit/.test(readFileSync(logFile, 'utf8')),
+        `the submit request traced in ${logFile}`,
+        10_000,
+      );
+    } finally {
+      await config.update('trace.server', undefined, vscode.ConfigurationTarget.Workspace);
+    }
   });
 
   it('Diagnose reports TLS-PSK in this runtime, the key id and each agent', async () => {
