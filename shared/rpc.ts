@@ -34,13 +34,23 @@ export interface TaskSpec {
   /** Globs of files to bring back into the local workspace after the task (with a workspace). */
   artifacts?: string[];
   /** Sync this folder to the agent first and run in its copy (JSON-RPC submit only; the CLI prepares its own). */
-  sync?: { root: string; include?: string[]; exclude?: string[]; preserve?: string[] };
+  sync?: {
+    root: string;
+    /** Also sync files git ignores that match these. */
+    include?: string[];
+    exclude?: string[];
+    /** Sync only the files matching these (tasks.json `inputs`). */
+    inputs?: string[];
+    preserve?: string[];
+  };
 }
 
 /** What the dispatcher reports of one agent's workspace sync. */
 export interface SyncInfo {
   agent: string;
   workspace: string;
+  /** The local folder that was synced. */
+  root: string;
   files: number;
   filesSent: number;
   bytesSent: number;
@@ -124,6 +134,10 @@ export const RpcMethod = {
   tasksDidChange: 'octask/tasks/didChange',
   /** dispatcher → client notification: a chunk of task output (OutputEvent). */
   output: 'octask/output',
+  /** dispatcher → client notification: a workspace sync to an agent ended (SyncInfo). */
+  syncDidChange: 'octask/sync/didChange',
+  /** dispatcher → client notification: a task's artifacts were brought back (ArtifactsInfo). */
+  artifactsDidChange: 'octask/artifacts/didChange',
   /** dispatcher → client notification: a line for the event log (LogEvent). */
   log: 'octask/log',
 } as const;

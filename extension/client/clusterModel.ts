@@ -1,5 +1,13 @@
 import { ErrorCode } from '../../shared/errors';
-import type { AgentInfo, LogEvent, OutputEvent, TaskInfo, TaskSpec } from '../../shared/rpc';
+import type {
+  AgentInfo,
+  ArtifactsInfo,
+  LogEvent,
+  OutputEvent,
+  SyncInfo,
+  TaskInfo,
+  TaskSpec,
+} from '../../shared/rpc';
 import { Listeners } from './listeners';
 
 /** How much of each task's output the editor keeps, and for how many finished tasks. */
@@ -50,6 +58,9 @@ export class ClusterModel {
   readonly onTask = new Listeners<TaskInfo>();
   readonly onOutput = new Listeners<OutputEvent>();
   readonly onLog = new Listeners<LogEvent>();
+  /** Passed through, not kept: task terminals report them as they happen. */
+  readonly onSync = new Listeners<SyncInfo>();
+  readonly onArtifacts = new Listeners<ArtifactsInfo>();
 
   applyAgent(agent: AgentInfo): void {
     // Keyed by address: an agent's id changes from its address to its own id after hello.

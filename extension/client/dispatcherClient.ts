@@ -9,6 +9,8 @@ import {
 } from 'vscode-languageclient/node';
 import type {
   AgentInfo,
+  ArtifactsInfo,
+  SyncInfo,
   LogEvent,
   OutputEvent,
   SubmitResult,
@@ -99,6 +101,10 @@ export class DispatcherClient implements vscode.Disposable {
     client.onNotification(RpcMethod.workersDidChange, (a: AgentInfo) => this.model.applyAgent(a));
     client.onNotification(RpcMethod.tasksDidChange, (t: TaskInfo) => this.model.applyTask(t));
     client.onNotification(RpcMethod.output, (o: OutputEvent) => this.model.applyOutput(o));
+    client.onNotification(RpcMethod.syncDidChange, (s: SyncInfo) => this.model.onSync.fire(s));
+    client.onNotification(RpcMethod.artifactsDidChange, (a: ArtifactsInfo) =>
+      this.model.onArtifacts.fire(a),
+    );
     client.onNotification(RpcMethod.log, (e: LogEvent) => {
       this.model.applyLog(e);
       const line = `[dispatcher] ${e.message}${e.fields ? ` ${JSON.stringify(e.fields)}` : ''}`;

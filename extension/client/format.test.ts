@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { AgentInfo, TaskInfo } from '../../shared/rpc';
-import { agentDescription, formatDuration, taskDescription } from './format';
+import { agentDescription, formatBytes, formatDuration, taskDescription } from './format';
 
 const task: TaskInfo = {
   id: 't1',
@@ -26,6 +26,8 @@ describe('view text', () => {
     assert.equal(formatDuration(12), '12 ms');
     assert.equal(formatDuration(1500), '1.5 s');
     assert.equal(formatDuration(125_000), '2m 05s');
+    assert.equal(formatBytes(752), '752 B');
+    assert.equal(formatBytes(3 * 1024 * 1024 + 512 * 1024), '3.5 MiB');
   });
 
   it('describes a task by place, time and ending', () => {

@@ -40,6 +40,13 @@ export function formatDuration(ms: number | null): string {
   return `${m}m ${String(s).padStart(2, '0')}s`;
 }
 
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
 /** `pi#2` for a shard, `pi` otherwise; `queued` before placement. */
 export function taskPlace(task: TaskInfo): string {
   const agent = task.agent ?? 'queued';

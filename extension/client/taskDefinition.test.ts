@@ -26,7 +26,7 @@ describe('specFromDefinition', () => {
         shards: 2,
         timeoutSec: 60,
         env: { A: '1' },
-        sync: { root: '/home/me/proj', include: ['src/**'] },
+        sync: { root: '/home/me/proj', inputs: ['src/**'] },
         cwd: 'sub/dir',
         artifacts: ['out/*.bin'],
       },

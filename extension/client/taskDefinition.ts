@@ -84,7 +84,7 @@ export function specFromDefinition(raw: unknown, defaults: SpecDefaults): SpecRe
     ...(env ? { env } : {}),
   };
   if (sync && defaults.workspaceRoot !== undefined) {
-    spec.sync = { root: defaults.workspaceRoot, ...(inputs ? { include: inputs } : {}) };
+    spec.sync = { root: defaults.workspaceRoot, ...(inputs ? { inputs } : {}) };
     const cwd = typeof def.cwd === 'string' ? relativeCwd(def.cwd, defaults.workspaceRoot) : null;
     if (cwd === undefined) return { error: `"cwd" ${String(def.cwd)} is outside the workspace` };
     if (cwd) spec.cwd = cwd;

@@ -1,10 +1,10 @@
 import * as vscode from 'vscode';
 import { EXIT, runExitCode } from '../../shared/exitCode';
-import type { OutputEvent, TaskInfo, TaskSpec } from '../../shared/rpc';
+import type { OutputEvent, SyncInfo, TaskInfo, TaskSpec } from '../../shared/rpc';
 import type { ClusterModel } from './clusterModel';
 import { isFinished } from './clusterModel';
 import type { DispatcherClient } from './dispatcherClient';
-import { formatDuration, taskPlace } from './format';
+import { formatBytes, formatDuration, taskPlace } from './format';
 import { PathRewriter } from './pathRewrite';
 
 const DIM = '\x1b[2m';
@@ -37,6 +37,7 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
   private readonly partial = new Map<string, string>();
   private subs: Array<{ dispose(): void }> = [];
   private finished = false;
+  private readonly syncedTo = new Set<string>();
 
   constructor(
     private readonly spec: TaskSpec | { error: string },
@@ -102,6 +103,13 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
       this.deps.model.onTask.on((t) => {
         if (mine.has(t.id)) this.taskChanged();
       }),
+      this.deps.model.onSync.on((s) => this.synced(s)),
+      this.deps.model.onArtifacts.on((a) => {
+        if (!mine.has(a.task) || a.files === 0) return;
+        this.write(
+          `${DIM}brought back ${a.files} artifact file${a.files === 1 ? '' : 's'} (${formatBytes(a.bytes)})${RESET}\n`,
+        );
+      }),
     );
     for (const id of this.ids) {
       const text = this.deps.model.outputs.get(id)?.text();
@@ -113,6 +121,20 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     if (!online && tasks.some((t) => t.status === 'pending'))
       this.write(`${DIM}queued: no agent is online yet (see the Workers view)${RESET}\n`);
     this.taskChanged();
+  }
+
+  /** One line per agent this terminal's tasks were synced to. */
+  private synced(s: SyncInfo): void {
+    const root = 'sync' in this.spec ? this.spec.sync?.root : undefined;
+    if (s.root !== root || this.syncedTo.has(s.agent)) return;
+    const mineThere = this.ids.some((id) => this.deps.model.tasks.get(id)?.agent === s.agent);
+    if (!mineThere) return;
+    this.syncedTo.add(s.agent);
+    this.write(
+      s.error
+        ? `${RED}sync to ${s.agent} failed: ${s.error.message}${RESET}\n`
+        : `${DIM}synced to ${s.agent}: ${s.filesSent} of ${s.files} files sent (${formatBytes(s.bytesSent)}) in ${formatDuration(s.ms)}${RESET}\n`,
+    );
   }
 
   private output(e: OutputEvent): void {

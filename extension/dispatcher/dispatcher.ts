@@ -458,7 +458,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       this.logger.info(
         `synced workspace to ${agent}: ${stats.filesSent} of ${stats.files} files sent (${stats.bytesSent} bytes) in ${stats.ms} ms`,
       );
-    this.emit('sync', { agent, workspace: workspace.id, ...stats, error });
+    this.emit('sync', { agent, workspace: workspace.id, root: workspace.root, ...stats, error });
   }
 
   /** Sends the run, after bringing the agent's copy of the workspace up to date if the task has one. */

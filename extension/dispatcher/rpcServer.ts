@@ -118,6 +118,14 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
         decoders.delete(`${t.id}\0stderr`);
       }
     });
+    dispatcher.on(
+      'sync',
+      (s) => void connection.sendNotification(RpcMethod.syncDidChange, structuredClone(s)),
+    );
+    dispatcher.on(
+      'artifacts',
+      (a) => void connection.sendNotification(RpcMethod.artifactsDidChange, structuredClone(a)),
+    );
     dispatcher.on('output', (chunk) => {
       const k = `${chunk.task}\0${chunk.stream}`;
       let decoder = decoders.get(k);

@@ -86,6 +86,16 @@ describe('sync fileList', () => {
     assert.deepEqual(names.files, [...GIT_SET, 'debug.log'].sort());
   });
 
+  it("only (a task's inputs) narrows the set to matching files, --include ones too", async () => {
+    const { files } = await listWorkspaceFiles(root, {
+      source: 'git',
+      include: ['build/**'],
+      only: ['build/**', '*.md'],
+    });
+    // A bare name matches at any depth, as for --include.
+    assert.deepEqual(files, ['build/nested/deep.js', 'build/out.js', 'notes/untracked.md']);
+  });
+
   it('--include never reaches outside the workspace or into .git', async () => {
     const { files } = await listWorkspaceFiles(root, {
       source: 'git',

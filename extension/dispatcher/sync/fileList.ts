@@ -2,7 +2,7 @@
  * Which files of a workspace take part in a sync: in a git work tree, what
  * git would consider the project (tracked, plus untracked but not ignored);
  * elsewhere, everything but `.git`. `--include` / `--exclude` globs adjust the
- * set. Paths come back workspace-relative and `/`-separated; nothing here
+ * set, and a task's `inputs` (`only`) narrow it. Paths come back workspace-relative and `/`-separated; nothing here
  * reads file contents.
  */
 import { execFile } from 'node:child_process';
@@ -25,6 +25,8 @@ export interface FileListOptions {
   include?: readonly string[];
   /** Globs of files to leave out; wins over `include`. */
   exclude?: readonly string[];
+  /** When given, only files matching one of these globs take part (a task's `inputs`). */
+  only?: readonly string[];
 }
 
 export interface FileList {
@@ -145,7 +147,8 @@ export async function listWorkspaceFiles(
   const include = options.include ?? [];
   const extra = include.length > 0 ? await listIncluded(root, include) : [];
   const excluded = createMatcher(options.exclude ?? []);
-  const files = [...new Set([...listed, ...extra])].filter((p) => !excluded(p));
+  const wanted = options.only?.length ? createMatcher(options.only) : () => true;
+  const files = [...new Set([...listed, ...extra])].filter((p) => !excluded(p) && wanted(p));
   files.sort(comparePaths);
   return { files, skipped };
 }

@@ -10,6 +10,8 @@ import { prepareWorkspace, workspaceId } from './preparedWorkspace';
 
 export interface PrepareOptions {
   include?: readonly string[];
+  /** Only files matching these globs are synced (a task's `inputs`). */
+  inputs?: readonly string[];
   exclude?: readonly string[];
   preserve?: readonly string[];
   env?: NodeJS.ProcessEnv;
@@ -41,6 +43,7 @@ export async function prepareWorkspaceAt(
     source: 'auto',
     include: options.include,
     exclude: options.exclude,
+    only: options.inputs,
   });
   const cacheHome = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
   const cache = await HashCache.load(join(cacheHome, 'octask', 'hashes', `${id}.json`));

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { OctaskApi } from '../../../extension/client/extension';
-import type { TaskInfo } from '../../../shared/rpc';
+import type { SyncInfo, TaskInfo } from '../../../shared/rpc';
 import type { StartedAgent } from '../../helpers/agentProcess';
 import { newKeyFile, startAgent, tempDir } from '../../helpers/agentProcess';
 import { ui } from './driver';
@@ -191,6 +191,23 @@ describe('Octask in VS Code', function () {
     assert.equal(ok?.status, 'completed');
     assert.match(api.model.outputs.get(ok.id)?.text() ?? '', /remote-ok from (desk|pi)/);
     assert.equal(await runTask(await octaskTask('remote fail')), 3);
+  });
+
+  it('a task with inputs and artifacts syncs only the inputs and brings its artifacts back', async () => {
+    const result = join(workspaceRoot(), 'out', 'result.txt');
+    assert.equal(existsSync(result), false);
+    const synced = new Promise<SyncInfo>((resolve) => {
+      const sub = api.model.onSync.on((s) => {
+        sub.dispose();
+        resolve(s);
+      });
+    });
+    assert.equal(await runTask(await octaskTask('remote build')), 0);
+    assert.match(readFileSync(result, 'utf8'), /^built on (desk|pi)\n$/);
+    const sync = await synced;
+    assert.equal(sync.root, workspaceRoot());
+    assert.equal(sync.files, 1, `only src/app.js matches the inputs: ${JSON.stringify(sync)}`);
+    assert.equal(sync.error, null);
   });
 
   it('a problem matcher turns a remote linter error into a diagnostic on the local file', async () => {
