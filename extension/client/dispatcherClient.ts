@@ -251,7 +251,7 @@ export class DispatcherUnavailable extends Error {
         ? 'The Octask dispatcher is restarting; try again in a moment.'
         : state === 'failed'
           ? 'The Octask dispatcher is not running (see the log); run "Octask: Restart Dispatcher".'
-          : 'The Octask dispatcher is not running yet: set the cluster key first.',
+          : 'The Octask dispatcher is not running: it starts once there is a cluster key and the workspace is trusted.',
     );
   }
 }

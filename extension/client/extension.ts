@@ -62,18 +62,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     logs: new LogsTree(model),
   };
 
-  const statusBar = new StatusBar(model, client, () =>
-    !vscode.workspace.isTrusted ? 'untrusted' : !keys.current ? 'noKey' : undefined,
-  );
+  /** Why Octask is off, if it is. */
+  const blockedBy = (): 'untrusted' | 'noKey' | undefined =>
+    !vscode.workspace.isTrusted ? 'untrusted' : !keys.current ? 'noKey' : undefined;
+  const statusBar = new StatusBar(model, client, blockedBy);
   const setContext = (key: string, value: unknown): void =>
     void vscode.commands.executeCommand('setContext', key, value);
   const updateContext = (): void => {
-    const state = !vscode.workspace.isTrusted
-      ? 'untrusted'
-      : !keys.current
-        ? 'noKey'
-        : client.state;
-    setContext('octask.state', state);
+    setContext('octask.state', blockedBy() ?? client.state);
     setContext('octask.hasAgents', model.agents.size > 0);
     statusBar.update();
   };

@@ -145,7 +145,7 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
   }
 
   private rewrite(id: string, task: TaskInfo | undefined, text: string): string {
-    const localRoot = this.spec && 'sync' in this.spec ? this.spec.sync?.root : undefined;
+    const localRoot = 'sync' in this.spec ? this.spec.sync?.root : undefined;
     const agentRoot = task?.agentRoot;
     if (!localRoot || !agentRoot) return text;
     let entry = this.rewriters.get(id);
