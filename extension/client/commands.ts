@@ -95,7 +95,8 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     }),
     register('octask.rerunTask', async (arg: TaskArg) => {
       const id = taskIdOf(arg) ?? (await pickTask(isFinished, 'Rerun Task'));
-      const task = id ? model.tasks.get(id) : undefined;
+      if (!id) return undefined;
+      const task = model.tasks.get(id);
       const spec = task ? model.specs.get(task.group) : undefined;
       if (!spec) throw new Error('Octask no longer knows how that task was started.');
       const result = await client.submit(spec);
@@ -117,7 +118,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       if (!value?.trim()) return;
       const addr = value.trim();
       await updateListedAgents((list) => (list.includes(addr) ? list : [...list, addr]));
-      // The settings watcher dials it; say where to look if it does not come online.
+      // The settings watcher dials it; the Workers view shows whether it comes online.
       deps.log.info(`added agent ${addr} to octask.agents`);
     }),
     register('octask.removeAgent', async (arg?: WorkerNode | string) => {

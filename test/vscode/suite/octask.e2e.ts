@@ -190,6 +190,14 @@ describe('Octask in VS Code', function () {
     const ok = newestTask(api, 'echo remote-ok from $OCTASK_AGENT_NAME');
     assert.equal(ok?.status, 'completed');
     assert.match(api.model.outputs.get(ok.id)?.text() ?? '', /remote-ok from (desk|pi)/);
+    // Rerun, as the Tasks view's inline action does: the same spec, new tasks.
+    const again = await vscode.commands.executeCommand<string[]>('octask.rerunTask', ok.id);
+    assert.equal(again?.length, 1);
+    await waitForModel(
+      api.model,
+      () => api.model.tasks.get(again?.[0] ?? '')?.status === 'completed',
+      'the rerun to complete',
+    );
     assert.equal(await runTask(await octaskTask('remote fail')), 3);
   });
 
