@@ -1,15 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { ClusterKey } from '../shared/clusterKey';
 import { formatKey, generateKey, parseKey } from '../shared/clusterKey';
 import { ErrorCode, OctaskError } from '../shared/errors';
-
-/** `$XDG_CONFIG_HOME/octask/key`, i.e. `~/.config/octask/key` by default. */
-export function defaultKeyFile(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
-  return join(base, 'octask', 'key');
-}
 
 /** Reads the cluster key; a missing or malformed file is an OctaskError. */
 export function readKeyFile(path: string): ClusterKey {

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import type { LogLevel } from '../shared/logger';
 import { LOG_LEVELS } from '../shared/logger';
 import { DEFAULT_AGENT_PORT } from '../shared/protocol';
-import { defaultKeyFile } from './keyFile';
+import { defaultKeyFile } from '../shared/clusterKey';
 import { defaultShell } from './shell';
 
 export interface AgentOptions {

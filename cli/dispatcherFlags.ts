@@ -1,4 +1,5 @@
-import { readKeyFile, defaultKeyFile } from '../agent/keyFile';
+import { readKeyFile } from '../agent/keyFile';
+import { defaultKeyFile } from '../shared/clusterKey';
 import type { ClusterKey } from '../shared/clusterKey';
 
 /** Flags every dispatcher-side command takes (run, agents, dispatcher). */

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { defaultKeyFile, readKeyFile, writeNewKey } from '../agent/keyFile';
+import { readKeyFile, writeNewKey } from '../agent/keyFile';
+import { defaultKeyFile } from '../shared/clusterKey';
 import { pasteLine } from '../shared/clusterKey';
 import { EXIT } from '../shared/exitCode';
 

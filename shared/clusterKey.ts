@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { ErrorCode, OctaskError } from './errors';
 
 /** A cluster key: 32 random bytes, written as 64 hex digits on one line. */
@@ -43,4 +45,10 @@ export function formatKey(key: ClusterKey): string {
 /** A shell line that installs this key on another machine, for the user to paste. */
 export function pasteLine(key: ClusterKey): string {
   return `mkdir -p ~/.config/octask && (umask 077 && echo ${formatKey(key)} > ~/.config/octask/key)`;
+}
+
+/** `$XDG_CONFIG_HOME/octask/key`, i.e. `~/.config/octask/key` by default: where agent, CLI and editor look. */
+export function defaultKeyFile(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  return join(base, 'octask', 'key');
 }

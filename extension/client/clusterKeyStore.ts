@@ -1,9 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { ClusterKey } from '../../shared/clusterKey';
-import { formatKey, generateKey, parseKey } from '../../shared/clusterKey';
+import { defaultKeyFile, formatKey, generateKey, parseKey } from '../../shared/clusterKey';
 
 const SECRET = 'octask.clusterKey';
 
@@ -13,10 +11,9 @@ export interface LoadedKey {
   source: 'secret storage' | string;
 }
 
-/** The key file the agent and CLI use on this machine (`~/.config/octask/key`). */
+/** The key file the agent and CLI use on this machine (`~/.config/octask/key`, or OCTASK_KEY_FILE). */
 export function machineKeyFile(): string {
-  const base = process.env.XDG_CONFIG_HOME || join(process.env.HOME || homedir(), '.config');
-  return join(base, 'octask', 'key');
+  return process.env.OCTASK_KEY_FILE || defaultKeyFile();
 }
 
 /**

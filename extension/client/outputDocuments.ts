@@ -52,11 +52,8 @@ export class OutputDocuments implements vscode.TextDocumentContentProvider, vsco
     await vscode.window.showTextDocument(doc, { preview: false });
   }
 
+  /** Per output chunk: only marks the task; the open documents are looked at once per redraw. */
   private touch(taskId: string): void {
-    const open = vscode.workspace.textDocuments.some(
-      (d) => d.uri.scheme === OUTPUT_SCHEME && taskIdOf(d.uri) === taskId,
-    );
-    if (!open) return;
     this.dirty.add(taskId);
     // Output comes in many small chunks: redraw open documents at most 5 times a second.
     this.timer ??= setTimeout(() => {
