@@ -15,7 +15,7 @@ import { findMarked, killMarked, newMarker, TASK_MARKER_VAR } from './taskMarker
 const STAND_IN = `
 const { spawn } = require('child_process');
 const { Keeper } = require(${JSON.stringify(require.resolve('./keeper'))});
-const [marker, spareMarker] = process.argv.slice(1);
+const [marker, spareMarker, leak] = process.argv.slice(1);
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const keeper = Keeper.start(silent, { graceMs: 1000 });
 const run = (script, m) => spawn('sh', ['-c', script], {
@@ -25,7 +25,9 @@ const spare = run('exec sleep 313', spareMarker);
 keeper.track('t1', task.pid, marker);
 keeper.track('t2', spare.pid, spareMarker);
 keeper.untrack('t2');
-console.log(JSON.stringify({ keeper: keeper.pid, task: task.pid, spare: spare.pid }));
+// 'leak': a process that holds the keeper's pipe open, as a leaked descriptor would.
+const holder = leak && spawn('sleep', ['316'], { stdio: ['ignore', keeper.child.stdin, 'ignore'] });
+console.log(JSON.stringify({ keeper: keeper.pid, task: task.pid, spare: spare.pid, holder: holder && holder.pid }));
 setInterval(() => {}, 1000);
 `;
 
@@ -33,6 +35,7 @@ interface Ready {
   keeper: number;
   task: number;
   spare: number;
+  holder?: number;
 }
 
 /** The keeper has installed its handlers for SIGHUP, SIGINT and SIGTERM: it is running its script. */
@@ -58,8 +61,8 @@ describe('task keeper @integration', () => {
     for (const f of cleanup.splice(0)) f();
   });
 
-  async function standIn(): Promise<{ proc: ChildProcess; ready: Ready }> {
-    const { proc, ready } = await startStandIn<Ready>(STAND_IN, [marker, spareMarker]);
+  async function standIn(leak = ''): Promise<{ proc: ChildProcess; ready: Ready }> {
+    const { proc, ready } = await startStandIn<Ready>(STAND_IN, [marker, spareMarker, leak]);
     cleanup.push(() => proc.kill('SIGKILL'));
     await waitFor('the task to run', () => findMarked(marker).length >= 3);
     await waitFor('the keeper to run its script', () => keeperReady(ready.keeper));
@@ -81,6 +84,16 @@ describe('task keeper @integration', () => {
     // It was told to forget the spare group: that one runs on.
     assert.ok(alive(ready.spare), 'the untracked group was left alone');
     assert.deepEqual(findMarked(spareMarker), [ready.spare]);
+  });
+
+  it('notices the agent is gone even if something else holds the pipe open', async () => {
+    const { proc, ready } = await standIn('leak');
+    const holder = ready.holder as number;
+    cleanup.push(() => process.kill(holder, 'SIGKILL'));
+    assert.ok(alive(holder));
+    proc.kill('SIGKILL');
+    await waitFor('the task group to end', () => groupMembers(ready.task).length === 0, 5000);
+    assert.ok(alive(holder), 'the pipe stayed open all along');
   });
 
   it('survives SIGINT, SIGTERM and SIGHUP, and still ends the tasks when the agent dies', async () => {

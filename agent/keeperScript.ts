@@ -27,6 +27,7 @@ const tasks = new Map();
 const agentPid = process.ppid;
 let ending = false;
 
+process.title = 'octask-keeper';
 for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(s, () => {});
 
 function hasEntry(environ, entry) {
