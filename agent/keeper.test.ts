@@ -89,7 +89,9 @@ describe('task keeper @integration', () => {
   it('notices the agent is gone even if something else holds the pipe open', async () => {
     const { proc, ready } = await standIn('leak');
     const holder = ready.holder as number;
-    cleanup.push(() => process.kill(holder, 'SIGKILL'));
+    cleanup.push(() => {
+      if (alive(holder)) process.kill(holder, 'SIGKILL');
+    });
     assert.ok(alive(holder));
     proc.kill('SIGKILL');
     await waitFor('the task group to end', () => groupMembers(ready.task).length === 0, 5000);

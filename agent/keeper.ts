@@ -81,6 +81,8 @@ export class Keeper {
     if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
       child.once('exit', () => resolve());
+      // Unref'd so far so as not to hold the agent open; now the agent waits for it.
+      child.ref();
       child.stdin?.end();
     });
   }
