@@ -7,8 +7,8 @@ import {
   readFileSync,
   rmdirSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger';
 
