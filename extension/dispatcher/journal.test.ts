@@ -238,10 +238,14 @@ describe('journal', () => {
       fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')),
       [],
     );
-    // A cut task stays cut through compaction.
-    compacted.output('done0', 'stdout', 'more');
     compacted.close();
-    assert.ok(!textOf(Journal.open(dir, options).load().outputs.get('done0')).endsWith('more'));
+    // A cut task stays cut in the compacted file.
+    const reopened = Journal.open(dir, options);
+    reopened.output('done0', 'stdout', 'more');
+    reopened.close();
+    const done0 = textOf(Journal.open(dir, options).load().outputs.get('done0'));
+    assert.ok(done0.endsWith(cutMarker(4096)));
+    assert.equal(done0.split('[octask: output cut').length, 2, 'one marker');
   });
 
   it('keeps one dispatcher id across opens, in a folder only its owner reads', () => {

@@ -137,7 +137,8 @@ export class Journal {
    * SIGKILL or window reload loses nothing that reached write(2), and only a
    * machine crash could lose the last seconds, a case the agents' grace
    * window covers anyway; an fsync per state change would stall the event
-   * loop for milliseconds on many disks.
+   * loop for milliseconds on many disks. Throws if the write fails (disk
+   * full), and the batched output written with it is then lost too.
    */
   task(record: JournalTask): void {
     this.assertOpen();
