@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -38,6 +38,38 @@ function record(
 
 function textOf(chunks: ReadonlyArray<{ text: string }> | undefined): string {
   return (chunks ?? []).map((c) => c.text).join('');
+}
+
+const built = JSON.stringify(path.join(__dirname, 'journal.js'));
+
+/** Runs `script` in a child node that prints a line per step; resolves after `lines` lines. */
+async function childReporting(
+  script: string,
+  lines: number,
+): Promise<{ child: ChildProcess; reported: string[] }> {
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const reported: string[] = [];
+  let buffered = '';
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`the writer exited by itself (${code})`)));
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => {
+      buffered += d;
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      reported.push(...parts);
+      if (reported.length >= lines) resolve();
+    });
+  });
+  child.removeAllListeners('exit');
+  return { child, reported };
+}
+
+async function killHard(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', (_c, signal) => r(signal)));
+  child.kill('SIGKILL');
+  assert.equal(await exited, 'SIGKILL');
 }
 
 describe('journal', () => {
@@ -279,7 +311,7 @@ describe('journal', () => {
     this.timeout(30_000);
     // Each round: one task record, then output lines for it; reported once task() returned.
     const script = `
-      const { Journal } = require(${JSON.stringify(path.join(__dirname, 'journal.js'))});
+      const { Journal } = require(${built});
       const j = Journal.open(${JSON.stringify(dir)});
       const info = (id) => ({ id, group: id, command: 'x', status: 'running', agent: 'pi',
         shard: null, shardCount: 1, exitCode: null, signal: null, attempts: 1, queuedAt: 1,
@@ -295,25 +327,8 @@ describe('journal', () => {
       };
       step();
     `;
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const reported: string[] = [];
-    let buffered = '';
-    await new Promise<void>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('exit', (code) => reject(new Error(`the writer exited by itself (${code})`)));
-      child.stdout.setEncoding('utf8');
-      child.stdout.on('data', (d: string) => {
-        buffered += d;
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        reported.push(...lines);
-        if (reported.length >= 300) resolve();
-      });
-    });
-    child.removeAllListeners('exit');
-    const exited = new Promise((r) => child.once('exit', (_c, signal) => r(signal)));
-    child.kill('SIGKILL');
-    assert.equal(await exited, 'SIGKILL');
+    const { child, reported } = await childReporting(script, 300);
+    await killHard(child);
 
     const j = Journal.open(dir);
     const state = j.load();
@@ -332,5 +347,44 @@ describe('journal', () => {
     const after = Journal.open(dir).load();
     assert.equal(after.damagedLines, 0);
     assert.equal(after.tasks[after.tasks.length - 1]?.info.id, 'after');
+  });
+
+  it('leaves the old file or the new one whole when killed while compacting', async function () {
+    this.timeout(60_000);
+    const options = { maxFinishedTasks: 5, compactAboveBytes: 1 << 40 };
+    const j = Journal.open(dir, options);
+    for (let i = 0; i < 40; i++) {
+      const id = `t${i}`;
+      j.task(record(id, 'running'));
+      for (let k = 0; k < 200; k++) j.output(id, 'stdout', `${id}:${k} ${'z'.repeat(1000)}\n`);
+      j.task(record(id, i % 4 === 0 ? 'running' : 'completed', { endedAt: 5000 + i }));
+    }
+    j.close();
+    const expected = Journal.open(dir, options).load();
+    assert.equal(expected.tasks.length, 10 + 5);
+    // The child compacts again and again; each kill lands somewhere in read, write, fsync or rename.
+    const script = `
+      const { Journal } = require(${built});
+      const j = Journal.open(${JSON.stringify(dir)}, ${JSON.stringify(options)});
+      process.stdout.write('open\\n');
+      for (;;) { j.compact(); process.stdout.write('compacted\\n'); }
+    `;
+    let killedMidWrite = 0;
+    // 20 kills, spread over a compaction's length: about a third land while a copy is written.
+    for (const delayMs of Array.from({ length: 20 }, (_, i) => (i * 17) % 90)) {
+      const { child } = await childReporting(script, 1);
+      await new Promise((r) => setTimeout(r, delayMs));
+      await killHard(child);
+      const names = fs.readdirSync(dir);
+      const state = Journal.open(dir, options).load();
+      assert.deepEqual(state, expected, `killed ${delayMs} ms after opening`);
+      assert.deepEqual(
+        names.filter((n) => n !== 'journal.jsonl' && n !== 'dispatcher-id' && !n.endsWith('.tmp')),
+        [],
+      );
+      if (names.some((n) => n.endsWith('.tmp'))) killedMidWrite++;
+    }
+    // Proof that the kills hit the window this test is about, not only the gaps between.
+    assert.ok(killedMidWrite > 0, 'no kill landed while a compacted copy was being written');
   });
 });
