@@ -280,6 +280,38 @@ describe('journal', () => {
     assert.equal(done0.split('[octask: output cut').length, 2, 'one marker');
   });
 
+  it("compacts a long session by itself, keeping a running task's output whole", async () => {
+    const options = {
+      maxFinishedTasks: 2,
+      maxOutputBytesPerTask: 1 << 20,
+      compactAboveBytes: 64 << 10,
+    };
+    const j = Journal.open(dir, options);
+    j.task(record('long', 'running'));
+    let expected = '';
+    let largest = 0;
+    for (let i = 0; i < 60; i++) {
+      const id = `t${i}`;
+      j.task(record(id, 'running'));
+      j.output(id, 'stdout', `${id} `.repeat(4000));
+      j.task(record(id, 'completed', { endedAt: 10_000 + i }));
+      j.output('long', 'stderr', `line ${i}\n`);
+      expected += `line ${i}\n`;
+      if (i % 5 === 4) await new Promise((r) => setTimeout(r, 80));
+      largest = Math.max(largest, fs.statSync(file()).size);
+    }
+    j.close();
+    // Without compaction the file would pass 60 × 20 KB = 1.2 MB.
+    assert.ok(largest < 600_000, `the file reached ${largest} bytes`);
+    const state = Journal.open(dir, options).load();
+    assert.deepEqual(
+      state.tasks.map((t) => t.info.id),
+      ['long', 't58', 't59'],
+    );
+    assert.deepEqual(state.outputs.get('long'), [{ stream: 'stderr', text: expected }]);
+    assert.equal(textOf(state.outputs.get('t59')), 't59 '.repeat(4000));
+  });
+
   it('keeps one dispatcher id across opens, in a folder only its owner reads', () => {
     const first = Journal.open(dir);
     first.close();

@@ -71,6 +71,8 @@ const FLUSH_MS = 50;
 // Above this many batched characters a write is made at once, to bound memory.
 const FLUSH_CHARS = MiB;
 const READ_BLOCK = 4 * MiB;
+// What an event or a small record takes, about, where only counts are kept.
+const EVENT_BYTES = 200;
 
 type Stream = OutputChunk['stream'];
 type JournalRecord =
@@ -85,11 +87,37 @@ interface Limits {
   maxEvents: number;
 }
 
-/** What the writer must know of each task it journals output for. */
-interface OutputMark {
+/** What the journal knows of each task without keeping its output in memory. */
+interface TaskMark {
+  /** Output journaled, in UTF-8 bytes. */
   bytes: number;
   cut: boolean;
   atLineStart: boolean;
+  /** The size of its latest record, to estimate what a compacted file would take. */
+  recordBytes: number;
+  /** When it ended (for dropping the oldest finished); null while not final. */
+  endedAt: number | null;
+}
+
+function markFor(task: JournalTask, previous: TaskMark | undefined, recordBytes: number): TaskMark {
+  const mark = previous ?? { bytes: 0, cut: false, atLineStart: true, recordBytes, endedAt: null };
+  mark.recordBytes = recordBytes;
+  mark.endedAt = FINAL_STATUSES.has(task.info.status)
+    ? (task.info.endedAt ?? task.info.queuedAt)
+    : null;
+  return mark;
+}
+
+/** About what a compacted file would take: the tasks kept, their output, the events kept. */
+function liveBytes(marks: ReadonlyMap<string, TaskMark>, events: number, limits: Limits): number {
+  const ends: number[] = [];
+  for (const m of marks.values()) if (m.endedAt !== null) ends.push(m.endedAt);
+  ends.sort((x, y) => x - y);
+  const oldestKept = ends[ends.length - limits.maxFinished] ?? -Infinity;
+  let live = Math.min(events, limits.maxEvents) * EVENT_BYTES;
+  for (const m of marks.values())
+    if (m.endedAt === null || m.endedAt >= oldestKept) live += m.recordBytes + m.bytes;
+  return live;
 }
 
 /** The dispatcher's journal in one folder; see the file comment. */
@@ -98,17 +126,25 @@ export class Journal {
   private pendingChars = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private fileBytes: number;
+  private nextCompactionCheck = 0;
+  private events: number;
 
   private constructor(
     readonly dispatcherId: string,
     private readonly file: string,
     private fd: number,
     private readonly limits: Limits,
-    private readonly marks: Map<string, OutputMark>,
+    private marks: Map<string, TaskMark>,
     // Handed to the first load() if nothing was written since opening, to read the file once.
     private opened: JournalState | undefined,
+    private readonly compactAbove: number,
     private readonly onError: (error: Error) => void,
-  ) {}
+  ) {
+    this.fileBytes = fs.fstatSync(fd).size;
+    this.events = opened?.events.length ?? 0;
+    this.scheduleCompactionCheck();
+  }
 
   /** Opens (creating `dir`, mode 0700, if needed) and compacts a journal grown mostly dead. */
   static open(dir: string, options: JournalOptions = {}): Journal {
@@ -117,6 +153,7 @@ export class Journal {
       maxFinished: options.maxFinishedTasks ?? 200,
       maxEvents: options.maxEvents ?? 1000,
     };
+    const compactAbove = options.compactAboveBytes ?? 8 * MiB;
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     removeStaleTemps(dir);
     const dispatcherId = dispatcherIdIn(dir);
@@ -124,11 +161,22 @@ export class Journal {
     const read = readJournal(file, dispatcherId, limits);
     // A torn last line would otherwise swallow the start of the next record.
     if (read.completeBytes < read.fileBytes) fs.truncateSync(file, read.completeBytes);
-    const threshold = Math.max(options.compactAboveBytes ?? 8 * MiB, 2 * read.liveBytes);
-    if (read.completeBytes > threshold) writeCompacted(file, read.state, read.marks);
+    // Opening has read the file anyway, so it rewrites at half dead; later, at three quarters.
+    const live = liveBytes(read.marks, read.state.events.length, limits);
+    if (read.completeBytes > Math.max(compactAbove, 2 * live))
+      writeCompacted(file, read.state, read.marks);
     const fd = fs.openSync(file, 'a', 0o600);
     const onError = options.onError ?? (() => undefined);
-    return new Journal(dispatcherId, file, fd, limits, read.marks, read.state, onError);
+    return new Journal(
+      dispatcherId,
+      file,
+      fd,
+      limits,
+      read.marks,
+      read.state,
+      compactAbove,
+      onError,
+    );
   }
 
   /**
@@ -143,9 +191,8 @@ export class Journal {
   task(record: JournalTask): void {
     this.assertOpen();
     const id = record.info.id;
-    if (!this.marks.has(id)) this.marks.set(id, { bytes: 0, cut: false, atLineStart: true });
-    // Batched records go first so that the file keeps the order of the calls.
-    this.writeNow({ k: 'task', task: record });
+    const size = this.writeNow({ k: 'task', task: record });
+    this.marks.set(id, markFor(record, this.marks.get(id), size));
   }
 
   /** Journals a chunk of output, batched; beyond the cap, one marker line and nothing more. */
@@ -202,9 +249,17 @@ export class Journal {
     this.flush();
     this.opened = undefined;
     const read = readJournal(this.file, this.dispatcherId, this.limits);
+    // Closed over the rename (Windows refuses to replace an open file), reopened even if it fails.
     fs.closeSync(this.fd);
-    writeCompacted(this.file, read.state, read.marks);
-    this.fd = fs.openSync(this.file, 'a', 0o600);
+    try {
+      writeCompacted(this.file, read.state, read.marks);
+    } finally {
+      this.fd = fs.openSync(this.file, 'a', 0o600);
+    }
+    this.fileBytes = fs.fstatSync(this.fd).size;
+    this.marks = read.marks;
+    this.events = read.state.events.length;
+    this.scheduleCompactionCheck();
   }
 
   /** Writes what is batched now. */
@@ -215,7 +270,7 @@ export class Journal {
     const text = serialize(this.pending);
     this.pending = [];
     this.pendingChars = 0;
-    writeAll(this.fd, Buffer.from(text));
+    this.append(text);
   }
 
   /** Flushes and closes; later output and events are dropped, task records throw. */
@@ -237,7 +292,8 @@ export class Journal {
     } else {
       this.pending.push(record);
     }
-    this.pendingChars += record.k === 'out' ? record.x.length : 200;
+    if (record.k === 'event') this.events++;
+    this.pendingChars += record.k === 'out' ? record.x.length : EVENT_BYTES;
     if (this.pendingChars >= FLUSH_CHARS) this.flushReporting();
     else this.timer ??= setTimeout(() => this.flushReporting(), FLUSH_MS).unref();
   }
@@ -245,6 +301,7 @@ export class Journal {
   private flushReporting(): void {
     try {
       this.flush();
+      this.compactIfMostlyDead();
     } catch (error) {
       this.pending = [];
       this.pendingChars = 0;
@@ -252,14 +309,42 @@ export class Journal {
     }
   }
 
-  private writeNow(record: JournalRecord): void {
+  /** Writes the batch and then `record` at once, keeping the order of the calls; returns the record's size. */
+  private writeNow(record: JournalRecord): number {
     this.opened = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    const text = serialize([...this.pending, record]);
+    const line = JSON.stringify(record) + '\n';
+    const text = serialize(this.pending) + line;
     this.pending = [];
     this.pendingChars = 0;
-    writeAll(this.fd, Buffer.from(text));
+    this.append(text);
+    if (this.fileBytes >= this.nextCompactionCheck)
+      this.timer = setTimeout(() => this.flushReporting(), FLUSH_MS).unref();
+    return line.length;
+  }
+
+  private append(text: string): void {
+    const bytes = Buffer.from(text);
+    writeAll(this.fd, bytes);
+    this.fileBytes += bytes.length;
+  }
+
+  /**
+   * A long-lived dispatcher's file grows past what it keeps (finished tasks
+   * beyond the limit, old events, forgotten tasks). Rewriting reads the whole
+   * file synchronously, so it waits until three quarters are dead.
+   */
+  private compactIfMostlyDead(): void {
+    if (this.fileBytes < this.nextCompactionCheck) return;
+    const live = liveBytes(this.marks, this.events, this.limits);
+    // Scheduled first, so that a compaction that fails is not retried at every flush.
+    this.scheduleCompactionCheck();
+    if (this.fileBytes > 4 * live) this.compact();
+  }
+
+  private scheduleCompactionCheck(): void {
+    this.nextCompactionCheck = Math.max(this.compactAbove, this.fileBytes + this.compactAbove / 4);
   }
 
   private assertOpen(): void {
@@ -333,7 +418,7 @@ function removeStaleTemps(dir: string): void {
 function writeCompacted(
   file: string,
   state: JournalState,
-  marks: ReadonlyMap<string, OutputMark>,
+  marks: ReadonlyMap<string, TaskMark>,
 ): void {
   const temp = tempName(file);
   const fd = fs.openSync(temp, 'wx', 0o600);
@@ -356,7 +441,7 @@ function writeCompacted(
         put(cut && i === chunks.length - 1 ? { ...r, cut: true } : r, c.text.length);
       });
     }
-    for (const e of state.events) put({ k: 'event', e }, 200);
+    for (const e of state.events) put({ k: 'event', e }, EVENT_BYTES);
     writeAll(fd, Buffer.from(serialize(batch)));
     fs.fsyncSync(fd);
   } finally {
@@ -381,26 +466,23 @@ function fsyncDir(dir: string): void {
 
 interface ReadResult {
   state: JournalState;
-  marks: Map<string, OutputMark>;
+  marks: Map<string, TaskMark>;
   fileBytes: number;
   /** Where the last whole line ends. */
   completeBytes: number;
-  /** About what a compacted file would take. */
-  liveBytes: number;
 }
 
 /** Reads the journal: latest record per task, output per task, last events; limits applied. */
 function readJournal(file: string, dispatcherId: string, limits: Limits): ReadResult {
   const tasks = new Map<string, JournalTask>();
   const outputs = new Map<string, OutputChunk[]>();
-  const marks = new Map<string, OutputMark>();
+  const marks = new Map<string, TaskMark>();
   let events: LogEvent[] = [];
   let damagedLines = 0;
-  const apply = (r: JournalRecord): void => {
+  const apply = (r: JournalRecord, size = 0): void => {
     if (r.k === 'task') {
       tasks.set(r.task.info.id, r.task);
-      if (!marks.has(r.task.info.id))
-        marks.set(r.task.info.id, { bytes: 0, cut: false, atLineStart: true });
+      marks.set(r.task.info.id, markFor(r.task, marks.get(r.task.info.id), size));
     } else if (r.k === 'out') {
       const mark = marks.get(r.id);
       if (mark === undefined) return;
@@ -436,7 +518,7 @@ function readJournal(file: string, dispatcherId: string, limits: Limits): ReadRe
       completeBytes = forEachLine(fd, (line) => {
         const r = parseRecord(line);
         if (r === undefined) damagedLines++;
-        else apply(r);
+        else apply(r, line.length + 1);
       });
     } finally {
       fs.closeSync(fd);
@@ -445,12 +527,8 @@ function readJournal(file: string, dispatcherId: string, limits: Limits): ReadRe
   }
   for (const id of oldestFinishedBeyond(tasks, limits.maxFinished)) apply({ k: 'forget', id });
   events = events.slice(-limits.maxEvents);
-  let liveBytes = 0;
-  for (const t of tasks.values()) liveBytes += JSON.stringify(t).length;
-  for (const m of marks.values()) liveBytes += m.bytes;
-  for (const e of events) liveBytes += JSON.stringify(e).length;
   const state = { dispatcherId, tasks: [...tasks.values()], outputs, events, damagedLines };
-  return { state, marks, fileBytes, completeBytes, liveBytes };
+  return { state, marks, fileBytes, completeBytes };
 }
 
 function oldestFinishedBeyond(tasks: Map<string, JournalTask>, keep: number): string[] {
