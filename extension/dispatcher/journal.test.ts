@@ -327,6 +327,13 @@ describe('journal', () => {
     assert.notEqual(other.dispatcherId, first.dispatcherId);
   });
 
+  it('keeps no events when told to keep none', () => {
+    const j = Journal.open(dir, { maxEvents: 0 });
+    j.event({ level: 'info', message: 'e', time: 1 });
+    j.close();
+    assert.deepEqual(Journal.open(dir, { maxEvents: 0 }).load().events, []);
+  });
+
   it('refuses task records after close and drops late output', () => {
     const j = Journal.open(dir);
     j.task(record('a'));

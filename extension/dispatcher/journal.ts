@@ -108,15 +108,20 @@ function markFor(task: JournalTask, previous: TaskMark | undefined, recordBytes:
   return mark;
 }
 
+/** The finished tasks beyond `keep`, oldest end first; those that ended together in submission order. */
+function oldestFinishedBeyond(marks: ReadonlyMap<string, TaskMark>, keep: number): string[] {
+  const finished: Array<[string, number]> = [];
+  for (const [id, m] of marks) if (m.endedAt !== null) finished.push([id, m.endedAt]);
+  if (finished.length <= keep) return [];
+  finished.sort((a, b) => a[1] - b[1]); // stable, and marks are in submission order
+  return finished.slice(0, finished.length - keep).map(([id]) => id);
+}
+
 /** About what a compacted file would take: the tasks kept, their output, the events kept. */
 function liveBytes(marks: ReadonlyMap<string, TaskMark>, events: number, limits: Limits): number {
-  const ends: number[] = [];
-  for (const m of marks.values()) if (m.endedAt !== null) ends.push(m.endedAt);
-  ends.sort((x, y) => x - y);
-  const oldestKept = ends[ends.length - limits.maxFinished] ?? -Infinity;
+  const dropped = new Set(oldestFinishedBeyond(marks, limits.maxFinished));
   let live = Math.min(events, limits.maxEvents) * EVENT_BYTES;
-  for (const m of marks.values())
-    if (m.endedAt === null || m.endedAt >= oldestKept) live += m.recordBytes + m.bytes;
+  for (const [id, m] of marks) if (!dropped.has(id)) live += m.recordBytes + m.bytes;
   return live;
 }
 
@@ -496,7 +501,7 @@ function readJournal(file: string, dispatcherId: string, limits: Limits): ReadRe
       outputs.set(r.id, chunks);
     } else if (r.k === 'event') {
       events.push(r.e);
-      if (events.length >= 2 * limits.maxEvents) events = events.slice(-limits.maxEvents);
+      if (events.length >= 2 * limits.maxEvents) events = lastOf(events, limits.maxEvents);
     } else {
       tasks.delete(r.id);
       outputs.delete(r.id);
@@ -525,19 +530,10 @@ function readJournal(file: string, dispatcherId: string, limits: Limits): ReadRe
     }
     if (completeBytes < fileBytes) damagedLines++;
   }
-  for (const id of oldestFinishedBeyond(tasks, limits.maxFinished)) apply({ k: 'forget', id });
-  events = events.slice(-limits.maxEvents);
+  for (const id of oldestFinishedBeyond(marks, limits.maxFinished)) apply({ k: 'forget', id });
+  events = lastOf(events, limits.maxEvents);
   const state = { dispatcherId, tasks: [...tasks.values()], outputs, events, damagedLines };
   return { state, marks, fileBytes, completeBytes };
-}
-
-function oldestFinishedBeyond(tasks: Map<string, JournalTask>, keep: number): string[] {
-  const finished = [...tasks.values()].filter((t) => FINAL_STATUSES.has(t.info.status));
-  if (finished.length <= keep) return [];
-  const endOf = (t: JournalTask): number => t.info.endedAt ?? t.info.queuedAt;
-  // A stable sort: tasks that ended at the same time go in submission order.
-  finished.sort((a, b) => endOf(a) - endOf(b));
-  return finished.slice(0, finished.length - keep).map((t) => t.info.id);
 }
 
 /** Calls `onLine` for each whole line; returns where the last one ends. Reads in blocks, as the file may exceed a string's maximum length. */
@@ -561,6 +557,10 @@ function forEachLine(fd: number, onLine: (line: string) => void): number {
     if (start < n) carry.push(Buffer.from(view.subarray(start)));
     pos += n;
   }
+}
+
+function lastOf<T>(items: T[], n: number): T[] {
+  return n > 0 ? items.slice(-n) : []; // slice(-0) would keep them all
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
