@@ -105,6 +105,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     agents: flags.agents,
     mdns: flags.mdns,
     lostAfterMs: flags.lostAfterMs,
+    heartbeatMs: flags.heartbeatMs,
     // A CLI run that is killed leaves its tasks to this grace; a terminal user comes back soon or not at all.
     graceMs: DEFAULT_GRACE_MS,
     logger: createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true }),
