@@ -13,6 +13,7 @@ import {
 } from './dispatcherFlags';
 import { EXIT, runExitCode } from '../shared/exitCode';
 import { OutputPrinter } from './outputPrinter';
+import { warnSharedNames } from './agents';
 import type { CliWorkspace } from './workspace';
 import { prepareCliWorkspace } from './workspace';
 
@@ -136,6 +137,7 @@ async function execute(
       noAgentsReason(dispatcher),
     );
   }
+  warnSharedNames(dispatcher.agents());
   const tasks = dispatcher.submit(spec, workspace?.prepared);
   const ids = new Set(tasks.map((t) => t.id));
   const labels = new Map<string, string>();
