@@ -201,12 +201,14 @@ export class Agent {
       freeMemory: this.device.freeMemory,
       battery: this.device.battery,
       resting: this.resting,
+      draining: this.stageValue !== 'serving',
     };
   }
 
   /** Stage one: take no new work (waiting tasks go back to their dispatchers); resolves when running tasks are done. */
   drain(): Promise<void> {
     if (this.stageValue === 'serving') this.stageValue = 'draining';
+    this.loadChanged();
     this.config.logger.info('draining: no new tasks; waiting for running ones', {
       running: this.slots.running,
     });

@@ -57,6 +57,8 @@ export interface AgentLoad {
   battery: Battery | null;
   /** True while the agent takes no new work (battery below its floor and discharging). */
   resting: boolean;
+  /** True while it shuts down: it finishes what runs and takes nothing new. */
+  draining: boolean;
 }
 
 /** What an agent holds for the dispatcher it greets: tasks that outlived an earlier connection. */

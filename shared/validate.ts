@@ -118,7 +118,7 @@ function isLoad(v: unknown): boolean {
   const counts = ['maxJobs', 'running', 'queued', 'yoursRunning', 'yoursQueued', 'freeMemory'];
   if (!counts.every((k) => isUint(v[k]))) return false;
   if (typeof v.loadAvg !== 'number' || !Number.isFinite(v.loadAvg) || v.loadAvg < 0) return false;
-  if (typeof v.resting !== 'boolean') return false;
+  if (typeof v.resting !== 'boolean' || typeof v.draining !== 'boolean') return false;
   const b = v.battery;
   if (b === null) return true;
   return (

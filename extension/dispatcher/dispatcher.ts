@@ -507,7 +507,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       queued: load?.queued ?? 0,
       yoursRunning: load?.yoursRunning ?? 0,
       yoursQueued: load?.yoursQueued ?? 0,
-      resting: load?.resting ?? false,
+      resting: (load?.resting ?? false) || (load?.draining ?? false),
     });
   }
 
@@ -674,7 +674,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   }
 
   /** The attempt will not finish: run the task again if it may, else it is lost. */
-  private attemptLost(record: TaskRecord, why: string): void {
+  private attemptLost(record: TaskRecord, why: string, code: string = ErrorCode.Unreachable): void {
     const p = record.phase;
     const attempt = attemptOf(p);
     if (!attempt || p.phase === 'final') return;
@@ -688,7 +688,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       record.lostRetriesLeft--;
       this.requeue(record, why);
     } else {
-      this.finish(record, 'lost', { code: ErrorCode.Unreachable, message: why });
+      this.finish(record, 'lost', { code, message: why });
     }
     this.schedule();
   }
@@ -765,7 +765,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         this.refused(link, record, message.code, message.message);
         return;
       case 'gone':
-        this.attemptLost(record, `${link.name}: ${message.reason}`);
+        this.attemptLost(record, `${link.name}: ${message.reason}`, ErrorCode.TaskGone);
         return;
     }
   }
@@ -838,6 +838,9 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private refused(link: Link, record: TaskRecord, code: string, text: string): void {
     const attempt = attemptOf(record.phase);
     if (attempt) this.scheduler.release(attempt.agent, record.info.id);
+    // Until its next report says otherwise, the agent takes nothing more.
+    if (code === ErrorCode.ShuttingDown || code === ErrorCode.Resting)
+      this.scheduler.markResting(link.key);
     if (
       (code === ErrorCode.ShuttingDown || code === ErrorCode.Resting) &&
       !record.cancelRequested
