@@ -1,4 +1,4 @@
-import { arch, cpus, platform } from 'node:os';
+import { arch, platform } from 'node:os';
 import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
 import { pasteLine } from '../shared/clusterKey';
 import { PROTOCOL_VERSION } from '../shared/protocol';
@@ -10,7 +10,10 @@ import { WorkspaceCopies } from './workspaceCopy';
 import { Agent, agentId } from './agent';
 import { createAuditLog } from './audit';
 import { loadOrCreateKey } from './keyFile';
-import { createStreamLogger } from './log';
+import { createStreamLogger, stderrWriter } from './log';
+import { countCpus } from './cpuCount';
+import { findPortOwner, portTakenMessage } from './portOwner';
+import { serviceCommand } from './serviceUnit';
 import type { AgentOptions } from './options';
 import { AGENT_USAGE, parseAgentOptions } from './options';
 import { compilePolicy } from './policy';
@@ -21,6 +24,14 @@ import { isLoopback, listen } from './transport';
  * process exit code; the caller exits.
  */
 export async function runAgentCli(argv: string[]): Promise<number> {
+  if (argv[0] === 'service') {
+    try {
+      return serviceCommand(argv.slice(1));
+    } catch (err) {
+      process.stderr.write(`octask-agent service: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   let options: AgentOptions;
   try {
     options = parseAgentOptions(argv);
@@ -48,6 +59,8 @@ export async function runAgentCli(argv: string[]): Promise<number> {
 
 async function serve(options: AgentOptions): Promise<number> {
   const logger = createStreamLogger({ level: options.logLevel, pretty: options.pretty });
+  const cpuCount = countCpus();
+  if (cpuCount.fallback) logger.warn(cpuCount.fallback);
   if (options.insecure && !isLoopback(options.bind)) {
     throw new OctaskError(
       ErrorCode.BadField,
@@ -57,7 +70,7 @@ async function serve(options: AgentOptions): Promise<number> {
   const policy = compilePolicy(options.allow, options.deny);
   const { key, created } = loadOrCreateKey(options.keyFile);
   if (created) {
-    process.stderr.write(
+    stderrWriter()(
       `Created a new cluster key in ${options.keyFile} (id ${key.id}).\n` +
         `Every agent and dispatcher with this key forms one cluster. To add another machine, run there:\n\n  ${pasteLine(key)}\n\n`,
     );
@@ -71,7 +84,7 @@ async function serve(options: AgentOptions): Promise<number> {
   // The agent's id needs the port, known only once listening; connections
   // that arrive before it exists are turned away.
   const holder: { agent?: Agent } = {};
-  const server = await listen({
+  const server = await listenOrExplain({
     bind: options.bind,
     port: options.port,
     key: options.insecure ? null : key,
@@ -92,7 +105,7 @@ async function serve(options: AgentOptions): Promise<number> {
     audit: audit.write,
     os: platform(),
     arch: arch(),
-    cpus: cpus().length,
+    cpus: cpuCount.cpus,
     store,
     copies,
     keepWorkspacesMs: options.keepWorkspacesMs,
@@ -152,5 +165,20 @@ async function serve(options: AgentOptions): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // A closed terminal or ssh session: stop the same way, not at once.
+    process.on('SIGHUP', onSignal);
   });
+}
+
+/** listen(), with "address in use" turned into one line that says who and what to do. */
+async function listenOrExplain(options: Parameters<typeof listen>[0]): ReturnType<typeof listen> {
+  try {
+    return await listen(options);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new OctaskError(
+      ErrorCode.PortInUse,
+      portTakenMessage(options.port, findPortOwner(options.port)),
+    );
+  }
 }
