@@ -102,6 +102,27 @@ describe('small devices: Node versions, broken pipes, ports, signals, systemd @i
         );
         assert.equal(r.code, 3, describeRun(r));
         assert.match(r.stdout, /^on /);
+        // A synced workspace and an artifact brought back, on the same Node.
+        const ws = join(dir.path, 'ws-node18');
+        mkdirSync(join(ws, 'src'), { recursive: true });
+        writeFileSync(join(ws, 'src', 'input.txt'), 'synced\n');
+        const synced = await runCli([
+          'run',
+          '--agent',
+          agent.address,
+          '--key-file',
+          keyFile,
+          '--no-mdns',
+          '--workspace',
+          ws,
+          '--artifacts',
+          'out/**',
+          '--',
+          'mkdir -p out && cat src/input.txt | tee out/result.txt',
+        ]);
+        assert.equal(synced.code, 0, describeRun(synced));
+        assert.equal(synced.stdout, 'synced\n');
+        assert.equal(readFileSync(join(ws, 'out', 'result.txt'), 'utf8'), 'synced\n');
         agent.proc.kill('SIGTERM');
         assert.equal(await agent.exited, 0);
       } finally {
