@@ -59,6 +59,8 @@ Options (each also an environment variable):
   --log-level LEVEL   debug, info, warn or error (OCTASK_LOG_LEVEL; default info)
   --pretty            human-readable log lines instead of JSON (OCTASK_PRETTY=1)
   --version, --help
+
+Also: octask-agent service print|install --user [options]   (a systemd user unit)
 `;
 
 /** Host name reduced to the characters a name may have. */
