@@ -36,6 +36,7 @@ describe('agent flag parser', () => {
         (err: unknown) => err instanceof FlagError && re.test(err.message),
       );
     bad(['--bogus'], /Unknown option '--bogus'/);
+    bad(['--constructor', 'x'], /Unknown option '--constructor'/);
     bad(['-x'], /Unknown option '-x'/);
     bad(['-hx'], /Unknown option '-hx'/);
     bad(['--name'], /'--name' needs a value/);

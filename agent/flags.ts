@@ -80,7 +80,8 @@ export function parseArgs<T extends Record<string, FlagSpec>>(
     const eq = long ? arg.indexOf('=') : -1;
     const written = eq > 0 ? arg.slice(0, eq) : arg;
     const name = long ? written.slice(2) : byShort.get(written.slice(1));
-    const spec = name === undefined ? undefined : options[name];
+    // Own keys only: `--constructor` is not a flag.
+    const spec = name !== undefined && Object.hasOwn(options, name) ? options[name] : undefined;
     if (name === undefined || !spec || (!long && written.length !== 2)) {
       throw new FlagError('ERR_PARSE_ARGS_UNKNOWN_OPTION', `Unknown option '${written}'`);
     }
