@@ -12,7 +12,7 @@ import {
   tempDir,
 } from '../helpers/agentProcess';
 import { nodeRelease } from '../helpers/nodeRelease';
-import { marker, waitUntilRunning } from '../helpers/processes';
+import { marker, waitUntilGone, waitUntilRunning } from '../helpers/processes';
 import type { AgentInfo } from '../../shared/rpc';
 
 /*
@@ -81,7 +81,7 @@ describe('small devices: Node versions, broken pipes, ports, signals, systemd @i
       assert.equal(r.status, 1);
     });
 
-    it(`runs on Node ${OLDEST_NODE} (no util.parseArgs, no availableParallelism): --version, --help and a real task`, async () => {
+    it(`runs on Node ${OLDEST_NODE} (no util.parseArgs, no availableParallelism): --version, --help, a task, a synced run with an artifact, a timeout`, async () => {
       const node = nodeRelease(OLDEST_NODE);
       assert.equal(
         execFileSync(node, ['--version'], { encoding: 'utf8' }).trim(),
@@ -123,6 +123,22 @@ describe('small devices: Node versions, broken pipes, ports, signals, systemd @i
         assert.equal(synced.code, 0, describeRun(synced));
         assert.equal(synced.stdout, 'synced\n');
         assert.equal(readFileSync(join(ws, 'out', 'result.txt'), 'utf8'), 'synced\n');
+        // A timeout ends the task's process group there too.
+        const n = marker();
+        const timed = await runCli([
+          'run',
+          '--agent',
+          agent.address,
+          '--key-file',
+          keyFile,
+          '--no-mdns',
+          '--timeout',
+          '1',
+          '--',
+          `sleep ${n}`,
+        ]);
+        assert.equal(timed.code, 124, describeRun(timed));
+        assert.deepEqual(await waitUntilGone(`^sleep ${n}`), []);
         agent.proc.kill('SIGTERM');
         assert.equal(await agent.exited, 0);
       } finally {
