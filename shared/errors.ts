@@ -52,6 +52,8 @@ export const ErrorCode = {
   BadKeyFile: 'E_BAD_KEY_FILE',
   /** The editor's dispatcher process exited while the task was unfinished (the editor says this; no process sends it). */
   DispatcherLost: 'E_DISPATCHER_LOST',
+  /** The agent cannot listen: its port is taken (by another agent, most likely). */
+  PortInUse: 'E_PORT_IN_USE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
