@@ -9,6 +9,8 @@ import type { FetchMessage, HelloMessage, ManifestEntry, RunMessage } from '../s
 import { checkRelativePath } from '../shared/workspacePath';
 import { sendBlobs } from './blobSender';
 import type { ContentStore } from './contentStore';
+import { CopyUsers } from './copyUsers';
+import { SetupSteps } from './setupSteps';
 import { SyncReceiver } from './syncReceiver';
 import type { WorkspaceCopies } from './workspaceCopy';
 import { CloseCode, PROTOCOL_VERSION } from '../shared/protocol';
@@ -67,9 +69,13 @@ export class Agent {
   private idleWaiters: Array<() => void> = [];
   /** The agent's environment, copied once: tasks start from it. */
   private readonly baseEnv: NodeJS.ProcessEnv = { ...process.env };
+  /** Tasks and layouts of each workspace copy, kept apart. */
+  private readonly copyUsers = new CopyUsers();
+  private readonly setups: SetupSteps;
 
   constructor(private readonly config: AgentConfig) {
     mkdirSync(join(config.workdir, 'tasks'), { recursive: true });
+    this.setups = new SetupSteps(config.copies);
   }
 
   /** Takes a new, authenticated WebSocket from the transport. */
@@ -89,6 +95,7 @@ export class Agent {
           this.config.copies,
           this.config.logger,
           this.config.keepWorkspacesMs,
+          this.copyUsers,
         ),
       fetch: (s, m) => this.fetch(s, m),
       log: (level, msg, fields) => this.config.logger[level](msg, fields),
@@ -172,17 +179,18 @@ export class Agent {
     } catch (err) {
       return refuse(isOctaskError(err) ? err.code : ErrorCode.SpawnFailed, (err as Error).message);
     }
-    const cleanup = folder.cleanup;
+    const cleanup = (): void => folder.cleanup();
     this.running++;
+    const env = {
+      ...this.baseEnv,
+      ...message.env,
+      OCTASK_TASK_ID: message.task,
+      OCTASK_AGENT_NAME: this.config.name,
+    };
     const task: TaskProcessType = new TaskProcess(
       {
         command: message.command,
-        env: {
-          ...this.baseEnv,
-          ...message.env,
-          OCTASK_TASK_ID: message.task,
-          OCTASK_AGENT_NAME: this.config.name,
-        },
+        env,
         cwd: folder.cwd,
         shell: this.config.shell,
         timeoutMs: message.timeoutMs,
@@ -233,10 +241,44 @@ export class Agent {
         refuse(isOctaskError(err) ? err.code : ErrorCode.SpawnFailed, err.message);
         return;
       }
-      task.start();
-      if (session.isPaused) task.pause();
+      void this.enterCopy(session, message, folder, env).then(
+        () => {
+          task.start();
+          if (session.isPaused) task.pause();
+        },
+        (setupErr: Error) => {
+          session.tasks.delete(message.task);
+          this.taskGone(session, message.task);
+          cleanup();
+          refuse(isOctaskError(setupErr) ? setupErr.code : ErrorCode.SetupFailed, setupErr.message);
+        },
+      );
     });
     return task;
+  }
+
+  /**
+   * A task in a workspace copy holds it (no layout rearranges it until the
+   * task ends) and has its setup run first (agent/setupSteps.ts).
+   */
+  private async enterCopy(
+    session: Session,
+    message: RunMessage,
+    folder: TaskFolder,
+    env: NodeJS.ProcessEnv,
+  ): Promise<void> {
+    if (message.workspace === undefined) return;
+    const leave = await this.copyUsers.enter(message.workspace);
+    folder.cleanup = leave;
+    if (!message.setup) return;
+    await this.setups.ensure(message.workspace, message.setup, {
+      cwd: folder.cwd,
+      env,
+      shell: this.config.shell,
+      timeoutMs: message.timeoutMs,
+      killGraceMs: this.config.killGraceMs,
+      output: (stream, data) => session.sendOutput(message.task, stream, data),
+    });
   }
 
   /** Where a task runs: its workspace copy (which must exist), or a scratch folder made for it. */

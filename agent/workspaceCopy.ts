@@ -1,12 +1,5 @@
 import { createHash } from 'node:crypto';
-import {
-  constants as fsConstants,
-  createReadStream,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  rmSync,
-} from 'node:fs';
+import { constants as fsConstants, createReadStream, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -33,6 +26,7 @@ import {
   nameProblemsOn,
 } from '../shared/workspacePath';
 import type { ContentStore } from './contentStore';
+import { tidyCopy } from './copyTidy';
 
 /** What the agent laid out last time, per path: so an unchanged file is not copied again. */
 interface LaidOut {
@@ -61,6 +55,9 @@ async function forEachLimit<T>(
 }
 
 const WORKSPACE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Beside each copy: the setup commands that ran in it, and for which key (agent/setupSteps.ts). */
+export const SETUP_RECORD = 'setup.json';
 
 /**
  * The agent's copies of dispatchers' workspaces, under `root/NAME/`, laid
@@ -141,15 +138,17 @@ export class WorkspaceCopies {
   }
 
   /**
-   * Makes the copy match the manifest: writes what changed (from the store),
-   * removes what is not listed unless it matches a `preserve` glob.
+   * Makes the copy match the manifest as a checkout would: writes what
+   * changed (from the store), removes what came from the workspace and left
+   * it, and keeps what tasks made (all of it unless `clean`; what matches a
+   * `preserve` glob always).
    */
   async layOut(
     workspace: string,
     entries: readonly ManifestEntry[],
     preserve: readonly string[],
-    options: { validated?: boolean } = {},
-  ): Promise<{ written: number; removed: number }> {
+    options: { validated?: boolean; clean?: boolean } = {},
+  ): Promise<{ written: number; removed: number; kept: number }> {
     if (!options.validated) this.validate(entries);
     const dir = this.dirOf(workspace);
     await mkdir(dir, { recursive: true });
@@ -210,7 +209,15 @@ export class WorkspaceCopies {
     });
     written += copies.length;
     this.store.touch(entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
-    const removed = removeUnlisted(dir, '', new Set(entries.map((e) => e.path)), folders, preserve);
+    // A fresh copy has lost what setup commands made: they run again.
+    if (options.clean) await rm(this.recordPath(workspace, SETUP_RECORD), { force: true });
+    const { removed, kept } = tidyCopy(dir, {
+      listed: new Set(entries.map((e) => e.path)),
+      folders,
+      tracked: new Set(Object.keys(before)),
+      preserve,
+      clean: options.clean ?? false,
+    });
     // The state is rewritten only when the copy changed (it is ~150 bytes a file).
     if (written > 0 || removed > 0 || Object.keys(before).length !== entries.length) {
       await writeFile(statePath, JSON.stringify(after));
@@ -218,7 +225,28 @@ export class WorkspaceCopies {
       const now = new Date();
       await utimes(statePath, now, now).catch(() => undefined);
     }
-    return { written, removed };
+    return { written, removed, kept };
+  }
+
+  /**
+   * Whether the copy's last layout was of exactly these entries (what tasks
+   * did in it since is not looked at): then a sync would change nothing
+   * that came from the workspace.
+   */
+  async matches(workspace: string, entries: readonly ManifestEntry[]): Promise<boolean> {
+    const state = await readState(join(this.dirOf(workspace), '..', 'state.json'));
+    if (Object.keys(state).length !== entries.length) return false;
+    return entries.every((e) => {
+      const was = state[e.path];
+      if (!was) return false;
+      if ('link' in e) return 'link' in was && was.link === e.link;
+      return 'hash' in was && was.hash === e.hash && was.mode === e.mode;
+    });
+  }
+
+  /** A file of the agent's own beside the copy of `workspace` (state, setup records). */
+  recordPath(workspace: string, name: string): string {
+    return join(this.dirOf(workspace), '..', name);
   }
 
   /** The files under the copy that match `globs`, hashed, for bringing back as artifacts. */
@@ -279,31 +307,6 @@ async function readState(path: string): Promise<State> {
   } catch {
     return {};
   }
-}
-
-/** Removes files and folders not in `keep` (and not preserved); returns how many files went. */
-function removeUnlisted(
-  dir: string,
-  rel: string,
-  keep: ReadonlySet<string>,
-  folders: ReadonlySet<string>,
-  preserve: readonly string[],
-): number {
-  let removed = 0;
-  for (const entry of readdirSync(join(dir, rel), { withFileTypes: true })) {
-    const path = rel ? `${rel}/${entry.name}` : entry.name;
-    if (keep.has(path)) continue;
-    if (!entry.name.endsWith('.octask-tmp') && matchesAnyGlob(preserve, path)) continue;
-    const full = join(dir, path);
-    if (entry.isDirectory()) {
-      removed += removeUnlisted(dir, path, keep, folders, preserve);
-      if (!folders.has(path)) rmSync(full, { recursive: true, force: true });
-    } else {
-      rmSync(full, { force: true });
-      removed++;
-    }
-  }
-  return removed;
 }
 
 export function hashFile(path: string): Promise<string> {

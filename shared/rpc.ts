@@ -31,8 +31,16 @@ export interface TaskSpec {
   lostRetries?: number;
   /** Folder within the synced workspace to run in (with a workspace). */
   cwd?: string;
-  /** Globs of files to bring back into the local workspace after the task (with a workspace). */
+  /**
+   * Globs of files to bring back into the local workspace after the task
+   * (with a workspace), relative to `cwd`; a leading `/` means the root.
+   */
   artifacts?: string[];
+  /**
+   * Run `command` in the agent's copy first, once per agent per content of
+   * the files matching `key` (globs relative to `cwd`, like `artifacts`).
+   */
+  setup?: { command: string; key?: string[] };
   /** Sync this folder to the agent first and run in its copy (JSON-RPC submit only; the CLI prepares its own). */
   sync?: {
     root: string;
@@ -42,6 +50,8 @@ export interface TaskSpec {
     /** Sync only the files matching these (tasks.json `inputs`). */
     inputs?: string[];
     preserve?: string[];
+    /** Lay out a fresh copy: remove what earlier tasks made there. */
+    clean?: boolean;
   };
 }
 
@@ -54,6 +64,12 @@ export interface SyncInfo {
   files: number;
   filesSent: number;
   bytesSent: number;
+  /** Files the agent removed from its copy (they left the workspace, or `clean`). */
+  removed: number;
+  /** Files tasks made in the copy that stayed (node_modules, build output). */
+  kept: number;
+  /** How long the agent waited for a running task of this workspace before changing its copy. */
+  waitedMs: number;
   ms: number;
   error: { code: string; message: string } | null;
 }
@@ -61,6 +77,10 @@ export interface SyncInfo {
 /** What came back from one task's artifacts. */
 export interface ArtifactsInfo {
   task: string;
+  /** The agent the task ran on. */
+  agent: string;
+  /** The task's artifact globs that matched no file on the agent. */
+  unmatched: string[];
   files: number;
   bytes: number;
 }

@@ -16,7 +16,10 @@ type FieldKind =
   | 'entries'
   | 'optString'
   | 'optStrings'
-  | 'optEntries';
+  | 'optEntries'
+  | 'optBool'
+  | 'optUint'
+  | 'optSetup';
 
 /** The shape of each message: field → kind. `t` is checked separately. */
 const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
@@ -42,6 +45,7 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     workspace: 'optString',
     cwd: 'optString',
     artifacts: 'optStrings',
+    setup: 'optSetup',
   },
   cancel: { task: 'string' },
   started: { task: 'string', pid: 'uint', root: 'optString' },
@@ -63,10 +67,17 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     entries: 'entries',
     preserve: 'strings',
     last: 'bool',
+    clean: 'optBool',
   },
   syncNeed: { sync: 'string', hashes: 'hashes' },
   blob: { sync: 'string', hash: 'hash', size: 'uint', offset: 'uint', data: 'bytes' },
-  syncDone: { sync: 'string', written: 'uint', removed: 'uint' },
+  syncDone: {
+    sync: 'string',
+    written: 'uint',
+    removed: 'uint',
+    kept: 'optUint',
+    waitedMs: 'optUint',
+  },
   syncFailed: { sync: 'string', code: 'string', message: 'string' },
   fetch: { task: 'string', hashes: 'hashes' },
   fetchDone: { task: 'string', missing: 'hashes' },
@@ -123,6 +134,20 @@ function fits(kind: FieldKind, value: unknown): boolean {
       );
     case 'optEntries':
       return value === undefined || (Array.isArray(value) && value.every(isEntry));
+    case 'optBool':
+      return value === undefined || typeof value === 'boolean';
+    case 'optUint':
+      return value === undefined || (Number.isSafeInteger(value) && (value as number) >= 0);
+    case 'optSetup':
+      return (
+        value === undefined ||
+        (isPlainObject(value) &&
+          Object.keys(value).length === 2 &&
+          typeof value.command === 'string' &&
+          value.command.trim() !== '' &&
+          typeof value.key === 'string' &&
+          HASH.test(value.key))
+      );
     case 'strings':
       return Array.isArray(value) && value.every((v) => typeof v === 'string');
     case 'env':

@@ -1,11 +1,12 @@
 import * as vscode from 'vscode';
 import { EXIT, runExitCode } from '../../shared/exitCode';
 import type { OutputEvent, SyncInfo, TaskInfo, TaskSpec } from '../../shared/rpc';
+import { syncSummary } from '../../shared/syncSummary';
 import type { ClusterModel } from './clusterModel';
 import { isFinished } from './clusterModel';
 import type { DispatcherClient } from './dispatcherClient';
 import { formatBytes, formatDuration, taskPlace } from './format';
-import { PathRewriter } from './pathRewrite';
+import { PathRewriter } from '../../shared/pathRewrite';
 
 const DIM = '\x1b[2m';
 const RED = '\x1b[31m';
@@ -133,7 +134,7 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     this.write(
       s.error
         ? `${RED}sync to ${s.agent} failed: ${s.error.message}${RESET}\n`
-        : `${DIM}synced to ${s.agent}: ${s.filesSent} of ${s.files} files sent (${formatBytes(s.bytesSent)}) in ${formatDuration(s.ms)}${RESET}\n`,
+        : `${DIM}synced to ${s.agent}: ${syncSummary(s)} (${s.files} files) in ${formatDuration(s.ms)}${RESET}\n`,
     );
   }
 

@@ -11,6 +11,14 @@ import type { AgentInfo, ArtifactsInfo, SyncInfo, TaskInfo, TaskSpec } from '../
 import type { ExitMessage } from '../../shared/protocol';
 import { ArtifactFetches } from './sync/artifactFetches';
 import type { PreparedWorkspace } from './sync/preparedWorkspace';
+import { noSyncStats } from './sync/syncSender';
+import {
+  artifactGlobs,
+  checkTaskCwd,
+  placeArtifacts,
+  setupStep,
+  unmatchedArtifactGlobs,
+} from './sync/taskPaths';
 import type { SyncOutcome } from './sync/workspaceSyncs';
 import { WorkspaceSyncs } from './sync/workspaceSyncs';
 import { OCTASK_VERSION } from '../../shared/version';
@@ -150,6 +158,8 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     if (!Number.isInteger(shards) || shards < 1 || shards > 10_000) {
       throw new OctaskError(ErrorCode.BadRequest, 'shards must be a whole number from 1 to 10000');
     }
+    // Before anything is synced: a run refused for its cwd leaves the copies alone.
+    if (workspace) checkTaskCwd(workspace, spec.cwd);
     const placements: Array<{ where: Placement; shard: number | null; agent: string | null }> = [];
     if (target.kind === 'all') {
       if (shards > 1)
@@ -377,14 +387,17 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         const task = this.tasks.get(message.task);
         if (!task || task.link !== link.key) return;
         if (task.workspace) this.syncs.forget(link.key, task.workspace.id);
-        if (message.artifacts && message.artifacts.length > 0 && task.workspace) {
+        if (task.spec.artifacts?.length && task.workspace) {
+          const found = message.artifacts ?? [];
+          const perAgent = task.spec.target?.kind === 'all' ? link.name : null;
           this.fetches.start(
             link.key,
             (m) => link.send(m),
             task.workspace.root,
-            message,
+            { ...message, artifacts: placeArtifacts(task.spec, found, perAgent) },
             (stats) => {
-              this.emit('artifacts', { task: message.task, ...stats });
+              const unmatched = unmatchedArtifactGlobs(task.spec, found);
+              this.emit('artifacts', { task: message.task, agent: link.name, unmatched, ...stats });
               this.taskExited(link, message);
             },
           );
@@ -449,10 +462,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private syncDone(linkKey: string, workspace: PreparedWorkspace, outcome: SyncOutcome): void {
     const agent = this.links.get(linkKey)?.name ?? linkKey;
     const error = 'files' in outcome ? null : { code: outcome.code, message: outcome.message };
-    const stats =
-      'files' in outcome
-        ? outcome
-        : { files: workspace.entries.length, filesSent: 0, bytesSent: 0, ms: 0 };
+    const stats = 'files' in outcome ? outcome : noSyncStats(workspace.entries.length);
     if (error) this.logger.warn(`sync to ${agent} failed: ${error.message}`, { code: error.code });
     else
       this.logger.info(
@@ -478,7 +488,8 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
           ? {
               workspace: task.workspace.id,
               cwd: task.spec.cwd ?? '',
-              artifacts: task.spec.artifacts ?? [],
+              artifacts: artifactGlobs(task.spec),
+              ...(task.spec.setup ? { setup: setupStep(task.workspace, task.spec) } : {}),
             }
           : {}),
       });

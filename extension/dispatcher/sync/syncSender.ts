@@ -14,7 +14,17 @@ export interface SyncStats {
   files: number;
   filesSent: number;
   bytesSent: number;
+  /** Files the agent removed from its copy, and task-made files it kept. */
+  removed: number;
+  kept: number;
+  /** How long the agent waited for its tasks in the copy before laying it out. */
+  waitedMs: number;
   ms: number;
+}
+
+/** The figures of a sync that did not happen (it failed). */
+export function noSyncStats(files: number): SyncStats {
+  return { files, filesSent: 0, bytesSent: 0, removed: 0, kept: 0, waitedMs: 0, ms: 0 };
 }
 
 /**
@@ -55,6 +65,9 @@ export class SyncSender {
         files: this.workspace.entries.length,
         filesSent: this.filesSent,
         bytesSent: this.bytesSent,
+        removed: message.removed,
+        kept: message.kept ?? 0,
+        waitedMs: message.waitedMs ?? 0,
         ms: Math.round(performance.now() - this.started),
       });
     } else if (message.t === 'syncFailed') {
@@ -84,6 +97,7 @@ export class SyncSender {
         entries: entries.slice(i, i + ENTRIES_PER_FRAME),
         preserve: i === 0 ? this.workspace.preserve : [],
         last,
+        ...(i === 0 && this.workspace.clean ? { clean: true } : {}),
       });
     }
     const hashes = await this.needed;

@@ -1,0 +1,98 @@
+import type { Dispatcher } from '../extension/dispatcher/dispatcher';
+import { count, formatBytes, syncSummary } from '../shared/syncSummary';
+import type { CliWorkspace } from './workspace';
+
+/** One agent's share of a run's transfers, as `--json` reports it. */
+interface AgentTransfers {
+  filesSent: number;
+  bytesSent: number;
+  removed: number;
+  kept: number;
+  waitedMs: number;
+  syncMs: number;
+  artifacts: { files: number; bytes: number };
+}
+
+/**
+ * Tallies a run's syncs and artifacts (in all, and per agent, for --json),
+ * and tells the user about each as it happens: one line per agent synced,
+ * one per agent's artifacts, a warning per artifact glob that matched nothing.
+ */
+export function watchTransfers(
+  dispatcher: Dispatcher,
+  workspace: CliWorkspace | null,
+  json: boolean,
+  err: NodeJS.WritableStream = process.stderr,
+) {
+  const sync = {
+    files: workspace?.prepared.entries.length ?? 0,
+    filesSent: 0,
+    bytesSent: 0,
+    removed: 0,
+    kept: 0,
+    ms: workspace?.ms ?? 0,
+  };
+  const artifacts = { files: 0, bytes: 0 };
+  const agents: Record<string, AgentTransfers> = {};
+  const agent = (name: string): AgentTransfers =>
+    (agents[name] ??= {
+      filesSent: 0,
+      bytesSent: 0,
+      removed: 0,
+      kept: 0,
+      waitedMs: 0,
+      syncMs: 0,
+      artifacts: { files: 0, bytes: 0 },
+    });
+  const began = performance.now() - (workspace?.ms ?? 0);
+  const offSync = dispatcher.on('sync', (s) => {
+    if (workspace && s.workspace !== workspace.prepared.id) return;
+    sync.filesSent += s.filesSent;
+    sync.bytesSent += s.bytesSent;
+    sync.removed += s.removed;
+    sync.ms = Math.round(performance.now() - began);
+    const a = agent(s.agent);
+    a.filesSent += s.filesSent;
+    a.bytesSent += s.bytesSent;
+    a.removed += s.removed;
+    a.kept = s.kept;
+    a.waitedMs += s.waitedMs;
+    a.syncMs += s.ms;
+    if (s.error) err.write(`octask: sync to ${s.agent} failed: ${s.error.message}\n`);
+    else if (!json) {
+      const waited =
+        s.waitedMs > 0
+          ? `; waited ${(s.waitedMs / 1000).toFixed(1)} s for a task running in its copy`
+          : '';
+      err.write(
+        `octask: ${s.agent}: ${syncSummary(s)} (${count(s.files)} files, ${s.ms} ms${waited})\n`,
+      );
+    }
+  });
+  const offArtifacts = dispatcher.on('artifacts', (a) => {
+    artifacts.files += a.files;
+    artifacts.bytes += a.bytes;
+    const mine = agent(a.agent).artifacts;
+    mine.files += a.files;
+    mine.bytes += a.bytes;
+    for (const glob of a.unmatched)
+      err.write(`octask: warning: ${a.agent}: --artifacts ${glob} matched no file\n`);
+    if (!json && a.files > 0)
+      err.write(
+        `octask: ${a.agent}: brought back ${count(a.files)} ${a.files === 1 ? 'artifact' : 'artifacts'} (${formatBytes(a.bytes)})\n`,
+      );
+  });
+  return {
+    stop(): void {
+      offSync();
+      offArtifacts();
+    },
+    /** `sync` and `artifacts` are sums over the agents; `agents` has each one's share. */
+    json: () => {
+      if (!workspace) return {};
+      // Shards on one agent sync it more than once: what it keeps is counted once.
+      const kept = Object.values(agents).reduce((n, a) => n + a.kept, 0);
+      return { sync: { ...sync, kept }, artifacts, agents };
+    },
+  };
+}
