@@ -1,5 +1,6 @@
-import { readdirSync, rmdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import type { ConfinedTree } from '../shared/confinedFs';
+import { isTempName } from '../shared/confinedFs';
 import { createMatcher } from '../shared/glob';
 
 /** What a sync removes from a copy, and what it leaves to the tasks. */
@@ -27,9 +28,10 @@ export interface TidyResult {
  * Tidies a copy after a layout, as a checkout would: a file that came from
  * the workspace and left it is removed; what the tasks made (dependencies,
  * build output, caches) stays, unless `clean`. `preserve` wins over both.
- * Symlinks are removed or kept as links, never followed.
+ * Every change goes through `tree`: symlinks are removed or kept as links,
+ * never followed.
  */
-export function tidyCopy(dir: string, options: TidyOptions): TidyResult {
+export function tidyCopy(tree: ConfinedTree, options: TidyOptions): TidyResult {
   const preserved = createMatcher(options.preserve);
   const result: TidyResult = { removed: 0, kept: 0 };
   let folders: Set<string> | undefined;
@@ -38,24 +40,23 @@ export function tidyCopy(dir: string, options: TidyOptions): TidyResult {
   /** Returns whether `rel` still holds anything. */
   const walk = (rel: string): boolean => {
     let left = 0;
-    for (const entry of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    for (const entry of readdirSync(tree.folder(rel), { withFileTypes: true })) {
       const path = rel ? `${rel}/${entry.name}` : entry.name;
-      const full = join(dir, path);
       if (options.listed.has(path)) {
         left++;
         continue;
       }
       // A copy interrupted half-way leaves its temporary file: never the user's.
-      const leftover = entry.name.includes('.octask-tmp');
+      const leftover = isTempName(entry.name);
       if (entry.isDirectory() && !leftover) {
         if (walk(path) || options.folders.has(path)) left++;
-        else if (options.clean || trackedFolders().has(path)) rmdirSync(full);
+        else if (options.clean || trackedFolders().has(path)) tree.remove(path);
         else left++;
         continue;
       }
       const remove = leftover || (!preserved(path) && (options.clean || options.tracked.has(path)));
       if (remove) {
-        rmSync(full, { force: true, recursive: true });
+        tree.remove(path);
         if (!leftover) result.removed++;
       } else {
         result.kept++;

@@ -83,6 +83,8 @@ export interface ArtifactsInfo {
   unmatched: string[];
   files: number;
   bytes: number;
+  /** Artifacts refused or not brought back, each with why: shown as warnings. */
+  skipped: Array<{ path: string; reason: string }>;
 }
 
 /** A task as the dispatcher reports it. */
