@@ -110,8 +110,10 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
         if (!mine.has(a.task)) return;
         if (a.files > 0)
           this.write(
-            `${DIM}brought back ${a.files} artifact file${a.files === 1 ? '' : 's'} (${formatBytes(a.bytes)})${RESET}\n`,
+            `${DIM}${a.agent}: brought back ${a.files} artifact file${a.files === 1 ? '' : 's'} (${formatBytes(a.bytes)})${RESET}\n`,
           );
+        for (const glob of a.unmatched)
+          this.write(`${YELLOW}warning: ${a.agent}: artifacts ${glob} matched no file${RESET}\n`);
         for (const s of a.skipped)
           this.write(
             `${YELLOW}warning: artifact ${s.path} not brought back: ${s.reason}${RESET}\n`,
