@@ -13,6 +13,7 @@ import {
 import { EXIT, runExitCode } from '../shared/exitCode';
 import { OutputPaths } from './outputPaths';
 import { OutputPrinter } from './outputPrinter';
+import { whileSlow } from './progressLine';
 import { watchTransfers } from './transfers';
 import type { CliWorkspace } from './workspace';
 import { prepareCliWorkspace } from './workspace';
@@ -88,15 +89,19 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw new UsageError('no command given; put it after --');
   const spec = buildSpec(positionals.join(' '), values);
-  const workspace = await prepareCliWorkspace({
-    workspace: values.workspace,
-    noSync: values['no-sync'] ?? false,
-    include: values.include ?? [],
-    exclude: values.exclude ?? [],
-    preserve: values.preserve ?? [],
-    clean: values.clean ?? false,
-    cwd: values.cwd,
-  });
+  const workspace = await whileSlow(
+    process.stderr,
+    'octask: reading and hashing the workspace…',
+    prepareCliWorkspace({
+      workspace: values.workspace,
+      noSync: values['no-sync'] ?? false,
+      include: values.include ?? [],
+      exclude: values.exclude ?? [],
+      preserve: values.preserve ?? [],
+      clean: values.clean ?? false,
+      cwd: values.cwd,
+    }),
+  );
   if (values['setup-key'] && values.setup === undefined)
     throw new UsageError('--setup-key needs --setup CMD');
   if (workspace) {

@@ -1,6 +1,10 @@
 import type { Dispatcher } from '../extension/dispatcher/dispatcher';
 import { count, formatBytes, syncSummary } from '../shared/syncSummary';
+import { ProgressLine } from './progressLine';
 import type { CliWorkspace } from './workspace';
+
+/** A sync is shown as progress once it has run this long. */
+const PROGRESS_AFTER_MS = 1000;
 
 /** One agent's share of a run's transfers, as `--json` reports it. */
 interface AgentTransfers {
@@ -22,8 +26,28 @@ export function watchTransfers(
   dispatcher: Dispatcher,
   workspace: CliWorkspace | null,
   json: boolean,
-  err: NodeJS.WritableStream = process.stderr,
+  err: NodeJS.WriteStream = process.stderr,
 ) {
+  const line = new ProgressLine(err);
+  /** Agents being synced: when their sync started, and what it has sent. */
+  const inFlight = new Map<string, { since: number; text: string }>();
+  const drawProgress = (): void => {
+    const now = performance.now();
+    const parts = [...inFlight]
+      .filter(([, p]) => now - p.since >= PROGRESS_AFTER_MS)
+      .map(([name, p]) => `${name} ${p.text}`);
+    if (parts.length > 0) line.show(`octask: sending ${parts.join(' · ')}`);
+    else line.clear();
+  };
+  const offProgress = dispatcher.on('syncProgress', (p) => {
+    if (workspace && p.workspace !== workspace.prepared.id) return;
+    const since = inFlight.get(p.agent)?.since ?? performance.now();
+    inFlight.set(p.agent, {
+      since,
+      text: `${count(p.filesSent)}/${count(p.files)} files, ${formatBytes(p.bytesSent)}/${formatBytes(p.bytes)}`,
+    });
+    drawProgress();
+  });
   const sync = {
     files: workspace?.prepared.entries.length ?? 0,
     filesSent: 0,
@@ -47,6 +71,8 @@ export function watchTransfers(
   const began = performance.now() - (workspace?.ms ?? 0);
   const offSync = dispatcher.on('sync', (s) => {
     if (workspace && s.workspace !== workspace.prepared.id) return;
+    inFlight.delete(s.agent);
+    line.clear();
     sync.filesSent += s.filesSent;
     sync.bytesSent += s.bytesSent;
     sync.removed += s.removed;
@@ -65,9 +91,10 @@ export function watchTransfers(
           ? `; waited ${(s.waitedMs / 1000).toFixed(1)} s for a task running in its copy`
           : '';
       err.write(
-        `octask: ${s.agent}: ${syncSummary(s)} (${count(s.files)} files, ${s.ms} ms${waited})\n`,
+        `octask: ${s.agent}: ${syncSummary(s)}; ${count(s.files)} files, ${s.ms} ms${waited}\n`,
       );
     }
+    drawProgress();
   });
   const offArtifacts = dispatcher.on('artifacts', (a) => {
     artifacts.files += a.files;
@@ -87,6 +114,8 @@ export function watchTransfers(
   });
   return {
     stop(): void {
+      line.clear();
+      offProgress();
       offSync();
       offArtifacts();
     },

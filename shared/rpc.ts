@@ -74,6 +74,17 @@ export interface SyncInfo {
   error: { code: string; message: string } | null;
 }
 
+/** A sync under way to one agent: contents sent so far, of those it asked for. */
+export interface SyncProgressInfo {
+  agent: string;
+  workspace: string;
+  filesSent: number;
+  bytesSent: number;
+  /** Contents the agent asked for (what it lacked). */
+  files: number;
+  bytes: number;
+}
+
 /** What came back from one task's artifacts. */
 export interface ArtifactsInfo {
   task: string;

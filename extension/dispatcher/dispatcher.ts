@@ -7,7 +7,14 @@ import type { Logger } from '../../shared/logger';
 import { silentLogger } from '../../shared/logger';
 import type { DispatcherBound, HelloMessage } from '../../shared/protocol';
 import { DEFAULT_AGENT_PORT, PROTOCOL_VERSION } from '../../shared/protocol';
-import type { AgentInfo, ArtifactsInfo, SyncInfo, TaskInfo, TaskSpec } from '../../shared/rpc';
+import type {
+  AgentInfo,
+  ArtifactsInfo,
+  SyncInfo,
+  SyncProgressInfo,
+  TaskInfo,
+  TaskSpec,
+} from '../../shared/rpc';
 import type { ExitMessage } from '../../shared/protocol';
 import { ArtifactFetches } from './sync/artifactFetches';
 import type { PreparedWorkspace } from './sync/preparedWorkspace';
@@ -56,6 +63,8 @@ export interface DispatcherEvents {
   task: TaskInfo;
   output: OutputChunk;
   sync: SyncInfo;
+  /** A sync's contents on their way (at most every 200 ms per sync). */
+  syncProgress: SyncProgressInfo;
   artifacts: ArtifactsInfo;
 }
 
@@ -78,8 +87,14 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   /** mDNS instance name → the link it led to. */
   private readonly discovered = new Map<string, string>();
   private closed = false;
-  private readonly syncs = new WorkspaceSyncs((link, ws, outcome) =>
-    this.syncDone(link, ws, outcome),
+  private readonly syncs = new WorkspaceSyncs(
+    (link, ws, outcome) => this.syncDone(link, ws, outcome),
+    (link, ws, progress) =>
+      this.emit('syncProgress', {
+        agent: this.links.get(link)?.name ?? link,
+        workspace: ws.id,
+        ...progress,
+      }),
   );
   private readonly fetches: ArtifactFetches;
 

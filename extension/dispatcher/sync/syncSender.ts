@@ -41,6 +41,8 @@ export class SyncSender {
   private readonly started = performance.now();
   private filesSent = 0;
   private bytesSent = 0;
+  /** What the agent asked for, once it answered. */
+  private toSend = { files: 0, bytes: 0 };
 
   constructor(
     private readonly connection: FrameConnection,
@@ -49,6 +51,11 @@ export class SyncSender {
   ) {
     this.needed = new Promise((resolve) => (this.resolveNeed = resolve));
     this.done = new Promise((resolve) => (this.finish = resolve));
+  }
+
+  /** Contents sent so far, and how many the agent asked for (for progress). */
+  get progress(): { filesSent: number; bytesSent: number; files: number; bytes: number } {
+    return { filesSent: this.filesSent, bytesSent: this.bytesSent, ...this.toSend };
   }
 
   /** Runs the sync; the outcome (stats or error) arrives on `done`. */
@@ -101,6 +108,12 @@ export class SyncSender {
       });
     }
     const hashes = await this.needed;
+    const sizes = new Map<string, number>();
+    for (const e of entries) if ('hash' in e) sizes.set(e.hash, e.size);
+    this.toSend = {
+      files: hashes.length,
+      bytes: hashes.reduce((n, h) => n + (sizes.get(h) ?? 0), 0),
+    };
     const missing = await sendBlobs(
       this.connection,
       this.id,
