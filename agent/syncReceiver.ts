@@ -85,8 +85,11 @@ export class SyncReceiver {
     for (const e of sync.entries) if ('hash' in e) sizes.set(e.hash, e.size);
     const need = this.store.missing(sizes.keys());
     for (const hash of need) sync.waiting.set(hash, { size: sizes.get(hash) ?? 0, received: 0 });
-    this.connection.send({ t: 'syncNeed', sync: message.sync, hashes: need });
-    this.maybeLayOut(message.sync, sync);
+    const id = message.sync;
+    void this.busyFor(sync).then((busy) => {
+      this.connection.send({ t: 'syncNeed', sync: id, hashes: need, ...(busy ? { busy } : {}) });
+      this.maybeLayOut(id, sync);
+    });
   }
 
   blob(message: BlobMessage): void {
@@ -171,6 +174,16 @@ export class SyncReceiver {
       },
       (err: unknown) => this.failWith(id, err),
     );
+  }
+
+  /** Tasks the layout of `sync` would have to wait for now (0: none, or it changes nothing). */
+  private async busyFor(sync: PendingSync): Promise<number> {
+    const running = this.users.tasksIn(sync.workspace);
+    if (running === 0) return 0;
+    if (sync.clean) return running;
+    return (await this.copies.matches(sync.workspace, sync.entries).catch(() => false))
+      ? 0
+      : running;
   }
 
   /**

@@ -41,6 +41,13 @@ export function watchTransfers(
   };
   const offProgress = dispatcher.on('syncProgress', (p) => {
     if (workspace && p.workspace !== workspace.prepared.id) return;
+    if (p.waitingForTasks) {
+      line.clear();
+      const n = p.waitingForTasks;
+      err.write(
+        `octask: ${p.agent}: waiting for ${n} running ${n === 1 ? 'task' : 'tasks'} of this workspace there before changing its copy\n`,
+      );
+    }
     const since = inFlight.get(p.agent)?.since ?? performance.now();
     inFlight.set(p.agent, {
       since,

@@ -111,6 +111,11 @@ export interface SyncNeedMessage {
   t: 'syncNeed';
   sync: string;
   hashes: string[];
+  /**
+   * Tasks of this workspace running in the copy now, when the layout would
+   * change it: it waits for them (absent: it will not wait).
+   */
+  busy?: number;
 }
 
 /**

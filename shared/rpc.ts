@@ -83,6 +83,8 @@ export interface SyncProgressInfo {
   /** Contents the agent asked for (what it lacked). */
   files: number;
   bytes: number;
+  /** Set once, when the agent will change its copy only after this many running tasks of it end. */
+  waitingForTasks?: number;
 }
 
 /** What came back from one task's artifacts. */

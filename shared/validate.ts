@@ -69,7 +69,7 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     last: 'bool',
     clean: 'optBool',
   },
-  syncNeed: { sync: 'string', hashes: 'hashes' },
+  syncNeed: { sync: 'string', hashes: 'hashes', busy: 'optUint' },
   blob: { sync: 'string', hash: 'hash', size: 'uint', offset: 'uint', data: 'bytes' },
   syncDone: {
     sync: 'string',

@@ -225,5 +225,6 @@ describe('workspace copies behave like a checkout, through the CLI @integration'
     assert.match(first.stdout, /^before$/m, 'the running task saw its copy unchanged');
     assert.match(quick.stderr, /^after$/m);
     assert.ok((quick.doc?.agents?.alpha?.waitedMs ?? 0) > 500, JSON.stringify(quick.doc?.agents));
+    assert.match(quick.stderr, /alpha: waiting for 1 running task of this workspace there/);
   });
 });

@@ -48,6 +48,8 @@ export class SyncSender {
     private readonly connection: FrameConnection,
     private readonly workspace: PreparedWorkspace,
     private readonly onProgress?: (bytes: number) => void,
+    /** The agent will lay out the copy only once this many running tasks of it end. */
+    private readonly onBusy?: (tasks: number) => void,
   ) {
     this.needed = new Promise((resolve) => (this.resolveNeed = resolve));
     this.done = new Promise((resolve) => (this.finish = resolve));
@@ -66,8 +68,10 @@ export class SyncSender {
 
   /** A reply from the agent for this sync. */
   receive(message: DispatcherBound): void {
-    if (message.t === 'syncNeed') this.resolveNeed(message.hashes);
-    else if (message.t === 'syncDone') {
+    if (message.t === 'syncNeed') {
+      if (message.busy) this.onBusy?.(message.busy);
+      this.resolveNeed(message.hashes);
+    } else if (message.t === 'syncDone') {
       this.finish({
         files: this.workspace.entries.length,
         filesSent: this.filesSent,

@@ -13,6 +13,8 @@ export interface SyncProgress {
   bytesSent: number;
   files: number;
   bytes: number;
+  /** Set when the agent waits for this many running tasks of the workspace before laying it out. */
+  waitingForTasks?: number;
 }
 
 /** Progress is reported at most this often per sync. */
@@ -55,12 +57,17 @@ export class WorkspaceSyncs {
     const known = perLink.get(workspace.id);
     if (known && known.digest === workspace.digest) return known.outcome;
     let last = 0;
-    const sender: SyncSender = new SyncSender(connection, workspace, () => {
-      const now = performance.now();
-      if (!this.onProgress || now - last < PROGRESS_EVERY_MS) return;
-      last = now;
-      this.onProgress(link, workspace, sender.progress);
-    });
+    const sender: SyncSender = new SyncSender(
+      connection,
+      workspace,
+      () => {
+        const now = performance.now();
+        if (!this.onProgress || now - last < PROGRESS_EVERY_MS) return;
+        last = now;
+        this.onProgress(link, workspace, sender.progress);
+      },
+      (tasks) => this.onProgress?.(link, workspace, { ...sender.progress, waitingForTasks: tasks }),
+    );
     this.senders.set(sender.id, { link, sender });
     const outcome = sender.start().then((result) => {
       this.senders.delete(sender.id);
