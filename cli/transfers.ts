@@ -111,7 +111,9 @@ export function watchTransfers(
     mine.bytes += a.bytes;
     // Warnings go out even with --json: a refused artifact is something to act on.
     for (const s of a.skipped)
-      err.write(`octask: warning: ${a.agent}: artifact ${s.path} not brought back: ${s.reason}\n`);
+      err.write(
+        `octask: warning: artifact ${s.path} not brought back from ${a.agent}: ${s.reason}\n`,
+      );
     for (const glob of a.unmatched)
       err.write(`octask: warning: ${a.agent}: --artifacts ${glob} matched no file\n`);
     if (!json && a.files > 0)

@@ -171,6 +171,8 @@ export const RpcMethod = {
   output: 'octask/output',
   /** dispatcher → client notification: a workspace sync to an agent ended (SyncInfo). */
   syncDidChange: 'octask/sync/didChange',
+  /** dispatcher → client notification: a sync's contents on their way, at most every 200 ms (SyncProgressInfo). */
+  syncProgress: 'octask/sync/progress',
   /** dispatcher → client notification: a task's artifacts were brought back (ArtifactsInfo). */
   artifactsDidChange: 'octask/artifacts/didChange',
   /** dispatcher → client notification: a line for the event log (LogEvent). */

@@ -21,7 +21,7 @@ import type { PreparedWorkspace } from './sync/preparedWorkspace';
 import { noSyncStats } from './sync/syncSender';
 import {
   artifactGlobs,
-  checkTaskCwd,
+  checkWorkspaceTask,
   placeArtifacts,
   setupStep,
   unmatchedArtifactGlobs,
@@ -174,7 +174,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       throw new OctaskError(ErrorCode.BadRequest, 'shards must be a whole number from 1 to 10000');
     }
     // Before anything is synced: a run refused for its cwd leaves the copies alone.
-    if (workspace) checkTaskCwd(workspace, spec.cwd);
+    if (workspace) checkWorkspaceTask(workspace, spec);
     const placements: Array<{ where: Placement; shard: number | null; agent: string | null }> = [];
     if (target.kind === 'all') {
       if (shards > 1)

@@ -6,7 +6,7 @@ import { matchesAnyGlob } from '../../../shared/glob';
 import type { ManifestEntry } from '../../../shared/manifest';
 import { prepareWorkspace } from './preparedWorkspace';
 import {
-  checkTaskCwd,
+  checkWorkspaceTask,
   placeArtifacts,
   rebaseGlob,
   setupStep,
@@ -63,15 +63,19 @@ describe('task paths', () => {
     assert.equal(setupStep(ws('1', '2'), { command: 'x' }), undefined);
   });
 
-  it('refuses a cwd that is not a folder of the local workspace, before any sync', () => {
+  it('refuses a cwd that is not a folder of the workspace, or a malformed setup, before any sync', () => {
     const root = mkdtempSync(join(tmpdir(), 'octask-cwd-'));
     try {
       mkdirSync(join(root, 'sub'));
       const ws = prepareWorkspace('w', root, [file('sub/a')], []);
-      assert.doesNotThrow(() => checkTaskCwd(ws, 'sub'));
-      assert.doesNotThrow(() => checkTaskCwd(ws, undefined));
-      assert.throws(() => checkTaskCwd(ws, 'nope'), /E_BAD_PATH|no such folder/);
-      assert.throws(() => checkTaskCwd(ws, '../x'), /\.\./);
+      const check = (spec: Record<string, unknown>) => () =>
+        checkWorkspaceTask(ws, { command: 'x', ...spec });
+      assert.doesNotThrow(check({ cwd: 'sub' }));
+      assert.doesNotThrow(check({}));
+      assert.throws(check({ cwd: 'nope' }), /no such folder/);
+      assert.throws(check({ cwd: '../x' }), /\.\./);
+      assert.throws(check({ setup: { command: 3 } }), /setup must be/);
+      assert.throws(check({ artifacts: 'dist' }), /artifacts must be/);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

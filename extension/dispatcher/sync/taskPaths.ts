@@ -34,10 +34,30 @@ export function artifactGlobs(spec: TaskSpec): string[] {
 }
 
 /**
- * Checks a task's cwd against the local workspace before anything is
- * synced: a run the agent would refuse must not change its copy first.
+ * Checks what a task asks of its workspace before anything is synced: a
+ * run the agent would refuse must not change its copy first. Throws
+ * E_BAD_PATH for a cwd, E_BAD_REQUEST for malformed globs or setup (the
+ * spec may come over JSON-RPC).
  */
-export function checkTaskCwd(workspace: PreparedWorkspace, cwd: string | undefined): void {
+export function checkWorkspaceTask(workspace: PreparedWorkspace, spec: TaskSpec): void {
+  const strings = (v: unknown): boolean =>
+    Array.isArray(v) && v.every((s) => typeof s === 'string');
+  if (spec.artifacts !== undefined && !strings(spec.artifacts))
+    throw new OctaskError(ErrorCode.BadRequest, 'artifacts must be a list of globs');
+  const setup = spec.setup as { command?: unknown; key?: unknown } | undefined;
+  if (
+    setup !== undefined &&
+    (typeof setup.command !== 'string' ||
+      setup.command.trim() === '' ||
+      (setup.key !== undefined && !strings(setup.key)))
+  )
+    throw new OctaskError(ErrorCode.BadRequest, 'setup must be { command, key?: [glob] }');
+  checkTaskCwd(workspace, spec.cwd);
+}
+
+function checkTaskCwd(workspace: PreparedWorkspace, cwd: string | undefined): void {
+  if (cwd !== undefined && typeof cwd !== 'string')
+    throw new OctaskError(ErrorCode.BadRequest, 'cwd must be a string');
   const sub = cwd && cwd !== '.' ? cwd : '';
   if (!sub) return;
   const bad = checkRelativePath(sub);
