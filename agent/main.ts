@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { advertise } from './advertise';
 import { ContentStore } from './contentStore';
 import { WorkspaceCopies } from './workspaceCopy';
-import { Agent, agentId } from './agent';
+import { Agent } from './agent';
+import { loadOrCreateAgentId } from './identity';
 import { createAuditLog } from './audit';
 import { loadOrCreateKey } from './keyFile';
 import { createStreamLogger } from './log';
@@ -68,8 +69,7 @@ async function serve(options: AgentOptions): Promise<number> {
   void copies.removeStale(options.keepWorkspacesMs).then((gone) => {
     if (gone.length > 0) logger.info('removed unused workspace copies', { gone });
   });
-  // The agent's id needs the port, known only once listening; connections
-  // that arrive before it exists are turned away.
+  // Connections that arrive before the agent exists are turned away.
   const holder: { agent?: Agent } = {};
   const server = await listen({
     bind: options.bind,
@@ -80,7 +80,7 @@ async function serve(options: AgentOptions): Promise<number> {
       holder.agent ? holder.agent.accept(ws, peer) : ws.close(1013, 'agent starting'),
   });
   const agent = new Agent({
-    id: agentId(options.name, server.port),
+    id: loadOrCreateAgentId(options.workdir),
     name: options.name,
     maxJobs: options.maxJobs,
     tags: options.tags,
@@ -96,6 +96,10 @@ async function serve(options: AgentOptions): Promise<number> {
     store,
     copies,
     keepWorkspacesMs: options.keepWorkspacesMs,
+    maxGraceMs: options.maxGraceMs,
+    batteryFloorPct: options.batteryFloorPct,
+    loadPollMs: options.loadPollMs,
+    sysfsRoot: options.sysfsRoot,
   });
   holder.agent = agent;
   const hello = agent.hello();
