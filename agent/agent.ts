@@ -26,7 +26,10 @@ import { readDeviceLoad, shouldRest } from './deviceLoad';
 import { OutputSpool } from './outputSpool';
 import type { CommandPolicy } from './policy';
 import { checkCommand } from './policy';
+import type { Keeper } from './keeper';
 import { TaskProcess } from './runner';
+import type { TaskCgroups } from './cgroup';
+import { TaskContainment } from './taskContainment';
 import type { TaskFrame } from './session';
 import { Session } from './session';
 import { SetupSteps } from './setupSteps';
@@ -63,6 +66,10 @@ export interface AgentConfig {
   sysfsRoot?: string;
   /** Tasks a previous life of the agent left running, ended on this start: task id → owner. */
   orphans?: ReadonlyArray<{ task: string; owner: string }>;
+  /** Ends the tasks if the agent process dies (absent in unit tests). */
+  keeper?: Keeper;
+  /** A delegated cgroup to put each task in, where the agent has one. */
+  cgroups?: TaskCgroups;
 }
 
 /** Lifecycle: serving → draining (no new work) → cancelling (tasks ended) → stopped. */
@@ -426,6 +433,16 @@ export class Agent {
         shell: this.config.shell,
         timeoutMs: message.timeoutMs,
         killGraceMs: this.config.killGraceMs,
+        containment: new TaskContainment(
+          {
+            workdir: this.config.workdir,
+            logger: this.config.logger,
+            keeper: this.config.keeper,
+            cgroups: this.config.cgroups,
+          },
+          message.task,
+          task.owner,
+        ),
       },
       {
         started: (pid) => {

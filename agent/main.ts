@@ -9,6 +9,9 @@ import { ContentStore } from './contentStore';
 import { WorkspaceCopies } from './workspaceCopy';
 import { Agent } from './agent';
 import { loadOrCreateAgentId } from './identity';
+import { TaskCgroups } from './cgroup';
+import { Keeper } from './keeper';
+import { reapOrphans } from './taskRecords';
 import { createAuditLog } from './audit';
 import { loadOrCreateKey } from './keyFile';
 import { createStreamLogger } from './log';
@@ -64,6 +67,17 @@ async function serve(options: AgentOptions): Promise<number> {
     );
   }
   const audit = createAuditLog(options.auditFile, logger);
+  // Before listening: end what a previous life of this agent left running
+  // (it was killed, and its keeper may have been too), and start the keeper
+  // that ends this life's tasks if it dies.
+  const orphans = await reapOrphans(options.workdir, logger);
+  if (orphans.length > 0)
+    logger.warn('ended tasks a previous run of this agent left behind', {
+      tasks: orphans.map((o) => o.task),
+      killed: orphans.reduce((n, o) => n + o.killed, 0),
+    });
+  const keeper = Keeper.start(logger);
+  const cgroups = TaskCgroups.detect({}, logger);
   const store = new ContentStore(join(options.workdir, 'store'), options.cacheSize);
   const copies = new WorkspaceCopies(join(options.workdir, 'workspaces'), store);
   void copies.removeStale(options.keepWorkspacesMs).then((gone) => {
@@ -100,6 +114,9 @@ async function serve(options: AgentOptions): Promise<number> {
     batteryFloorPct: options.batteryFloorPct,
     loadPollMs: options.loadPollMs,
     sysfsRoot: options.sysfsRoot,
+    orphans,
+    keeper,
+    cgroups,
   });
   holder.agent = agent;
   const hello = agent.hello();
@@ -136,7 +153,7 @@ async function serve(options: AgentOptions): Promise<number> {
     let signals = 0;
     const stop = async (exitCode: number): Promise<void> => {
       running.closeSessions();
-      await Promise.allSettled([server.close(), ad?.stop(), audit.close()]);
+      await Promise.allSettled([server.close(), ad?.stop(), audit.close(), keeper.stop()]);
       logger.info('stopped');
       resolve(exitCode);
     };
@@ -156,5 +173,7 @@ async function serve(options: AgentOptions): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The terminal or ssh session went away: shut down as for TERM, rather than die with tasks left running.
+    process.on('SIGHUP', onSignal);
   });
 }
