@@ -483,7 +483,7 @@ export class Agent {
         );
         return;
       }
-      void this.enterCopy(message, folder, env, output).then(
+      void this.enterCopy(task, folder, env, output).then(
         () => {
           proc.start();
           if (task.cancelRequested) proc.cancel();
@@ -502,11 +502,12 @@ export class Agent {
    * task ends) and has its setup run first (agent/setupSteps.ts).
    */
   private async enterCopy(
-    message: RunMessage,
+    task: AgentTask,
     folder: TaskFolder,
     env: NodeJS.ProcessEnv,
     output: (stream: OutputStream, data: Buffer) => void,
   ): Promise<void> {
+    const { message } = task;
     if (message.workspace === undefined) return;
     const leave = await this.copyUsers.enter(message.workspace);
     folder.cleanup = leave;
@@ -517,6 +518,18 @@ export class Agent {
       shell: this.config.shell,
       timeoutMs: message.timeoutMs,
       killGraceMs: this.config.killGraceMs,
+      // Contained like the task itself: what the setup leaves behind is ended with it.
+      containment: () =>
+        new TaskContainment(
+          {
+            workdir: this.config.workdir,
+            logger: this.config.logger,
+            keeper: this.config.keeper,
+            cgroups: this.config.cgroups,
+          },
+          `${message.task}.setup`,
+          task.owner,
+        ),
       output,
     });
   }

@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import type { OutputStream, SetupStep } from '../shared/protocol';
+import type { Containment } from './runner';
 import { TaskProcess } from './runner';
 import type { WorkspaceCopies } from './workspaceCopy';
 import { SETUP_RECORD } from './workspaceCopy';
@@ -12,6 +13,8 @@ export interface SetupRun {
   shell: string;
   timeoutMs: number;
   killGraceMs: number;
+  /** What ends the processes the setup leaves behind, as for a task (taskContainment.ts). */
+  containment?: () => Containment;
   /** The setup's output, shown as the task's. */
   output(stream: OutputStream, data: Buffer): void;
 }
@@ -73,6 +76,7 @@ function runCommand(command: string, run: SetupRun): Promise<string | null> {
         shell: run.shell,
         timeoutMs: run.timeoutMs,
         killGraceMs: run.killGraceMs,
+        containment: run.containment?.(),
       },
       {
         started: () => undefined,
