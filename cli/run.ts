@@ -16,6 +16,7 @@ import { OutputPaths } from './outputPaths';
 import { OutputPrinter } from './outputPrinter';
 import { whileSlow } from './progressLine';
 import { watchTransfers } from './transfers';
+import { warnSharedNames } from './agents';
 import type { CliWorkspace } from './workspace';
 import { prepareCliWorkspace } from './workspace';
 
@@ -130,6 +131,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     agents: flags.agents,
     mdns: flags.mdns,
     lostAfterMs: flags.lostAfterMs,
+    heartbeatMs: flags.heartbeatMs,
     // A CLI run that is killed leaves its tasks to this grace; a terminal user comes back soon or not at all.
     graceMs: DEFAULT_GRACE_MS,
     logger: createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true }),
@@ -160,6 +162,7 @@ async function execute(
       noAgentsReason(dispatcher),
     );
   }
+  warnSharedNames(dispatcher.agents());
   const tasks = dispatcher.submit(spec, workspace?.prepared);
   const ids = new Set(tasks.map((t) => t.id));
   const labels = new Map<string, string>();

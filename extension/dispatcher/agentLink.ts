@@ -30,6 +30,8 @@ export interface LinkOptions {
   /** Reconnect backoff bounds. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Ping interval (tests shorten it). */
+  heartbeatMs?: number;
 }
 
 export interface LinkEvents {
@@ -227,10 +229,14 @@ export class AgentLink implements Link {
       return;
     }
     this.greeted = false;
-    const connection = new FrameConnection(ws, {
-      message: (m) => this.receive(connection, m),
-      closed: (code, reason, error) => this.closed(code, reason, error),
-    });
+    const connection = new FrameConnection(
+      ws,
+      {
+        message: (m) => this.receive(connection, m),
+        closed: (code, reason, error) => this.closed(code, reason, error),
+      },
+      { heartbeatMs: this.options.heartbeatMs },
+    );
     this.connection = connection;
     connection.send(this.options.hello);
   }
