@@ -318,6 +318,7 @@ export class AgentLink implements Link {
     // Jitter keeps many dispatchers from reconnecting in lock step.
     const delay = base / 2 + Math.random() * (base / 2);
     this.retryTimer = setTimeout(() => void this.connect(), delay);
-    this.retryTimer.unref();
+    // An idle link must not keep a CLI alive; one with tasks to reattach must.
+    if (!this.urgent) this.retryTimer.unref();
   }
 }
