@@ -76,3 +76,55 @@ describe('TaskOutput', () => {
     assert.ok(out.dropped >= chunk.length * 2);
   });
 });
+
+describe('ClusterModel runs', () => {
+  const t = (id: string, group: string, over: Partial<TaskInfo> = {}): TaskInfo => ({
+    ...task(id),
+    group,
+    ...over,
+  });
+
+  it('groups tasks by run, running runs first, shards in order', () => {
+    const model = new ClusterModel();
+    model.applyTask(t('old', 'g1', { status: 'completed', queuedAt: 1 }));
+    model.applyTask(t('s1', 'g2', { status: 'completed', queuedAt: 5, shard: 1, shardCount: 2 }));
+    model.applyTask(t('s0', 'g2', { status: 'running', queuedAt: 5, shard: 0, shardCount: 2 }));
+    model.applyTask(t('new', 'g3', { status: 'failed', queuedAt: 9 }));
+    const runs = model.runList();
+    assert.deepEqual(
+      runs.map((r) => [r.group, r.tasks.map((x) => x.id)]),
+      [
+        ['g2', ['s0', 's1']],
+        ['g3', ['new']],
+        ['g1', ['old']],
+      ],
+    );
+  });
+
+  it('labels a run by the label it was submitted with, else its command', () => {
+    const model = new ClusterModel();
+    model.rememberSpec('g1', { command: 'npm test' }, 'unit tests');
+    model.applyTask(t('a', 'g1', { command: 'npm test' }));
+    assert.equal(model.labelOf('g1', 'npm test'), 'unit tests');
+    assert.equal(model.labelOf('g2', 'make   all'), 'make all');
+  });
+
+  it('Clear Finished drops finished tasks and keeps them out of later listings', () => {
+    const model = new ClusterModel();
+    const removed: string[][] = [];
+    model.onTasksRemoved.on((ids) => removed.push(ids));
+    model.rememberSpec('g1', { command: 'x' }, 'label');
+    model.applyTask(t('done', 'g1', { status: 'completed' }));
+    model.applyOutput({ task: 'done', stream: 'stdout', text: 'hi' });
+    model.applyTask(t('live', 'g2'));
+    assert.equal(model.clearFinished(), 1);
+    assert.deepEqual(removed, [['done']]);
+    assert.deepEqual([...model.tasks.keys()], ['live']);
+    assert.equal(model.outputs.has('done'), false);
+    assert.equal(model.specs.has('g1'), false);
+    assert.equal(model.labels.has('g1'), false);
+    // A new dispatcher's listing (after a restart) must not bring it back.
+    model.applyTask(t('done', 'g1', { status: 'completed' }));
+    assert.equal(model.tasks.has('done'), false);
+  });
+});

@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { ClusterModel } from './clusterModel';
 import { ClusterKeyStore } from './clusterKeyStore';
 import { registerCommands } from './commands';
+import { DIAGNOSIS_SCHEME, DiagnosisDocument } from './diagnose';
 import { DispatcherClient } from './dispatcherClient';
 import { LocalAgent } from './localAgent';
 import { OUTPUT_SCHEME, OutputDocuments } from './outputDocuments';
@@ -56,6 +57,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     },
   );
   const outputs = new OutputDocuments(model);
+  const diagnosis = new DiagnosisDocument();
   const views = {
     workers: new WorkersTree(model),
     tasks: new TasksTree(model),
@@ -99,6 +101,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     keys,
     client,
     outputs,
+    diagnosis,
     views.workers,
     views.tasks,
     views.logs,
@@ -110,16 +113,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     vscode.window.createTreeView('octask.tasks', { treeDataProvider: views.tasks }),
     vscode.window.createTreeView('octask.logs', { treeDataProvider: views.logs }),
     vscode.workspace.registerTextDocumentContentProvider(OUTPUT_SCHEME, outputs),
-    vscode.tasks.registerTaskProvider(TASK_TYPE, new OctaskTaskProvider({ client, model })),
+    vscode.workspace.registerTextDocumentContentProvider(DIAGNOSIS_SCHEME, diagnosis),
+    vscode.tasks.registerTaskProvider(
+      TASK_TYPE,
+      new OctaskTaskProvider({ client, model, blockedBy }),
+    ),
     statusBar,
     ...registerCommands({
       context,
       log,
       keys,
       outputs,
+      diagnosis,
       localAgent,
       client,
       model,
+      blockedBy,
       startDispatcher,
     }),
     client.onDidChangeState(updateContext),
@@ -129,7 +138,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
       // Every connection is keyed: a new key means a new dispatcher.
       await restartDispatcher('the cluster key changed');
     }),
-    vscode.workspace.onDidGrantWorkspaceTrust(() => void startDispatcher()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      // The log said "not trusted" at activation; say what holds now.
+      log.info(
+        keys.current
+          ? 'the workspace is trusted now'
+          : `the workspace is trusted now; ${NO_KEY_LOG}`,
+      );
+      void startDispatcher();
+    }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (
         e.affectsConfiguration('octask.discovery') ||
@@ -145,11 +162,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
   updateContext();
   if (!vscode.workspace.isTrusted)
     log.info('this workspace is not trusted: Octask stays off until it is');
-  else if (!keys.current)
-    log.info('no cluster key yet: set one with "Octask: Set Cluster Key" or start a local agent');
+  else if (!keys.current) log.info(NO_KEY_LOG);
   await startDispatcher();
   return { model, client, views, logFolder: context.logUri };
 }
+
+const NO_KEY_LOG =
+  'no cluster key yet: set one with "Octask: Set Cluster Key" or start a local agent';
 
 /** Dials newly listed agents and drops the ones taken off the list. */
 async function syncListedAgents(

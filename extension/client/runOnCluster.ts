@@ -83,6 +83,7 @@ async function pickCommand(memento: vscode.Memento): Promise<CommandPick | undef
     title: 'Octask: Run on cluster',
     placeHolder: 'Type a command, or pick a task from tasks.json',
     matchOnDescription: true,
+    ignoreFocusOut: true,
   });
 }
 
@@ -92,6 +93,7 @@ async function askCommand(memento: vscode.Memento): Promise<string | undefined> 
     prompt: 'A shell command, run in the workspace copy on the agent',
     placeHolder: 'npm test',
     value: memento.get<string>(LAST_COMMAND) ?? '',
+    ignoreFocusOut: true,
     validateInput: (v) => (v.trim() ? undefined : 'Type a command'),
   });
   if (command?.trim()) await memento.update(LAST_COMMAND, command.trim());
@@ -139,6 +141,12 @@ async function pickTarget(
   }
   const quick = vscode.window.createQuickPick<TargetPick>();
   quick.title = 'Octask: where to run it';
+  /*
+   * Started from the walkthrough, the walkthrough editor takes focus back as
+   * the previous box closes; a quick pick that hid on blur then closed
+   * unseen, and nothing ran.
+   */
+  quick.ignoreFocusOut = true;
   quick.items = items;
   const preferred = items.find((i) => i.target === settings.defaultTarget && !i.shards);
   if (preferred) quick.activeItems = [preferred];
@@ -152,6 +160,7 @@ async function pickTarget(
   if (!choice.shards) return { target: choice.target };
   const text = await vscode.window.showInputBox({
     title: 'Octask: how many shards?',
+    ignoreFocusOut: true,
     prompt: 'Each shard gets OCTASK_SHARD_INDEX and OCTASK_SHARD_COUNT',
     value: String(
       Math.max(

@@ -122,6 +122,19 @@ export class AgentLink {
     };
   }
 
+  /**
+   * Dials now instead of at the end of the backoff (the user's "Reconnect
+   * now"); false when the link is connected, or closed for good.
+   */
+  reconnectNow(): boolean {
+    if (this.closedByUs || !this.retryTimer) return false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.attempt = 0;
+    void this.connect();
+    return true;
+  }
+
   /** Marks the link as unusable without dialling (e.g. mDNS says another cluster). */
   markRefused(status: AgentStatus, error: ConnectionError): void {
     this.status = status;
@@ -236,7 +249,11 @@ export class AgentLink {
     const base = Math.min(max, min * 2 ** Math.min(this.attempt, 16));
     // Jitter keeps many dispatchers from reconnecting in lock step.
     const delay = base / 2 + Math.random() * (base / 2);
-    this.retryTimer = setTimeout(() => void this.connect(), delay);
+    this.retryTimer = setTimeout(() => {
+      // Undefined while dialling or connected: "reconnect now" only cuts a wait short.
+      this.retryTimer = undefined;
+      void this.connect();
+    }, delay);
     this.retryTimer.unref();
   }
 }

@@ -122,6 +122,12 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     return true;
   }
 
+  /** Asks a known agent's link to dial now rather than after its backoff; false if unknown or connected. */
+  reconnect(text: string): boolean {
+    const key = formatAddress(parseAddress(text, DEFAULT_AGENT_PORT));
+    return this.links.get(key)?.reconnectNow() ?? false;
+  }
+
   agents(): AgentInfo[] {
     return [...this.links.values()].map((l) => l.info());
   }

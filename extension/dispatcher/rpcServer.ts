@@ -180,6 +180,10 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     RpcMethod.removeAgent,
     guard((params: { address: string }) => need().removeAgent(params.address)),
   );
+  connection.onRequest(
+    RpcMethod.reconnectAgent,
+    guard((params: { address: string }) => need().reconnect(params.address)),
+  );
   connection.onShutdown(() => dispatcher?.close());
 
   return new Promise((resolve) => {
