@@ -131,7 +131,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       return runAgain(deps, spec, model.labelOf(task.group, task.command));
     }),
     register('octask.rerunFailed', async (arg: TaskArg) => {
-      const failed = (arg ? tasksOf(arg, model) : model.taskList()).filter(taskFailed);
+      const failed = (arg ? tasksOf(arg, model) : latestRuns(model)).filter(taskFailed);
       const groups = [...new Set(failed.map((t) => t.group))];
       if (groups.length === 0) {
         void vscode.window.showInformationMessage('Octask: no failed run to rerun.');
@@ -311,6 +311,24 @@ async function runAgain(deps: CommandDeps, spec: TaskSpec, label: string): Promi
       .then(undefined, () => resolve(undefined));
   });
   return ((await submitted) ?? []).map((t) => t.id);
+}
+
+/** The tasks of the newest run of each label: what "Rerun Failed" looks at, as the Testing view does. */
+function latestRuns(model: CommandDeps['model']): TaskInfo[] {
+  const seen = new Set<string>();
+  const tasks: TaskInfo[] = [];
+  for (const run of model.runList().sort((a, b) => newest(b.tasks) - newest(a.tasks))) {
+    const label = model.labelOf(run.group, run.tasks[0]?.command ?? '');
+    if (seen.has(label)) continue;
+    seen.add(label);
+    // A label running again now is being rerun already.
+    if (run.tasks.every(isFinished)) tasks.push(...run.tasks);
+  }
+  return tasks;
+}
+
+function newest(tasks: TaskInfo[]): number {
+  return Math.max(...tasks.map((t) => t.queuedAt));
 }
 
 /** For a run on `all` agents, only the agents that failed; shards rerun whole (a shard is not addressable alone). */

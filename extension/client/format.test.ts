@@ -6,6 +6,7 @@ import {
   agentIsOutdated,
   formatBytes,
   formatDuration,
+  nameTasksIn,
   outputTitle,
   runDescription,
   runDuration,
@@ -169,6 +170,15 @@ describe('view text', () => {
     assert.equal(
       outputTitle('echo a/b: "c"', { shard: null, shardCount: 1, agent: null }),
       'echo a b c.log',
+    );
+  });
+
+  it('names tasks in log lines as the Tasks view does', () => {
+    const names: Record<string, string> = { 'ede7fec4-2': '"unit tests" #2', ab12cd34: '"lint"' };
+    const line = 'task ede7fec4-2 placed on desk; task ab12cd34 failed; task ffffffff lost';
+    assert.equal(
+      nameTasksIn(line, (id) => names[id]),
+      '"unit tests" #2 placed on desk; "lint" failed; task ffffffff lost',
     );
   });
 });

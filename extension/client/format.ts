@@ -199,3 +199,14 @@ export function outputTitle(
   const shard = task.shardCount > 1 && task.shard !== null ? ` #${task.shard}` : '';
   return `${base.slice(0, 60)}${shard}${task.agent ? ` (${task.agent})` : ''}.log`;
 }
+
+/**
+ * A dispatcher log line with its internal task ids (`task ede7fec4-2`) put
+ * as the user knows the task: `"unit tests" #2`. Ids not known stay.
+ */
+export function nameTasksIn(message: string, nameOf: (id: string) => string | undefined): string {
+  return message.replace(/\btask ([0-9a-f]{6,}(?:-\d+)?)\b/g, (whole, id: string) => {
+    const name = nameOf(id);
+    return name ? name : whole;
+  });
+}

@@ -92,7 +92,9 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     const spec = this.spec;
     const { client } = this.deps;
     const where = describeTarget(spec);
-    this.write(`${DIM}octask: ${spec.command}  →  ${where}${RESET}\n`);
+    // The label, not the command line: a command that prints a problem (`printf 'a.ts(1,2): error…'`)
+    // would otherwise match the task's problem matcher on this very line.
+    this.write(`${DIM}octask: ${this.label ?? spec.command}  →  ${where}${RESET}\n`);
     const blocked = this.deps.blockedBy();
     if (blocked) {
       this.write(`${RED}octask: ${blockedMessage(blocked)}${RESET}\n`);

@@ -83,6 +83,10 @@ export const ui = {
   async screenshot(name: string): Promise<string> {
     return (await send({ action: 'screenshot', name })) ?? '';
   },
+  /** Clicks the first visible element matching a CSS selector whose text contains `text`. */
+  async click(selector: string, text: string): Promise<void> {
+    await send({ action: 'click', selector, text });
+  },
   /** The innerText of the first element matching a CSS selector in the workbench. */
   async textOf(selector: string): Promise<string> {
     return (await send({ action: 'textOf', selector })) ?? '';
