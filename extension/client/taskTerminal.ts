@@ -11,18 +11,13 @@ import type { Blocked } from './blocked';
 import { blockedMessage, showBlocked } from './blocked';
 import { PathRewriter } from './pathRewrite';
 import { CwdPathMapper } from './problemPaths';
+import { closeDelay } from './terminalTiming';
 
 const DIM = '\x1b[2m';
 const RED = '\x1b[31m';
 const RESET = '\x1b[0m';
 /** How long a task started before the dispatcher is up waits for it. */
 const DISPATCHER_WAIT_MS = 30_000;
-/**
- * VS Code counts a terminal that closes within 500 ms of its launch as one
- * that "failed to launch" and says so instead of "terminated with exit
- * code"; a task that fails fast is held open a little longer than that.
- */
-export const MIN_OPEN_MS = 700;
 
 /** What a terminal needs: where to submit, where tasks report, the local folder for paths. */
 export interface TaskTerminalDeps {
@@ -248,9 +243,9 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
       if (this.closeTimer) clearTimeout(this.closeTimer);
       return;
     }
-    const early = MIN_OPEN_MS - (Date.now() - this.openedAt);
-    if (early <= 0) this.closeEmitter.fire(code);
-    else this.closeTimer = setTimeout(() => this.closeEmitter.fire(code), early);
+    const wait = closeDelay(this.openedAt, Date.now());
+    if (wait === 0) this.closeEmitter.fire(code);
+    else this.closeTimer = setTimeout(() => this.closeEmitter.fire(code), wait);
   }
 
   private write(text: string): void {

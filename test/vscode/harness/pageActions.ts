@@ -18,7 +18,8 @@ export type DriverAction =
   | { action: 'openView'; title: string }
   | { action: 'screenshot'; name: string }
   | { action: 'textOf'; selector: string }
-  | { action: 'click'; selector: string; text: string };
+  | { action: 'click'; selector: string; text: string }
+  | { action: 'boxes'; selector: string };
 
 export type DriverReply = { ok: true; value?: string } | { ok: false; error: string };
 
@@ -250,6 +251,8 @@ export function parseAction(body: unknown): DriverAction {
       return { action: 'textOf', selector: str('selector') };
     case 'click':
       return { action: 'click', selector: str('selector'), text: str('text') };
+    case 'boxes':
+      return { action: 'boxes', selector: str('selector') };
     default:
       throw new Error(`unknown action ${JSON.stringify(b.action)}`);
   }
@@ -296,6 +299,14 @@ export async function perform(page: Page, a: DriverAction): Promise<string | und
       }
       await target.click({ timeout: ACTION_TIMEOUT_MS });
       return undefined;
+    }
+    case 'boxes': {
+      const boxes = [];
+      for (const el of await page.locator(a.selector).filter({ visible: true }).all()) {
+        const box = await el.boundingBox();
+        if (box) boxes.push({ top: box.y, bottom: box.y + box.height, text: await el.innerText() });
+      }
+      return JSON.stringify(boxes);
     }
   }
 }

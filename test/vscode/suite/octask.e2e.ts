@@ -85,6 +85,24 @@ function nextTaskStart(): Promise<string> {
   });
 }
 
+const WORKERS_PANE = '.pane:has(.pane-header[aria-label^="Workers"]) .pane-body';
+
+/** Every button and link of the Workers welcome shows whole inside its pane (1400×900 window). */
+async function assertWelcomeFits(): Promise<void> {
+  const pane = WORKERS_PANE;
+  const [body] = await ui.boxes(pane);
+  assert.ok(body, 'the Workers pane is open');
+  const actions = await ui.boxes(
+    `${pane} .welcome-view-content a, ${pane} .welcome-view-content .monaco-button`,
+  );
+  assert.ok(actions.length >= 3, `the welcome offers its actions: ${JSON.stringify(actions)}`);
+  for (const a of actions)
+    assert.ok(
+      a.bottom <= body.bottom + 1,
+      `"${a.text}" is cut off at the bottom of the Workers pane`,
+    );
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -129,6 +147,7 @@ describe('Octask in VS Code', function () {
     assert.equal(api.client.state, 'stopped', 'no dispatcher without a key');
     await ui.openView('Octask');
     await ui.screenshot('welcome');
+    await assertWelcomeFits();
   });
 
   it('with no key, Run on cluster says so at once, with Set Cluster Key and Start Local Agent', async () => {
