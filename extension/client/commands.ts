@@ -276,8 +276,9 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     }),
     register('octask.stopLocalAgent', async () => {
       const running = deps.localAgent.running;
-      await deps.localAgent.stop();
+      // Removed before it stops: a deliberate stop is one removal, not an agent lost.
       if (running && client.ready()) await client.removeAgent(running.address);
+      await deps.localAgent.stop();
     }),
     register('octask.diagnose', async () => {
       const text = await diagnoseReport(client, model, deps.keys.current);

@@ -4,6 +4,7 @@ import { ClusterKeyStore } from './clusterKeyStore';
 import { registerCommands } from './commands';
 import { DIAGNOSIS_SCHEME, DiagnosisDocument } from './diagnose';
 import { DispatcherClient } from './dispatcherClient';
+import { KeyAlerts } from './keyAlerts';
 import { LocalAgent } from './localAgent';
 import { OUTPUT_SCHEME, OutputDocuments } from './outputDocuments';
 import { readSettings } from './settings';
@@ -102,6 +103,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     client,
     outputs,
     diagnosis,
+    new KeyAlerts(model, () => keys.current?.key.id),
     views.workers,
     views.tasks,
     views.logs,

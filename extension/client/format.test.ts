@@ -180,5 +180,9 @@ describe('view text', () => {
       nameTasksIn(line, (id) => names[id]),
       '"unit tests" #2 placed on desk; "lint" failed; task ffffffff lost',
     );
+    assert.equal(
+      nameTasksIn('synced to pi: 3 of 4 files sent (1946 bytes) in 62 ms', () => undefined),
+      'synced to pi: 3 of 4 files sent (1.9 KiB) in 62 ms',
+    );
   });
 });

@@ -202,11 +202,14 @@ export function outputTitle(
 
 /**
  * A dispatcher log line with its internal task ids (`task ede7fec4-2`) put
- * as the user knows the task: `"unit tests" #2`. Ids not known stay.
+ * as the user knows the task: `"unit tests" #2`, and sizes in KiB or MiB.
+ * Ids not known stay.
  */
 export function nameTasksIn(message: string, nameOf: (id: string) => string | undefined): string {
-  return message.replace(/\btask ([0-9a-f]{6,}(?:-\d+)?)\b/g, (whole, id: string) => {
-    const name = nameOf(id);
-    return name ? name : whole;
-  });
+  return message
+    .replace(/\b(\d+) bytes\b/g, (_w, n: string) => formatBytes(Number(n)))
+    .replace(/\btask ([0-9a-f]{6,}(?:-\d+)?)\b/g, (whole, id: string) => {
+      const name = nameOf(id);
+      return name ? name : whole;
+    });
 }

@@ -529,6 +529,40 @@ describe('Octask in VS Code', function () {
     await ui.screenshot('diagnose');
   });
 
+  it('an agent with another key raises one alert with Set Cluster Key and Diagnose, and a log entry', async () => {
+    assert.ok(dir);
+    const other = newKeyFile(dir.path, 'other-key');
+    const stranger = await startAgent({ keyFile: other.path, name: 'stranger' });
+    agents.push(stranger);
+    await vscode.commands.executeCommand('notifications.clearAll');
+    await vscode.commands.executeCommand('octask.addAgent', stranger.address);
+    await waitForModel(
+      api.model,
+      () => api.model.agents.get(stranger.address)?.status === 'wrong_key',
+      'the agent with another key to be refused',
+    );
+    const toast = await ui.textOf('.notification-toast');
+    assert.match(toast, /holds another cluster key/, toast);
+    assert.match(toast, /Set Cluster Key/, toast);
+    assert.match(toast, /Diagnose/, toast);
+    assert.ok(
+      api.model.log.some(
+        (e) => e.level === 'warn' && e.message.includes('holds another cluster key'),
+      ),
+      'the Logs view records it',
+    );
+    const row = api.views.workers
+      .getChildren()
+      .map((n) => api.views.workers.getTreeItem(n))
+      .find((i) => i.id === `agent:${stranger.address}`);
+    assert.equal(row?.description, 'wrong key');
+    assert.match(String(row?.contextValue), /^agent\.listed\.wrong_key/);
+    await ui.openView('Octask');
+    await ui.screenshot('workers-wrong-key');
+    await vscode.commands.executeCommand('octask.removeAgent', stranger.address);
+    await vscode.commands.executeCommand('notifications.clearAll');
+  });
+
   it('Save the Agent to a Folder writes the bundled octask-agent.js there', async () => {
     const folder = tempDir('octask-save-agent-');
     try {
