@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { TaskInfo } from '../../shared/rpc';
+import type { AgentInfo, TaskInfo } from '../../shared/rpc';
 import { ClusterModel, FINISHED_TASKS_KEPT, OUTPUT_LIMIT, TaskOutput } from './clusterModel';
 
 function task(id: string, over: Partial<TaskInfo> = {}): TaskInfo {
@@ -126,5 +126,38 @@ describe('ClusterModel runs', () => {
     // A new dispatcher's listing (after a restart) must not bring it back.
     model.applyTask(t('done', 'g1', { status: 'completed' }));
     assert.equal(model.tasks.has('done'), false);
+  });
+});
+
+describe('ClusterModel agents', () => {
+  const agent = (status: AgentInfo['status']): AgentInfo => ({
+    id: 'a',
+    name: 'pi',
+    address: '10.0.0.2:7879',
+    status,
+    version: null,
+    protocol: null,
+    os: null,
+    arch: null,
+    cpus: null,
+    memory: null,
+    maxJobs: 1,
+    running: 0,
+    tags: [],
+    source: 'listed',
+    lastError: null,
+  });
+
+  it("a removed agent's late closing report does not bring it back; adding it or it coming online does", () => {
+    const model = new ClusterModel();
+    model.applyAgent(agent('online'));
+    model.removeAgent('10.0.0.2:7879');
+    model.applyAgent(agent('offline'));
+    assert.equal(model.agents.size, 0);
+    model.applyAgent(agent('online'));
+    assert.equal(model.agents.get('10.0.0.2:7879')?.status, 'online', 'found again by mDNS');
+    model.removeAgent('10.0.0.2:7879');
+    model.agentAdded(agent('connecting'));
+    assert.equal(model.agents.get('10.0.0.2:7879')?.status, 'connecting', 'added again by address');
   });
 });

@@ -56,6 +56,8 @@ export class ClusterModel {
   readonly specs = new Map<string, TaskSpec>();
   /** The VS Code task label each group was run under, when it had one. */
   readonly labels = new Map<string, string>();
+  /** Agents removed by the user, until they are added again or come back online. */
+  private readonly removed = new Set<string>();
   /** Finished tasks the user cleared: a later listing must not bring them back. */
   private readonly cleared = new Set<string>();
 
@@ -70,12 +72,24 @@ export class ClusterModel {
   readonly onTasksRemoved = new Listeners<string[]>();
 
   applyAgent(agent: AgentInfo): void {
+    // A removed agent's link reports its closing after the removal: that must not bring it back.
+    // Coming online again (mDNS found it anew) does.
+    const live = agent.status === 'online' || agent.status === 'busy';
+    if (this.removed.has(agent.address) && !live) return;
+    this.removed.delete(agent.address);
     // Keyed by address: an agent's id changes from its address to its own id after hello.
     this.agents.set(agent.address, agent);
     this.onAgents.fire(agent);
   }
 
+  /** An agent the user added (by address): its reports count again, whatever they say. */
+  agentAdded(agent: AgentInfo): void {
+    this.removed.delete(agent.address);
+    this.applyAgent(agent);
+  }
+
   removeAgent(address: string): void {
+    this.removed.add(address);
     if (this.agents.delete(address)) this.onAgents.fire(undefined);
   }
 

@@ -271,7 +271,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       }
       await deps.startDispatcher();
       const agent = await deps.localAgent.start(key.key, readSettings().nodePath);
-      if (client.ready()) await client.addAgent(agent.address);
+      if (client.ready()) model.agentAdded(await client.addAgent(agent.address));
       return agent.address;
     }),
     register('octask.stopLocalAgent', async () => {

@@ -187,7 +187,7 @@ async function syncListedAgents(
     if (have.includes(address)) continue;
     try {
       const agent = await client.addAgent(address);
-      model.applyAgent(agent);
+      model.agentAdded(agent);
     } catch (err) {
       log.warn(`cannot add agent ${address}: ${(err as Error).message}`);
       void vscode.window.showWarningMessage(
