@@ -160,4 +160,12 @@ describe('ClusterModel agents', () => {
     model.agentAdded(agent('connecting'));
     assert.equal(model.agents.get('10.0.0.2:7879')?.status, 'connecting', 'added again by address');
   });
+
+  it('keeps the name an agent had when it later shows only as its address (refused, gone)', () => {
+    const model = new ClusterModel();
+    model.applyAgent(agent('online'));
+    model.applyAgent({ ...agent('wrong_key'), name: '10.0.0.2:7879' });
+    assert.equal(model.agents.get('10.0.0.2:7879')?.name, 'pi');
+    assert.equal(model.agents.get('10.0.0.2:7879')?.status, 'wrong_key');
+  });
 });

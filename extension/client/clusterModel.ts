@@ -77,9 +77,15 @@ export class ClusterModel {
     const live = agent.status === 'online' || agent.status === 'busy';
     if (this.removed.has(agent.address) && !live) return;
     this.removed.delete(agent.address);
+    // Refused (a wrong key) or gone, an agent is known only by its address: keep the name it had.
+    const before = this.agents.get(agent.address);
+    const named =
+      agent.name === agent.address && before && before.name !== before.address
+        ? { ...agent, name: before.name }
+        : agent;
     // Keyed by address: an agent's id changes from its address to its own id after hello.
-    this.agents.set(agent.address, agent);
-    this.onAgents.fire(agent);
+    this.agents.set(agent.address, named);
+    this.onAgents.fire(named);
   }
 
   /** An agent the user added (by address): its reports count again, whatever they say. */

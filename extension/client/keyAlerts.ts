@@ -23,7 +23,8 @@ export class KeyAlerts implements vscode.Disposable {
 
   private refused(agent: AgentInfo): void {
     const cause = `wrong_key:${this.keyId() ?? ''}`;
-    const message = `${agent.name} (${agent.address}) holds another cluster key than this editor's, so it cannot take work.`;
+    const who = agent.name === agent.address ? agent.address : `${agent.name} (${agent.address})`;
+    const message = `${who} holds another cluster key than this editor's, so it cannot take work.`;
     this.model.applyLog({ level: 'warn', message, time: Date.now() });
     if (this.told.has(cause)) return;
     this.told.add(cause);
