@@ -272,7 +272,14 @@ describe('Octask in VS Code', function () {
     await ui.click('.gettingStartedContainer .monaco-button', 'Run on cluster');
     const command = 'echo from-the-walkthrough';
     await ui.pick('Type a command');
-    await ui.input(command);
+    // Typed and entered on the keyboard, as a person does, so focus moves as it does for them.
+    await poll(
+      async () => /Run on cluster/.test(await ui.textOf('.quick-input-widget .quick-input-title')),
+      'the command box',
+    );
+    await ui.press('Control+a');
+    await ui.type(command);
+    await ui.press('Enter');
     await ui.pick('Any agent');
     const task = await waitForModel(
       api.model,
