@@ -317,6 +317,12 @@ describe('Octask in VS Code', function () {
     const text = await terminalText(/exit code: 7/);
     assert.match(text, /terminated with exit code: 7/);
     assert.doesNotMatch(text, /failed to launch/);
+    // Fastest of all: a definition refused before anything is sent ends within open().
+    assert.equal(await runTask(await octaskTask('bad definition')), EXIT.usage);
+    const refused = await terminalText(/exit code: 2/);
+    assert.match(refused, /"shards" must be a whole number/);
+    assert.match(refused, /terminated with exit code: 2/);
+    assert.doesNotMatch(refused, /failed to launch/);
   });
 
   it('$tsc in a task with "cwd": "packages/app" links its problem to packages/app/src/index.ts', async () => {
