@@ -7,7 +7,11 @@ import { join } from 'node:path';
 import { advertise } from './advertise';
 import { ContentStore } from './contentStore';
 import { WorkspaceCopies } from './workspaceCopy';
-import { Agent, agentId } from './agent';
+import { Agent } from './agent';
+import { loadOrCreateAgentId } from './identity';
+import { TaskCgroups } from './cgroup';
+import { Keeper } from './keeper';
+import { reapOrphans } from './taskRecords';
 import { createAuditLog } from './audit';
 import { loadOrCreateKey } from './keyFile';
 import { createStreamLogger } from './log';
@@ -63,13 +67,23 @@ async function serve(options: AgentOptions): Promise<number> {
     );
   }
   const audit = createAuditLog(options.auditFile, logger);
+  // Before listening: end what a previous life of this agent left running
+  // (it was killed, and its keeper may have been too), and start the keeper
+  // that ends this life's tasks if it dies.
+  const orphans = await reapOrphans(options.workdir, logger);
+  if (orphans.length > 0)
+    logger.warn('ended tasks a previous run of this agent left behind', {
+      tasks: orphans.map((o) => o.task),
+      killed: orphans.reduce((n, o) => n + o.killed, 0),
+    });
+  const keeper = Keeper.start(logger);
+  const cgroups = TaskCgroups.detect({}, logger);
   const store = new ContentStore(join(options.workdir, 'store'), options.cacheSize);
   const copies = new WorkspaceCopies(join(options.workdir, 'workspaces'), store);
   void copies.removeStale(options.keepWorkspacesMs).then((gone) => {
     if (gone.length > 0) logger.info('removed unused workspace copies', { gone });
   });
-  // The agent's id needs the port, known only once listening; connections
-  // that arrive before it exists are turned away.
+  // Connections that arrive before the agent exists are turned away.
   const holder: { agent?: Agent } = {};
   const server = await listen({
     bind: options.bind,
@@ -80,7 +94,7 @@ async function serve(options: AgentOptions): Promise<number> {
       holder.agent ? holder.agent.accept(ws, peer) : ws.close(1013, 'agent starting'),
   });
   const agent = new Agent({
-    id: agentId(options.name, server.port),
+    id: loadOrCreateAgentId(options.workdir),
     name: options.name,
     maxJobs: options.maxJobs,
     tags: options.tags,
@@ -96,6 +110,13 @@ async function serve(options: AgentOptions): Promise<number> {
     store,
     copies,
     keepWorkspacesMs: options.keepWorkspacesMs,
+    maxGraceMs: options.maxGraceMs,
+    batteryFloorPct: options.batteryFloorPct,
+    loadPollMs: options.loadPollMs,
+    sysfsRoot: options.sysfsRoot,
+    orphans,
+    keeper,
+    cgroups,
   });
   holder.agent = agent;
   const hello = agent.hello();
@@ -132,7 +153,7 @@ async function serve(options: AgentOptions): Promise<number> {
     let signals = 0;
     const stop = async (exitCode: number): Promise<void> => {
       running.closeSessions();
-      await Promise.allSettled([server.close(), ad?.stop(), audit.close()]);
+      await Promise.allSettled([server.close(), ad?.stop(), audit.close(), keeper.stop()]);
       logger.info('stopped');
       resolve(exitCode);
     };
@@ -152,5 +173,7 @@ async function serve(options: AgentOptions): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The terminal or ssh session went away: shut down as for TERM, rather than die with tasks left running.
+    process.on('SIGHUP', onSignal);
   });
 }

@@ -28,6 +28,14 @@ export interface AgentOptions {
   cacheSize: number;
   /** Workspace copies not synced for this long are removed. */
   keepWorkspacesMs: number;
+  /** Below this battery level, discharging, no new work (0: off). */
+  batteryFloorPct: number;
+  /** Longest a disconnected dispatcher's tasks are kept running for it. */
+  maxGraceMs: number;
+  /** Where sysfs is: OCTASK_SYSFS_ROOT, for tests only. */
+  sysfsRoot: string;
+  /** How often load and battery are read: OCTASK_LOAD_POLL_MS, for tests only. */
+  loadPollMs: number;
   help: boolean;
   version: boolean;
 }
@@ -53,6 +61,8 @@ Options (each also an environment variable):
   --audit-file PATH   one JSON line per task (OCTASK_AUDIT_FILE; default WORKDIR/audit.log)
   --cache-size SIZE   synced file contents kept, e.g. 500M, 2G (OCTASK_CACHE_SIZE; default 2G)
   --keep-workspaces D remove workspace copies not synced for D days (OCTASK_KEEP_WORKSPACES; default 7)
+  --battery-floor PCT below this battery level, discharging, take no new work (OCTASK_BATTERY_FLOOR; default 20, 0 = off)
+  --max-grace SEC     longest a disconnected dispatcher's tasks keep running for it (OCTASK_MAX_GRACE; default 3600)
   --log-level LEVEL   debug, info, warn or error (OCTASK_LOG_LEVEL; default info)
   --pretty            human-readable log lines instead of JSON (OCTASK_PRETTY=1)
   --version, --help
@@ -90,6 +100,8 @@ export function parseAgentOptions(
       'audit-file': { type: 'string' },
       'cache-size': { type: 'string' },
       'keep-workspaces': { type: 'string' },
+      'battery-floor': { type: 'string' },
+      'max-grace': { type: 'string' },
       'log-level': { type: 'string' },
       pretty: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -145,6 +157,18 @@ export function parseAgentOptions(
       number('--keep-workspaces', values['keep-workspaces'] ?? env.OCTASK_KEEP_WORKSPACES, 7) *
         86_400_000,
     ),
+    batteryFloorPct: integer(
+      '--battery-floor',
+      values['battery-floor'] ?? env.OCTASK_BATTERY_FLOOR,
+      20,
+      0,
+      100,
+    ),
+    maxGraceMs: Math.round(
+      number('--max-grace', values['max-grace'] ?? env.OCTASK_MAX_GRACE, 3600) * 1000,
+    ),
+    sysfsRoot: env.OCTASK_SYSFS_ROOT || '/sys',
+    loadPollMs: integer('OCTASK_LOAD_POLL_MS', env.OCTASK_LOAD_POLL_MS, 10_000, 50, 3_600_000),
     help: values.help ?? false,
     version: values.version ?? false,
   };

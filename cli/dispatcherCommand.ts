@@ -16,6 +16,8 @@ The editor's initializationOptions (key, agents, mdns) override these flags.
 
 Options:
 ${DISPATCHER_FLAGS_USAGE}
+  --state-dir DIR     keep tasks, their output and the event log here, so a
+                      restarted dispatcher reattaches to what was running
 `;
 
 export async function dispatcherCommand(argv: string[]): Promise<number> {
@@ -25,6 +27,7 @@ export async function dispatcherCommand(argv: string[]): Promise<number> {
     options: {
       ...DISPATCHER_FLAGS,
       stdio: { type: 'boolean' },
+      'state-dir': { type: 'string' },
       // vscode-languageclient appends it; vscode-languageserver reads it itself to exit with the editor.
       clientProcessId: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -37,6 +40,12 @@ export async function dispatcherCommand(argv: string[]): Promise<number> {
   if (!values.stdio)
     throw new UsageError('octask dispatcher needs --stdio (the only transport so far)');
   const flags = dispatcherFlags(values);
-  await serveRpc({ loadKey: () => loadKey(flags), agents: flags.agents, mdns: flags.mdns });
+  await serveRpc({
+    loadKey: () => loadKey(flags),
+    agents: flags.agents,
+    mdns: flags.mdns,
+    lostAfterMs: flags.lostAfterMs,
+    stateDir: values['state-dir'],
+  });
   return EXIT.ok;
 }

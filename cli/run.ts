@@ -2,7 +2,8 @@ import { parseArgs } from 'node:util';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import type { Target, TaskInfo, TaskSpec } from '../shared/rpc';
 import { parseTarget } from '../shared/rpc';
-import { Dispatcher } from '../extension/dispatcher/dispatcher';
+import { DEFAULT_GRACE_MS, Dispatcher } from '../extension/dispatcher/dispatcher';
+import { taskNotice } from '../shared/taskNotice';
 import { createStreamLogger } from '../agent/log';
 import {
   DISPATCHER_FLAGS,
@@ -28,6 +29,7 @@ ${DISPATCHER_FLAGS_USAGE}
   --shards N          split into N tasks; each gets OCTASK_SHARD_INDEX and OCTASK_SHARD_COUNT
   --timeout SEC       end the task (its whole process group) after SEC seconds
   --retries N         run a failed command again up to N times (default 0)
+  --pack              fill one agent's free slots before using the next (default: spread)
   --env K=V           set a variable for the command (repeatable)
   --json              print a JSON result on stdout; task output goes to stderr
   --verbose           log the dispatcher's events to stderr
@@ -56,6 +58,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       shards: { type: 'string' },
       timeout: { type: 'string' },
       retries: { type: 'string' },
+      pack: { type: 'boolean' },
       env: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       verbose: { type: 'boolean' },
@@ -101,6 +104,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     key,
     agents: flags.agents,
     mdns: flags.mdns,
+    lostAfterMs: flags.lostAfterMs,
+    // A CLI run that is killed leaves its tasks to this grace; a terminal user comes back soon or not at all.
+    graceMs: DEFAULT_GRACE_MS,
     logger: createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true }),
   });
   dispatcher.start();
@@ -118,8 +124,10 @@ async function execute(
   workspace: CliWorkspace | null,
 ): Promise<number> {
   const transfers = watchTransfers(dispatcher, workspace, json);
-  // 'all' and a named target need every agent's answer; 'any' can start on the first.
-  await (spec.target?.kind === 'any' ? firstOnline(dispatcher) : dispatcher.settled());
+  // 'all', a named target and shards (spread over agents) need every agent's
+  // answer; one task for any agent can start on the first.
+  const oneForAny = spec.target?.kind === 'any' && (spec.shards ?? 1) === 1;
+  await (oneForAny ? firstOnline(dispatcher) : dispatcher.settled());
   if (!anyOnline(dispatcher)) {
     const wrongKey = dispatcher.agents().some((a) => a.status === 'wrong_key');
     throw new OctaskError(
@@ -160,6 +168,11 @@ async function execute(
     };
     const offTask = dispatcher.on('task', (t) => {
       if (!ids.has(t.id)) return;
+      const notice = taskNotice(latest.get(t.id), t);
+      if (notice) {
+        const who = multi ? `[${labels.get(t.id) ?? t.id}] ` : '';
+        process.stderr.write(`octask: ${who}${notice}\n`);
+      }
       latest.set(t.id, { ...t });
       label(t);
       if (isOver(t)) printer.flush(t.id);
@@ -217,7 +230,11 @@ async function execute(
 }
 
 function anyOnline(dispatcher: Dispatcher): boolean {
-  return dispatcher.agents().some((a) => a.status === 'online' || a.status === 'busy');
+  return dispatcher.agents().some(isConnected);
+}
+
+function isConnected(a: { status: string }): boolean {
+  return a.status === 'online' || a.status === 'busy' || a.status === 'resting';
 }
 
 /** Tallies syncs and artifacts for --json, and tells the user about them as they happen. */
@@ -272,7 +289,7 @@ function isOver(t: TaskInfo): boolean {
 function firstOnline(dispatcher: Dispatcher): Promise<void> {
   return new Promise((resolve) => {
     const off = dispatcher.on('agent', (a) => {
-      if (a.status === 'online' || a.status === 'busy') {
+      if (isConnected(a)) {
         off();
         resolve();
       }
@@ -330,7 +347,14 @@ export class UsageError extends Error {}
 
 function buildSpec(
   command: string,
-  values: { target?: string; shards?: string; timeout?: string; retries?: string; env?: string[] },
+  values: {
+    target?: string;
+    shards?: string;
+    timeout?: string;
+    retries?: string;
+    env?: string[];
+    pack?: boolean;
+  },
 ): TaskSpec {
   const target: Target = parseTarget(values.target);
   const env: Record<string, string> = {};
@@ -362,5 +386,6 @@ function buildSpec(
     timeoutSec: timeout,
     retries: retries ?? 0,
     lostRetries: Math.max(1, retries ?? 0),
+    ...(values.pack ? { pack: true } : {}),
   };
 }

@@ -18,8 +18,10 @@ export const ErrorCode = {
   ProtocolVersion: 'E_PROTOCOL_VERSION',
   /** The TLS-PSK handshake failed: the peers do not share the cluster key. */
   WrongKey: 'E_WRONG_KEY',
-  /** The agent could not be reached (refused, timed out, no route). */
+  /** The agent could not be reached (timed out, no route, reset). */
   Unreachable: 'E_UNREACHABLE',
+  /** Nothing listens at the agent's address (connection refused): its process is not running. */
+  AgentDown: 'E_AGENT_DOWN',
   /** No agent was online to take the work. */
   NoAgents: 'E_NO_AGENTS',
   /** The task names an agent that is not known. */
@@ -32,6 +34,10 @@ export const ErrorCode = {
   DuplicateTask: 'E_DUPLICATE_TASK',
   /** The agent is shutting down and takes no new work. */
   ShuttingDown: 'E_SHUTTING_DOWN',
+  /** The agent rests (battery below its floor, discharging) and takes no new work for now. */
+  Resting: 'E_RESTING',
+  /** The agent no longer holds a task the dispatcher tried to reattach to. */
+  TaskGone: 'E_TASK_GONE',
   /** The peer stopped answering pings. */
   Timeout: 'E_TIMEOUT',
   /** A request to the dispatcher was malformed. */

@@ -8,8 +8,12 @@
 
 import type { ManifestEntry } from './manifest';
 
-/** Bumped on any change a peer of the previous version would misread. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any change a peer of the previous version would misread.
+ * 2: the agent owns its slots (runs wait there, `queued`, `load`), tasks
+ * outlive connections (`graceMs`, `attach`, `release`, `gone`).
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Largest frame either side accepts; bigger ones close the socket (1009). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -25,6 +29,44 @@ export const HEARTBEAT_MS = 5000;
 export const HEARTBEAT_MISSES = 3;
 
 export type Role = 'agent' | 'dispatcher';
+
+/** A device's battery, where the OS exposes one (Linux and Android sysfs). */
+export interface Battery {
+  /** Charge, 0 to 100. */
+  level: number;
+  charging: boolean;
+}
+
+/**
+ * An agent's capacity and load as it reports them: in its hello and in a
+ * `load` frame to every connected dispatcher on each change.
+ */
+export interface AgentLoad {
+  maxJobs: number;
+  /** Tasks running now, from every dispatcher. */
+  running: number;
+  /** Tasks waiting at the agent for a slot, from every dispatcher. */
+  queued: number;
+  /** Of those, the receiving dispatcher's own (so it can tell what its latest sends changed). */
+  yoursRunning: number;
+  yoursQueued: number;
+  /** One-minute load average (0 where the OS has none). */
+  loadAvg: number;
+  /** Free memory in bytes. */
+  freeMemory: number;
+  battery: Battery | null;
+  /** True while the agent takes no new work (battery below its floor and discharging). */
+  resting: boolean;
+}
+
+/** What an agent holds for the dispatcher it greets: tasks that outlived an earlier connection. */
+export interface HeldTask {
+  task: string;
+  /** `lost`: a previous life of the agent started it and was killed; it was ended on restart. */
+  state: 'queued' | 'running' | 'exited' | 'lost';
+  /** Output chunks produced so far (the next chunk's `seq`). */
+  seq: number;
+}
 
 /** Sent by both sides as their first frame. */
 export interface HelloMessage {
@@ -46,6 +88,15 @@ export interface HelloMessage {
   /** Agent: tasks running now, across all dispatchers. */
   running: number;
   tags: string[];
+  /**
+   * Dispatcher: how long the agent keeps this dispatcher's tasks running
+   * after its connection drops, waiting for it to reattach (the agent caps it).
+   */
+  graceMs?: number;
+  /** Agent: its capacity and load now. */
+  load?: AgentLoad;
+  /** Agent: the tasks it holds for this dispatcher (by the dispatcher's `id`). */
+  tasks?: HeldTask[];
 }
 
 /** Dispatcher → agent: start a task. */
@@ -134,10 +185,47 @@ export interface FetchDoneMessage {
   missing: string[];
 }
 
-/** Dispatcher → agent: end a task's whole process group. */
+/** Dispatcher → agent: end a task's whole process group (or drop it, if it still waits for a slot). */
 export interface CancelMessage {
   t: 'cancel';
   task: string;
+}
+
+/**
+ * Dispatcher → agent, after hello: follow a task this dispatcher started on
+ * an earlier connection. The agent sends its output from `fromSeq` on, then
+ * live output and `exit`, or `gone` if it no longer holds the task.
+ */
+export interface AttachMessage {
+  t: 'attach';
+  task: string;
+  fromSeq: number;
+}
+
+/** Dispatcher → agent: done with a finished task (exit seen, artifacts fetched); the agent may forget it. */
+export interface ReleaseMessage {
+  t: 'release';
+  task: string;
+}
+
+/** Agent → dispatcher: the run waits for a free slot; `ahead` tasks go first. */
+export interface QueuedMessage {
+  t: 'queued';
+  task: string;
+  ahead: number;
+}
+
+/** Agent → every dispatcher: its capacity or load changed. */
+export interface LoadMessage {
+  t: 'load';
+  load: AgentLoad;
+}
+
+/** Agent → dispatcher: answer to `attach` for a task the agent does not hold (any more). */
+export interface GoneMessage {
+  t: 'gone';
+  task: string;
+  reason: string;
 }
 
 /** Agent → dispatcher: the task's process is running. */
@@ -196,9 +284,19 @@ export interface ErrorMessage {
 }
 
 export type AgentBound =
-  HelloMessage | RunMessage | CancelMessage | SyncMessage | BlobMessage | FetchMessage;
+  | HelloMessage
+  | RunMessage
+  | CancelMessage
+  | AttachMessage
+  | ReleaseMessage
+  | SyncMessage
+  | BlobMessage
+  | FetchMessage;
 export type DispatcherBound =
   | HelloMessage
+  | QueuedMessage
+  | LoadMessage
+  | GoneMessage
   | StartedMessage
   | OutputMessage
   | ExitMessage

@@ -3,7 +3,8 @@
  * running as `octask dispatcher --stdio`. Each method is declared once here,
  * with who sends it and why; both sides import these names and types.
  */
-import type { TaskStatus } from './protocol';
+import type { Battery, TaskStatus } from './protocol';
+import type { PhaseName } from './taskLifecycle';
 
 /** Where a task may run. */
 export type Target = { kind: 'any' } | { kind: 'all' } | { kind: 'agent'; name: string };
@@ -29,6 +30,8 @@ export interface TaskSpec {
   retries?: number;
   /** Times a task lost with its agent is placed again; default 1. */
   lostRetries?: number;
+  /** Fill one agent's free slots before the next (default: spread over agents first). */
+  pack?: boolean;
   /** Folder within the synced workspace to run in (with a workspace). */
   cwd?: string;
   /** Globs of files to bring back into the local workspace after the task (with a workspace). */
@@ -80,6 +83,7 @@ export interface TaskInfo {
   shardCount: number;
   exitCode: number | null;
   signal: string | null;
+  /** Attempts placed so far (a retry, or a run again after a lost agent, adds one). */
   attempts: number;
   /** Epoch milliseconds. */
   queuedAt: number;
@@ -90,10 +94,25 @@ export interface TaskInfo {
   agentRoot: string | null;
   /** Set when the task ended without running to an exit (refused, lost, no agent). */
   error: { code: string; message: string } | null;
+  /** Where it is in its life (shared/taskLifecycle.ts): finer than `status`. */
+  phase: PhaseName;
+  /** While it waits at its agent for a slot: how many go first; else null. */
+  ahead: number | null;
+  /** The agent of the attempt before this one, once it was run again elsewhere. */
+  previousAgent: string | null;
+  /** Why it was last queued again (`pi lost`, `exit code 1; retrying`); null before any retry. */
+  retryReason: string | null;
 }
 
 export type AgentStatus =
-  'connecting' | 'online' | 'busy' | 'offline' | 'wrong_key' | 'version_mismatch';
+  | 'connecting'
+  | 'online'
+  | 'busy'
+  /** Connected, but taking no new work (battery below its floor, discharging). */
+  | 'resting'
+  | 'offline'
+  | 'wrong_key'
+  | 'version_mismatch';
 
 /** An agent as the dispatcher reports it. */
 export interface AgentInfo {
@@ -109,7 +128,20 @@ export interface AgentInfo {
   cpus: number | null;
   memory: number | null;
   maxJobs: number;
+  /** Tasks running on it now, from every dispatcher. */
   running: number;
+  /** Tasks waiting at it for a slot, from every dispatcher. */
+  queued: number;
+  loadAvg: number | null;
+  freeMemory: number | null;
+  battery: Battery | null;
+  /** Taking no new work: battery below the agent's floor and discharging. */
+  resting: boolean;
+  /**
+   * How to tell it apart where names repeat: its name, or `name (2)` for a
+   * second agent with the same name (the dispatcher warns once).
+   */
+  label: string;
   tags: string[];
   /** How the dispatcher learnt of it. */
   source: 'listed' | 'mdns';
@@ -130,7 +162,7 @@ export const RpcMethod = {
   addAgent: 'octask/agents/add',
   /** client → dispatcher request: forget a listed agent; returns boolean. */
   removeAgent: 'octask/agents/remove',
-  /** client → dispatcher request: dial a known agent now, not after its backoff; returns boolean (dialling). */
+  /** client → dispatcher request: dial a known agent now, not after its backoff; returns boolean (known). */
   reconnectAgent: 'octask/agents/reconnect',
   /** dispatcher → client notification: an agent's state changed (AgentInfo). */
   workersDidChange: 'octask/workers/didChange',

@@ -1,5 +1,6 @@
 import { ErrorCode, OctaskError } from './errors';
 import type { Message, MessageType } from './protocol';
+import { PROTOCOL_VERSION } from './protocol';
 
 type FieldKind =
   | 'string'
@@ -16,7 +17,11 @@ type FieldKind =
   | 'entries'
   | 'optString'
   | 'optStrings'
-  | 'optEntries';
+  | 'optEntries'
+  | 'optUint'
+  | 'load'
+  | 'optLoad'
+  | 'optHeld';
 
 /** The shape of each message: field → kind. `t` is checked separately. */
 const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
@@ -33,7 +38,15 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     maxJobs: 'uint',
     running: 'uint',
     tags: 'strings',
+    graceMs: 'optUint',
+    load: 'optLoad',
+    tasks: 'optHeld',
   },
+  attach: { task: 'string', fromSeq: 'uint' },
+  release: { task: 'string' },
+  queued: { task: 'string', ahead: 'uint' },
+  load: { load: 'load' },
+  gone: { task: 'string', reason: 'string' },
   run: {
     task: 'string',
     command: 'string',
@@ -72,6 +85,15 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
   fetchDone: { task: 'string', missing: 'hashes' },
 };
 
+/** The hello fields every protocol version has had, and will keep. */
+const HELLO_ANY_VERSION: Record<string, FieldKind> = {
+  protocol: 'uint',
+  role: 'string',
+  id: 'string',
+  name: 'string',
+  version: 'string',
+};
+
 const HASH = /^[0-9a-f]{64}$/;
 
 function isEntry(v: unknown): boolean {
@@ -84,6 +106,47 @@ function isEntry(v: unknown): boolean {
     (v.mode as number) >= 0 &&
     typeof v.hash === 'string' &&
     HASH.test(v.hash)
+  );
+}
+
+function isUint(v: unknown): boolean {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
+function isLoad(v: unknown): boolean {
+  if (!isPlainObject(v)) return false;
+  const counts = ['maxJobs', 'running', 'queued', 'yoursRunning', 'yoursQueued', 'freeMemory'];
+  if (!counts.every((k) => isUint(v[k]))) return false;
+  if (typeof v.loadAvg !== 'number' || !Number.isFinite(v.loadAvg) || v.loadAvg < 0) return false;
+  if (typeof v.resting !== 'boolean') return false;
+  const b = v.battery;
+  if (b === null) return true;
+  return (
+    isPlainObject(b) &&
+    isUint(b.level) &&
+    (b.level as number) <= 100 &&
+    typeof b.charging === 'boolean'
+  );
+}
+
+const HELD_STATES = new Set(['queued', 'running', 'exited', 'lost']);
+/** Most held tasks one hello may list. */
+const MAX_HELD = 10_000;
+
+function isHeld(v: unknown): boolean {
+  return (
+    Array.isArray(v) &&
+    v.length <= MAX_HELD &&
+    v.every(
+      (h) =>
+        isPlainObject(h) &&
+        typeof h.task === 'string' &&
+        h.task.length > 0 &&
+        h.task.length <= MAX_ID_LENGTH &&
+        typeof h.state === 'string' &&
+        HELD_STATES.has(h.state) &&
+        isUint(h.seq),
+    )
   );
 }
 
@@ -127,6 +190,14 @@ function fits(kind: FieldKind, value: unknown): boolean {
       return Array.isArray(value) && value.every((v) => typeof v === 'string');
     case 'env':
       return isPlainObject(value) && Object.values(value).every((v) => typeof v === 'string');
+    case 'optUint':
+      return value === undefined || isUint(value);
+    case 'load':
+      return isLoad(value);
+    case 'optLoad':
+      return value === undefined || isLoad(value);
+    case 'optHeld':
+      return value === undefined || isHeld(value);
     case 'intOrNull':
       return value === null || Number.isSafeInteger(value);
     case 'strOrNull':
@@ -155,7 +226,13 @@ export function validateMessage(value: unknown): Message {
       `unknown message type ${JSON.stringify(String(type)).slice(0, 64)}`,
     );
   }
-  const schema = SCHEMAS[type as MessageType];
+  // A hello of another protocol version is passed on with only what every
+  // version has, so the receiver can say which versions differ instead of
+  // naming a field the other version lacks.
+  const schema =
+    type === 'hello' && isUint(value.protocol) && value.protocol !== PROTOCOL_VERSION
+      ? HELLO_ANY_VERSION
+      : SCHEMAS[type as MessageType];
   for (const [field, kind] of Object.entries(schema)) {
     const v = value[field];
     if (!fits(kind, v)) {

@@ -20,6 +20,10 @@ function task(id: string, over: Partial<TaskInfo> = {}): TaskInfo {
     durationMs: null,
     agentRoot: null,
     error: null,
+    phase: 'running',
+    ahead: null,
+    previousAgent: null,
+    retryReason: null,
     ...over,
   };
 }
@@ -143,6 +147,12 @@ describe('ClusterModel agents', () => {
     memory: null,
     maxJobs: 1,
     running: 0,
+    queued: 0,
+    loadAvg: null,
+    freeMemory: null,
+    battery: null,
+    resting: false,
+    label: 'pi',
     tags: [],
     source: 'listed',
     lastError: null,

@@ -81,7 +81,7 @@ export class ClusterModel {
     const before = this.agents.get(agent.address);
     const named =
       agent.name === agent.address && before && before.name !== before.address
-        ? { ...agent, name: before.name }
+        ? { ...agent, name: before.name, label: before.label }
         : agent;
     // Keyed by address: an agent's id changes from its address to its own id after hello.
     this.agents.set(agent.address, named);

@@ -189,9 +189,9 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     register('octask.reconnectAgent', async (arg?: WorkerNode | string) => {
       const address = addressOf(arg);
       if (!address) return false;
-      const dialling = await client.reconnectAgent(address);
-      if (!dialling) deps.log.info(`${address} is not waiting to reconnect`);
-      return dialling;
+      const known = await client.reconnectAgent(address);
+      if (!known) deps.log.info(`the dispatcher does not know ${address}: nothing to reconnect`);
+      return known;
     }),
     register('octask.copyAgentAddress', async (arg?: WorkerNode | string) => {
       const address = addressOf(arg);

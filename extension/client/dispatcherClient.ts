@@ -183,7 +183,7 @@ export class DispatcherClient implements vscode.Disposable {
     return this.need().sendRequest<AgentInfo>(RpcMethod.addAgent, { address });
   }
 
-  /** Cuts a known agent's reconnect backoff short; false when it was not waiting to retry. */
+  /** Cuts a known agent's reconnect backoff short; false when the dispatcher does not know it. */
   reconnectAgent(address: string): Promise<boolean> {
     return this.need().sendRequest<boolean>(RpcMethod.reconnectAgent, { address });
   }

@@ -34,6 +34,10 @@ const task: TaskInfo = {
   durationMs: 1500,
   agentRoot: null,
   error: null,
+  phase: 'final',
+  ahead: null,
+  previousAgent: null,
+  retryReason: null,
 };
 
 describe('view text', () => {
@@ -76,6 +80,12 @@ describe('view text', () => {
     memory: 4 * 1024 ** 3,
     running: 2,
     maxJobs: 4,
+    queued: 0,
+    loadAvg: null,
+    freeMemory: null,
+    battery: null,
+    resting: false,
+    label: 'pi',
     tags: [],
     source: 'listed',
     lastError: null,
@@ -115,6 +125,30 @@ describe('view text', () => {
     assert.equal(refused.at(-1), 'E_WRONG_KEY: refused');
     assert.equal(agentIsOutdated({ ...agent, version: null }, '9.9.9'), false);
     assert.equal(agentIsOutdated(agent, '0.1.0'), false);
+  });
+
+  it('shows what agents report live (queue, battery, load, free memory) in a word or a line', () => {
+    const phone: AgentInfo = {
+      ...agent,
+      label: 'pi (2)',
+      queued: 3,
+      loadAvg: 1.5,
+      freeMemory: 512 * 1024 ** 2,
+      battery: { level: 41, charging: false },
+    };
+    assert.equal(agentDescription(phone), '2/4 slots · 3 waiting · 41%');
+    const tip = agentDetails(phone);
+    assert.equal(tip[0], 'pi (2): busy');
+    for (const line of [
+      'slots: 2 of 4 in use, 3 waiting',
+      'load 1.50',
+      '512.0 MiB memory free',
+      'battery 41%',
+    ])
+      assert.ok(tip.includes(line), `${line} in\n${tip.join('\n')}`);
+    const resting = { ...phone, status: 'resting' as const, resting: true };
+    assert.equal(agentDescription(resting), 'resting · 41%');
+    assert.ok(agentDetails(resting).includes('battery 41%: resting, taking no new work'));
   });
 
   it('names the status bar counts', () => {

@@ -7,6 +7,7 @@ export const AGENT_STATUS_LABEL: Record<AgentStatus, string> = {
   connecting: 'connecting',
   online: 'online',
   busy: 'busy',
+  resting: 'resting',
   offline: 'offline',
   wrong_key: 'wrong key',
   version_mismatch: 'version mismatch',
@@ -17,6 +18,7 @@ export const AGENT_STATUS_ICON: Record<AgentStatus, string> = {
   connecting: 'loading~spin',
   online: 'vm-active',
   busy: 'vm-running',
+  resting: 'debug-pause',
   offline: 'vm-outline',
   wrong_key: 'key',
   version_mismatch: 'versions',
@@ -74,6 +76,7 @@ export const AGENT_STATUS_TONE: Record<AgentStatus, RowTone> = {
   connecting: 'plain',
   online: 'ok',
   busy: 'ok',
+  resting: 'warn',
   offline: 'off',
   wrong_key: 'bad',
   version_mismatch: 'bad',
@@ -94,6 +97,8 @@ export function agentDescription(agent: AgentInfo, ours?: string): string {
   const parts = [
     live ? `${agent.running}/${agent.maxJobs} slots` : AGENT_STATUS_LABEL[agent.status],
   ];
+  if (live && agent.queued > 0) parts.push(`${agent.queued} waiting`);
+  if (agent.battery && !agent.battery.charging) parts.push(`${agent.battery.level}%`);
   if (ours !== undefined && agentIsOutdated(agent, ours)) parts.push(`older ${agent.version}`);
   return parts.join(' · ');
 }
@@ -101,7 +106,7 @@ export function agentDescription(agent: AgentInfo, ours?: string): string {
 /** The tooltip's lines, plain text (the view may set them as Markdown). */
 export function agentDetails(agent: AgentInfo, ours?: string): string[] {
   const lines = [
-    `${agent.name}: ${AGENT_STATUS_LABEL[agent.status]}`,
+    `${agent.label || agent.name}: ${AGENT_STATUS_LABEL[agent.status]}`,
     `address ${agent.address} (${agent.source === 'mdns' ? 'found by mDNS' : 'listed'})`,
   ];
   if (agent.os) lines.push(`${agent.os}/${agent.arch ?? '?'}, ${agent.cpus ?? '?'} CPUs`);
@@ -113,7 +118,15 @@ export function agentDetails(agent: AgentInfo, ours?: string): string[] {
         : '';
     lines.push(`octask-agent ${agent.version}, protocol ${agent.protocol ?? '?'}${older}`);
   }
-  lines.push(`slots: ${agent.running} of ${agent.maxJobs} in use`);
+  const waiting = agent.queued > 0 ? `, ${agent.queued} waiting` : '';
+  lines.push(`slots: ${agent.running} of ${agent.maxJobs} in use${waiting}`);
+  if (agent.loadAvg !== null) lines.push(`load ${agent.loadAvg.toFixed(2)}`);
+  if (agent.freeMemory !== null) lines.push(`${formatBytes(agent.freeMemory)} memory free`);
+  if (agent.battery) {
+    const how = agent.battery.charging ? ', charging' : '';
+    const rest = agent.resting ? ': resting, taking no new work' : '';
+    lines.push(`battery ${agent.battery.level}%${how}${rest}`);
+  }
   if (agent.tags.length > 0) lines.push(`tags: ${agent.tags.join(', ')}`);
   if (agent.lastError) lines.push(`${agent.lastError.code}: ${agent.lastError.message}`);
   return lines;

@@ -16,6 +16,8 @@ export interface DispatcherInitOptions {
   key?: string;
   agents?: string[];
   mdns?: boolean;
+  /** Milliseconds an agent's link may be down before its tasks run elsewhere. */
+  lostAfterMs?: number;
 }
 
 export interface RpcServerDefaults {
@@ -23,7 +25,16 @@ export interface RpcServerDefaults {
   loadKey(): ClusterKey;
   agents: string[];
   mdns: boolean;
+  lostAfterMs: number;
+  /** Where the journal lives (tasks, output, events survive a restart); none: nothing kept. */
+  stateDir?: string;
 }
+
+/**
+ * How long agents keep an editor's tasks while its dispatcher is away: a
+ * window reload or a crash comes back well within it, a closed editor does not.
+ */
+export const EDITOR_GRACE_MS = 30 * 60_000;
 
 /** Log fields as JSON can carry them: errors as their message, anything odd as text. */
 function plainFields(fields: Record<string, unknown>): Record<string, unknown> {
@@ -102,6 +113,8 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
       key,
       agents: init.agents ?? defaults.agents,
       mdns: init.mdns ?? defaults.mdns,
+      lostAfterMs: init.lostAfterMs ?? defaults.lostAfterMs,
+      graceMs: EDITOR_GRACE_MS,
       logger,
     });
     // The dispatcher hands out its live records, and a notification is

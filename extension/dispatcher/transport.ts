@@ -71,6 +71,14 @@ export function dial(address: AgentAddress, key: ClusterKey, timeoutMs: number):
             `${formatAddress(address)} refused the TLS handshake: it does not hold this cluster key (key id ${key.id}). Use the same key file on both sides (octask key).`,
           ),
         );
+      } else if (err.code === 'ECONNREFUSED') {
+        // The host answered and nothing listens: the agent process is not running.
+        reject(
+          new OctaskError(
+            ErrorCode.AgentDown,
+            `nothing listens at ${formatAddress(address)} (ECONNREFUSED): the agent is not running`,
+          ),
+        );
       } else {
         reject(
           new OctaskError(

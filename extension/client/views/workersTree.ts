@@ -51,7 +51,8 @@ export class WorkersTree implements vscode.TreeDataProvider<WorkerNode>, vscode.
     const a = node.agent;
     const hasTasks = a.running > 0;
     const item = new vscode.TreeItem(
-      a.name,
+      // `name (2)` where two agents share a name.
+      a.label || a.name,
       hasTasks ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None,
     );
     item.id = `agent:${a.address}`;
@@ -64,7 +65,7 @@ export class WorkersTree implements vscode.TreeDataProvider<WorkerNode>, vscode.
     item.contextValue = `agent.${a.source}.${a.status}${outdated ? '.outdated' : ''}`;
     const tip = new vscode.MarkdownString();
     const [head, ...rest] = agentDetails(a, OCTASK_VERSION);
-    tip.appendText(head ?? a.name);
+    tip.appendText(head ?? a.label);
     tip.appendMarkdown('\n\n');
     for (const line of rest) {
       tip.appendMarkdown('- ');

@@ -60,6 +60,11 @@ export class WorkspaceSyncs {
     this.held.get(link)?.delete(workspace);
   }
 
+  /** Whether `link` has (or is getting) some version of the workspace: placement's tie-break. */
+  has(link: string, workspace: string): boolean {
+    return this.held.get(link)?.has(workspace) ?? false;
+  }
+
   /** Routes an agent's sync reply; false if it was not one. */
   receive(message: DispatcherBound): boolean {
     if (message.t !== 'syncNeed' && message.t !== 'syncDone' && message.t !== 'syncFailed')
