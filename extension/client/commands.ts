@@ -241,6 +241,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       await chmod(file, 0o755);
       const line = 'node octask-agent.js';
       deps.log.info(`saved the agent to ${file}`);
+      void vscode.commands.executeCommand('setContext', 'octask.agentSaved', true);
       void vscode.window
         .showInformationMessage(
           `Saved ${file}. Copy it to the device and run there: ${line}`,

@@ -71,9 +71,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
   const statusBar = new StatusBar(model, client, blockedBy);
   const setContext = (key: string, value: unknown): void =>
     void vscode.commands.executeCommand('setContext', key, value);
+  let ranTask = false;
   const updateContext = (): void => {
     setContext('octask.state', blockedBy() ?? client.state);
     setContext('octask.hasAgents', model.agents.size > 0);
+    /*
+     * The walkthrough's steps complete on these, not on their commands: a
+     * step marked done as its command starts re-renders the walkthrough,
+     * which takes focus from the command's own picker and input box.
+     */
+    setContext('octask.hasKey', keys.current !== undefined);
     statusBar.update();
   };
 
@@ -135,6 +142,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     }),
     client.onDidChangeState(updateContext),
     { dispose: model.onAgents.on(updateContext).dispose },
+    {
+      dispose: model.onTask.on(() => {
+        if (!ranTask) void vscode.commands.executeCommand('setContext', 'octask.ranTask', true);
+        ranTask = true;
+      }).dispose,
+    },
     keys.onDidChange(async (loaded) => {
       log.info(loaded ? `cluster key ${loaded.key.id} (from ${loaded.source})` : 'no cluster key');
       // Every connection is keyed: a new key means a new dispatcher.
