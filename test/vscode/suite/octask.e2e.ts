@@ -97,6 +97,7 @@ function nextTaskStart(): Promise<string> {
 }
 
 const WORKERS_PANE = '.pane:has(.pane-header[aria-label^="Workers"]) .pane-body';
+const TASKS_PANE = '.pane:has(.pane-header[aria-label^="Tasks"]) .pane-body';
 
 /** Every button and link of the Workers welcome shows whole inside its pane (1400×900 window). */
 async function assertWelcomeFits(): Promise<void> {
@@ -390,6 +391,12 @@ describe('Octask in VS Code', function () {
     );
     assert.match(String(shards[1]?.description), /exit 1/);
     await ui.openView('Octask');
+    // What the view draws, not only what the provider returns.
+    await poll(
+      async () => /3 shards · 2 passed, 1 failed/.test(await ui.textOf(TASKS_PANE)),
+      'the Tasks view to draw the finished run',
+      10_000,
+    );
     await ui.screenshot('tasks-view');
     // Waited out in VS Code too: a task still closing is "already active" to VS Code.
     let ended = nextTaskEnd('shards');
