@@ -59,6 +59,8 @@ export interface AgentConfig {
   batteryFloorPct: number;
   /** How often load and battery are read again. */
   loadPollMs: number;
+  /** Ping interval of each connection (tests shorten it). */
+  heartbeatMs?: number;
   /** Where sysfs is (tests lay out a fake one). */
   sysfsRoot?: string;
   /** Tasks a previous life of the agent left running, ended on this start: task id → owner. */
@@ -150,6 +152,7 @@ export class Agent {
           this.config.keepWorkspacesMs,
         ),
       log: (level, msg, fields) => this.config.logger[level](msg, fields),
+      heartbeatMs: this.config.heartbeatMs,
     });
     this.sessions.add(session);
   }

@@ -113,6 +113,7 @@ async function serve(options: AgentOptions): Promise<number> {
     maxGraceMs: options.maxGraceMs,
     batteryFloorPct: options.batteryFloorPct,
     loadPollMs: options.loadPollMs,
+    heartbeatMs: options.heartbeatMs,
     sysfsRoot: options.sysfsRoot,
     orphans,
     keeper,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LogLevel } from '../shared/logger';
 import { LOG_LEVELS } from '../shared/logger';
-import { DEFAULT_AGENT_PORT } from '../shared/protocol';
+import { DEFAULT_AGENT_PORT, HEARTBEAT_MS } from '../shared/protocol';
 import { defaultKeyFile } from '../shared/clusterKey';
 import { defaultShell } from './shell';
 
@@ -36,6 +36,8 @@ export interface AgentOptions {
   sysfsRoot: string;
   /** How often load and battery are read: OCTASK_LOAD_POLL_MS, for tests only. */
   loadPollMs: number;
+  /** Ping interval: OCTASK_HEARTBEAT_MS, for tests only (a cut link is noticed after 3). */
+  heartbeatMs: number;
   help: boolean;
   version: boolean;
 }
@@ -169,6 +171,13 @@ export function parseAgentOptions(
     ),
     sysfsRoot: env.OCTASK_SYSFS_ROOT || '/sys',
     loadPollMs: integer('OCTASK_LOAD_POLL_MS', env.OCTASK_LOAD_POLL_MS, 10_000, 50, 3_600_000),
+    heartbeatMs: integer(
+      'OCTASK_HEARTBEAT_MS',
+      env.OCTASK_HEARTBEAT_MS,
+      HEARTBEAT_MS,
+      100,
+      600_000,
+    ),
     help: values.help ?? false,
     version: values.version ?? false,
   };

@@ -29,6 +29,7 @@ export interface SessionHost {
   syncReceiver(connection: FrameConnection): SyncReceiver;
   sessionClosed(session: Session, error: ConnectionError | undefined): void;
   log(level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>): void;
+  heartbeatMs?: number;
 }
 
 /**
@@ -50,19 +51,23 @@ export class Session {
     readonly peer: string,
     private readonly host: SessionHost,
   ) {
-    this.connection = new FrameConnection(ws, {
-      message: (m) => this.receive(m),
-      closed: (code, reason, error) => {
-        this.host.log(error ? 'warn' : 'info', 'dispatcher disconnected', {
-          peer,
-          code,
-          reason,
-          error,
-        });
-        this.receiverValue?.close();
-        this.host.sessionClosed(this, error);
+    this.connection = new FrameConnection(
+      ws,
+      {
+        message: (m) => this.receive(m),
+        closed: (code, reason, error) => {
+          this.host.log(error ? 'warn' : 'info', 'dispatcher disconnected', {
+            peer,
+            code,
+            reason,
+            error,
+          });
+          this.receiverValue?.close();
+          this.host.sessionClosed(this, error);
+        },
       },
-    });
+      { heartbeatMs: host.heartbeatMs },
+    );
   }
 
   /** The dispatcher's stable id (tasks belong to it), once greeted. */

@@ -45,6 +45,7 @@ export async function dispatcherCommand(argv: string[]): Promise<number> {
     agents: flags.agents,
     mdns: flags.mdns,
     lostAfterMs: flags.lostAfterMs,
+    heartbeatMs: flags.heartbeatMs,
     stateDir: values['state-dir'],
   });
   return EXIT.ok;

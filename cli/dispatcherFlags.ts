@@ -17,6 +17,8 @@ export interface DispatcherFlags {
   mdns: boolean;
   /** How long a dropped link may stay down before its tasks run elsewhere. */
   lostAfterMs: number;
+  /** Ping interval: OCTASK_HEARTBEAT_MS, for tests only. */
+  heartbeatMs: number | undefined;
 }
 
 export const DISPATCHER_FLAGS_USAGE = `  --agent HOST:PORT   an agent to dial (repeatable; OCTASK_AGENTS, comma-separated);
@@ -41,6 +43,9 @@ export function dispatcherFlags(
     keyFile: values['key-file'] ?? env.OCTASK_KEY_FILE ?? defaultKeyFile(env),
     mdns: !(values['no-mdns'] ?? /^(1|true|yes)$/i.test(env.OCTASK_NO_MDNS ?? '')),
     lostAfterMs: seconds('--lost-after', values['lost-after'] ?? env.OCTASK_LOST_AFTER, 60),
+    heartbeatMs: env.OCTASK_HEARTBEAT_MS
+      ? Math.max(100, Number(env.OCTASK_HEARTBEAT_MS)) || undefined
+      : undefined,
   };
 }
 

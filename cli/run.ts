@@ -13,6 +13,7 @@ import {
 } from './dispatcherFlags';
 import { EXIT, runExitCode } from '../shared/exitCode';
 import { OutputPrinter } from './outputPrinter';
+import { warnSharedNames } from './agents';
 import type { CliWorkspace } from './workspace';
 import { prepareCliWorkspace } from './workspace';
 
@@ -105,6 +106,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     agents: flags.agents,
     mdns: flags.mdns,
     lostAfterMs: flags.lostAfterMs,
+    heartbeatMs: flags.heartbeatMs,
     // A CLI run that is killed leaves its tasks to this grace; a terminal user comes back soon or not at all.
     graceMs: DEFAULT_GRACE_MS,
     logger: createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true }),
@@ -135,6 +137,7 @@ async function execute(
       noAgentsReason(dispatcher),
     );
   }
+  warnSharedNames(dispatcher.agents());
   const tasks = dispatcher.submit(spec, workspace?.prepared);
   const ids = new Set(tasks.map((t) => t.id));
   const labels = new Map<string, string>();

@@ -156,6 +156,12 @@ export const RpcMethod = {
   cancel: 'octask/tasks/cancel',
   /** client → dispatcher request: all tasks known; returns TaskInfo[]. */
   listTasks: 'octask/tasks/list',
+  /**
+   * client → dispatcher request `{ id }`: a task's output from before this
+   * dispatcher started (its journal), as `{ stream, text }[]`; what follows
+   * comes as `octask/output` notifications. A reloaded editor asks it once.
+   */
+  taskOutput: 'octask/tasks/output',
   /** client → dispatcher request: all agents known; returns AgentInfo[]. */
   listAgents: 'octask/agents/list',
   /** client → dispatcher request: dial an agent at host:port; returns AgentInfo. */

@@ -30,6 +30,8 @@ export interface LinkOptions {
   /** Reconnect backoff bounds. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Ping interval (tests shorten it). */
+  heartbeatMs?: number;
 }
 
 export interface LinkEvents {
@@ -227,10 +229,14 @@ export class AgentLink implements Link {
       return;
     }
     this.greeted = false;
-    const connection = new FrameConnection(ws, {
-      message: (m) => this.receive(connection, m),
-      closed: (code, reason, error) => this.closed(code, reason, error),
-    });
+    const connection = new FrameConnection(
+      ws,
+      {
+        message: (m) => this.receive(connection, m),
+        closed: (code, reason, error) => this.closed(code, reason, error),
+      },
+      { heartbeatMs: this.options.heartbeatMs },
+    );
     this.connection = connection;
     connection.send(this.options.hello);
   }
@@ -312,6 +318,7 @@ export class AgentLink implements Link {
     // Jitter keeps many dispatchers from reconnecting in lock step.
     const delay = base / 2 + Math.random() * (base / 2);
     this.retryTimer = setTimeout(() => void this.connect(), delay);
-    this.retryTimer.unref();
+    // An idle link must not keep a CLI alive; one with tasks to reattach must.
+    if (!this.urgent) this.retryTimer.unref();
   }
 }

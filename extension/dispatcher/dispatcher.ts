@@ -44,6 +44,8 @@ export interface DispatcherOptions {
   /** Reconnect backoff bounds, for tests. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Ping interval of each link, for tests. */
+  heartbeatMs?: number;
   /** This dispatcher's stable id (agents keep its tasks under it); random if absent. */
   id?: string;
   /** How long agents keep this dispatcher's tasks running while it is away. */
@@ -58,6 +60,18 @@ export interface OutputChunk {
   task: string;
   stream: 'stdout' | 'stderr';
   data: Uint8Array;
+  /** The attempt's wire id and the chunk's seq in it (for the journal). */
+  wireId: string;
+  seq: number;
+}
+
+/** What a restarted dispatcher takes back of one task (see journal.ts). */
+export interface RestoredTask {
+  info: TaskInfo;
+  spec: TaskSpec;
+  /** The attempt that was with an agent, and the last output seq seen of it. */
+  attempt?: { agentAddress: string; wireId: string; lastSeq: number };
+  workspace?: PreparedWorkspace;
 }
 
 export interface DispatcherEvents {
@@ -230,6 +244,82 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     return made.map((t) => ({ ...t.info }));
   }
 
+  /**
+   * Takes back the tasks a previous run of this dispatcher (same id) had,
+   * before start(): queued ones queue again, those that were with an agent
+   * wait detached for its link (and are reattached from the last output
+   * they had), finished ones are listed as they ended.
+   */
+  restore(tasks: readonly RestoredTask[]): void {
+    const now = Date.now();
+    for (const t of tasks) {
+      const where: Placement =
+        t.spec.target?.kind === 'agent'
+          ? { kind: 'name', name: t.spec.target.name }
+          : { kind: 'any' };
+      if (t.info.status !== 'pending' && t.info.status !== 'running') {
+        const status = t.info.status;
+        this.tasks.restore(
+          t.info,
+          t.spec,
+          where,
+          { phase: 'final', status, endedAt: t.info.endedAt ?? now },
+          t.workspace,
+          -1,
+        );
+        continue;
+      }
+      const a = t.attempt;
+      if (!a || t.info.phase === 'queued' || t.info.phase === 'syncing') {
+        this.tasks.restore(
+          t.info,
+          t.spec,
+          where,
+          { phase: 'queued', since: now, reason: 'the dispatcher restarted' },
+          t.workspace,
+          -1,
+        );
+        this.scheduler.enqueue(t.info.id, where, t.info.group, { pack: t.spec.pack ?? false });
+        continue;
+      }
+      const link = this.link(parseAddress(a.agentAddress, DEFAULT_AGENT_PORT), 'listed');
+      const record = this.tasks.restore(
+        t.info,
+        t.spec,
+        // Target all pinned it to its agent; keep it there.
+        t.info.shard === null && t.spec.target?.kind === 'all'
+          ? { kind: 'agentId', id: link.key }
+          : where,
+        {
+          phase: 'detached',
+          since: now,
+          was: t.info.phase === 'waiting' ? 'waiting' : 'running',
+          startedAt: t.info.startedAt,
+          agent: link.key,
+          agentName: t.info.agent ?? link.name,
+          wireId: a.wireId,
+          attempt: t.info.attempts,
+        },
+        t.workspace,
+        a.lastSeq,
+      );
+      this.armDetached(record);
+      link.urgent = true;
+    }
+  }
+
+  /** What the journal keeps of a task: enough to take it back after a restart. */
+  journalRecord(id: string): RestoredTask | undefined {
+    const r = this.tasks.get(id);
+    if (!r) return undefined;
+    const a = attemptOf(r.phase);
+    return {
+      info: { ...r.info },
+      spec: r.spec,
+      ...(a ? { attempt: { agentAddress: a.agent, wireId: a.wireId, lastSeq: r.lastSeq } } : {}),
+    };
+  }
+
   /** Cancels a queued or running task; false if it is unknown or already over. */
   cancel(id: string): boolean {
     const task = this.tasks.get(id);
@@ -310,6 +400,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       connectTimeoutMs: this.options.connectTimeoutMs,
       minBackoffMs: this.options.minBackoffMs,
       maxBackoffMs: this.options.maxBackoffMs,
+      heartbeatMs: this.options.heartbeatMs,
     };
     const events: LinkEvents = {
       changed: (l) => this.agentChanged(l),
@@ -534,14 +625,18 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       wireId,
       attempt,
     });
-    // Placed on timers held by the record: any move clears them.
-    record.timers.push(setTimeout(() => this.lostAfterPassed(record), this.lostAfterMs));
-    record.timers.push(setTimeout(() => this.graceOver(record), this.graceMs));
-    for (const t of record.timers) t.unref();
+    this.armDetached(record);
     this.logger.info(`task ${record.info.id} detached from ${link.name}; reconnecting`, {
       task: record.info.id,
     });
     this.emit('task', record.info);
+  }
+
+  /** Timers of a detached task, held by the record: any move clears them. */
+  private armDetached(record: TaskRecord): void {
+    record.timers.push(setTimeout(() => this.lostAfterPassed(record), this.lostAfterMs));
+    record.timers.push(setTimeout(() => this.graceOver(record), this.graceMs));
+    for (const t of record.timers) t.unref();
   }
 
   /**
@@ -639,7 +734,13 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       case 'output':
         if (message.seq <= record.lastSeq) return; // replayed after a reattach: seen already
         record.lastSeq = message.seq;
-        this.emit('output', { task: record.info.id, stream: message.stream, data: message.data });
+        this.emit('output', {
+          task: record.info.id,
+          stream: message.stream,
+          data: message.data,
+          wireId: message.task,
+          seq: message.seq,
+        });
         return;
       case 'queued':
         if (p.phase === 'waiting') {

@@ -47,6 +47,8 @@ export interface JournalState {
   outputs: Map<string, OutputChunk[]>;
   /** The last `maxEvents` events, oldest first. */
   events: LogEvent[];
+  /** Per task, the attempt and seq of the last output chunk journaled (when `output` was told). */
+  seqs: Map<string, { wireId: string; seq: number }>;
   /** Lines that could not be read (a torn last line, damage); skipped. */
   damagedLines: number;
 }
@@ -77,7 +79,9 @@ const EVENT_BYTES = 200;
 type Stream = OutputChunk['stream'];
 type JournalRecord =
   | { k: 'task'; task: JournalTask }
-  | { k: 'out'; id: string; s: Stream; x: string; cut?: true }
+  // w, q: the attempt (wire id) and seq of the record's last chunk, so a restarted
+  // dispatcher asks the agent only for what the journal lacks.
+  | { k: 'out'; id: string; s: Stream; x: string; cut?: true; w?: string; q?: number }
   | { k: 'event'; e: LogEvent }
   | { k: 'forget'; id: string };
 
@@ -201,15 +205,21 @@ export class Journal {
   }
 
   /** Journals a chunk of output, batched; beyond the cap, one marker line and nothing more. */
-  output(task: string, stream: Stream, text: string): void {
+  output(task: string, stream: Stream, text: string, at?: { wireId: string; seq: number }): void {
     // After close (shutdown), late output is dropped rather than thrown on.
     const mark = this.marks.get(task);
-    if (this.closed || mark === undefined || mark.cut || text === '') return;
+    if (this.closed || mark === undefined || text === '') return;
+    const where = at ? { w: at.wireId, q: at.seq } : {};
+    if (mark.cut) {
+      // Nothing more is kept, but where the output stands still is.
+      if (at) this.queue({ k: 'out', id: task, s: stream, x: '', ...where });
+      return;
+    }
     const bytes = Buffer.byteLength(text);
     if (mark.bytes + bytes <= this.limits.maxOutput) {
       mark.bytes += bytes;
       mark.atLineStart = text.endsWith('\n');
-      this.queue({ k: 'out', id: task, s: stream, x: text });
+      this.queue({ k: 'out', id: task, s: stream, x: text, ...where });
       return;
     }
     const kept = utf8Prefix(text, this.limits.maxOutput - mark.bytes);
@@ -217,7 +227,7 @@ export class Journal {
     const x = kept + (atLineStart ? '' : '\n') + cutMarker(this.limits.maxOutput);
     mark.bytes += Buffer.byteLength(x);
     mark.cut = true;
-    this.queue({ k: 'out', id: task, s: stream, x, cut: true });
+    this.queue({ k: 'out', id: task, s: stream, x, cut: true, ...where });
   }
 
   /** Journals an event-log line, batched. */
@@ -290,10 +300,17 @@ export class Journal {
   private queue(record: JournalRecord): void {
     this.opened = undefined;
     const last = this.pending[this.pending.length - 1];
-    if (record.k === 'out' && last?.k === 'out' && last.id === record.id && last.s === record.s) {
+    if (
+      record.k === 'out' &&
+      last?.k === 'out' &&
+      last.id === record.id &&
+      last.s === record.s &&
+      last.w === record.w
+    ) {
       // One record per run of chunks: fewer lines, less JSON to write and read.
       last.x += record.x;
       if (record.cut) last.cut = true;
+      if (record.q !== undefined) last.q = record.q;
     } else {
       this.pending.push(record);
     }
@@ -446,6 +463,8 @@ function writeCompacted(
         put(cut && i === chunks.length - 1 ? { ...r, cut: true } : r, c.text.length);
       });
     }
+    for (const [id, at] of state.seqs)
+      put({ k: 'out', id, s: 'stdout', x: '', w: at.wireId, q: at.seq }, 50);
     for (const e of state.events) put({ k: 'event', e }, EVENT_BYTES);
     writeAll(fd, Buffer.from(serialize(batch)));
     fs.fsyncSync(fd);
@@ -481,6 +500,7 @@ interface ReadResult {
 function readJournal(file: string, dispatcherId: string, limits: Limits): ReadResult {
   const tasks = new Map<string, JournalTask>();
   const outputs = new Map<string, OutputChunk[]>();
+  const seqs = new Map<string, { wireId: string; seq: number }>();
   const marks = new Map<string, TaskMark>();
   let events: LogEvent[] = [];
   let damagedLines = 0;
@@ -491,6 +511,8 @@ function readJournal(file: string, dispatcherId: string, limits: Limits): ReadRe
     } else if (r.k === 'out') {
       const mark = marks.get(r.id);
       if (mark === undefined) return;
+      if (r.w !== undefined && r.q !== undefined) seqs.set(r.id, { wireId: r.w, seq: r.q });
+      if (r.x === '') return;
       mark.bytes += Buffer.byteLength(r.x);
       mark.cut ||= r.cut === true;
       mark.atLineStart = r.x.endsWith('\n');
@@ -505,6 +527,7 @@ function readJournal(file: string, dispatcherId: string, limits: Limits): ReadRe
     } else {
       tasks.delete(r.id);
       outputs.delete(r.id);
+      seqs.delete(r.id);
       marks.delete(r.id);
     }
   };
@@ -532,7 +555,14 @@ function readJournal(file: string, dispatcherId: string, limits: Limits): ReadRe
   }
   for (const id of oldestFinishedBeyond(marks, limits.maxFinished)) apply({ k: 'forget', id });
   events = lastOf(events, limits.maxEvents);
-  const state = { dispatcherId, tasks: [...tasks.values()], outputs, events, damagedLines };
+  const state = {
+    dispatcherId,
+    tasks: [...tasks.values()],
+    outputs,
+    events,
+    seqs,
+    damagedLines,
+  };
   return { state, marks, fileBytes, completeBytes };
 }
 
@@ -599,9 +629,12 @@ function parseRecord(line: string): JournalRecord | undefined {
     typeof v.id === 'string' &&
     (v.s === 'stdout' || v.s === 'stderr') &&
     typeof v.x === 'string'
-  )
+  ) {
+    const where =
+      typeof v.w === 'string' && Number.isSafeInteger(v.q) ? { w: v.w, q: v.q as number } : {};
     return v.cut === true
-      ? { k: 'out', id: v.id, s: v.s, x: v.x, cut: true }
-      : { k: 'out', id: v.id, s: v.s, x: v.x };
+      ? { k: 'out', id: v.id, s: v.s, x: v.x, cut: true, ...where }
+      : { k: 'out', id: v.id, s: v.s, x: v.x, ...where };
+  }
   return undefined;
 }

@@ -112,6 +112,38 @@ export class TaskTable {
     });
   }
 
+  /**
+   * Takes back a task a previous run of this dispatcher journaled, in the
+   * phase it is restored to (queued, detached, or final as it was).
+   */
+  restore(
+    info: TaskInfo,
+    spec: TaskSpec,
+    where: Placement,
+    phase: TaskPhase,
+    workspace: PreparedWorkspace | undefined,
+    lastSeq: number,
+  ): TaskRecord {
+    const attempt = attemptOf(phase);
+    const record: TaskRecord = {
+      info: { ...info, status: statusOfPhase(phase), phase: phase.phase },
+      phase,
+      spec,
+      env: restoredEnv(spec, info),
+      where,
+      retriesLeft: spec.retries ?? 0,
+      lostRetriesLeft: Math.max(0, (spec.lostRetries ?? 1) - Math.max(0, info.attempts - 1)),
+      cancelRequested: false,
+      workspace,
+      placements: info.attempts,
+      lastSeq,
+      timers: [],
+    };
+    this.records.set(info.id, record);
+    if (attempt) this.byWire.set(attempt.wireId, info.id);
+    return record;
+  }
+
   /** The attempt a placement starts: a new wire id, so an abandoned attempt's frames are never taken for this one's. */
   newAttempt(record: TaskRecord, agent: string, agentName: string): AttemptRef {
     record.placements++;
@@ -166,4 +198,13 @@ export class TaskTable {
     }
     return record;
   }
+}
+
+function restoredEnv(spec: TaskSpec, info: TaskInfo): Record<string, string> {
+  const env = { ...spec.env };
+  if (info.shard !== null) {
+    env.OCTASK_SHARD_INDEX = String(info.shard);
+    env.OCTASK_SHARD_COUNT = String(info.shardCount);
+  }
+  return env;
 }

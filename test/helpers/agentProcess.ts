@@ -38,6 +38,8 @@ export interface StartAgentOptions {
   /** Advertise by mDNS (off by default: loopback has no multicast here). */
   mdns?: boolean;
   args?: string[];
+  /** Use this workdir (kept after stop) instead of a fresh one. */
+  workdir?: string;
   /** Flags for node itself, before the script (e.g. --cpu-prof). */
   nodeArgs?: string[];
   /** Prefix the command (e.g. `ip netns exec NS`) */
@@ -68,7 +70,8 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
   if (!existsSync(AGENT_BIN)) throw new Error(`${AGENT_BIN} is not built; run "node esbuild.mjs"`);
   const name = options.name ?? `agent${Math.floor(Math.random() * 1e6)}`;
   const host = options.bind ?? '127.0.0.1';
-  const workdir = mkdtempSync(join(tmpdir(), `octask-${name}-`));
+  // A given workdir outlives this agent (a restart keeps its id and records); a made one does not.
+  const workdir = options.workdir ?? mkdtempSync(join(tmpdir(), `octask-${name}-`));
   // prettier-ignore
   const args = [
     ...(options.nodeArgs ?? []),
@@ -102,7 +105,7 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
       await exited;
       clearTimeout(killer);
     }
-    rmSync(workdir, { recursive: true, force: true });
+    if (!options.workdir) rmSync(workdir, { recursive: true, force: true });
   };
   return new Promise((resolvePromise, reject) => {
     let settled = false;
