@@ -11,6 +11,7 @@ import type {
   FetchMessage,
   HelloMessage,
   ManifestEntry,
+  OutputStream,
   RunMessage,
 } from '../shared/protocol';
 import { CloseCode, PROTOCOL_VERSION } from '../shared/protocol';
@@ -19,6 +20,7 @@ import { AgentTask, taskKey } from './agentTask';
 import type { AuditLog } from './audit';
 import { sendBlobs } from './blobSender';
 import type { ContentStore } from './contentStore';
+import { CopyUsers } from './copyUsers';
 import type { DeviceLoad } from './deviceLoad';
 import { readDeviceLoad, shouldRest } from './deviceLoad';
 import { OutputSpool } from './outputSpool';
@@ -30,6 +32,7 @@ import type { TaskCgroups } from './cgroup';
 import { TaskContainment } from './taskContainment';
 import type { TaskFrame } from './session';
 import { Session } from './session';
+import { SetupSteps } from './setupSteps';
 import { SlotQueue } from './slotQueue';
 import { SyncReceiver } from './syncReceiver';
 import type { TaskFolder } from './taskFolder';
@@ -103,6 +106,9 @@ export class Agent {
   private idleWaiters: Array<() => void> = [];
   /** The agent's environment, copied once: tasks start from it. */
   private readonly baseEnv: NodeJS.ProcessEnv = { ...process.env };
+  /** Tasks and layouts of each workspace copy, kept apart. */
+  private readonly copyUsers = new CopyUsers();
+  private readonly setups: SetupSteps;
   private device: DeviceLoad;
   private resting = false;
   private loadQueued = false;
@@ -113,6 +119,7 @@ export class Agent {
 
   constructor(private readonly config: AgentConfig) {
     mkdirSync(join(config.workdir, 'tasks'), { recursive: true });
+    this.setups = new SetupSteps(config.copies);
     this.spoolDir = join(config.workdir, 'spool');
     // Spools of a previous life are of no use: their tasks were ended.
     rmSync(this.spoolDir, { recursive: true, force: true });
@@ -150,6 +157,7 @@ export class Agent {
           this.config.copies,
           this.config.logger,
           this.config.keepWorkspacesMs,
+          this.copyUsers,
         ),
       log: (level, msg, fields) => this.config.logger[level](msg, fields),
       heartbeatMs: this.config.heartbeatMs,
@@ -201,12 +209,14 @@ export class Agent {
       freeMemory: this.device.freeMemory,
       battery: this.device.battery,
       resting: this.resting,
+      draining: this.stageValue !== 'serving',
     };
   }
 
   /** Stage one: take no new work (waiting tasks go back to their dispatchers); resolves when running tasks are done. */
   drain(): Promise<void> {
     if (this.stageValue === 'serving') this.stageValue = 'draining';
+    this.loadChanged();
     this.config.logger.info('draining: no new tasks; waiting for running ones', {
       running: this.slots.running,
     });
@@ -405,15 +415,25 @@ export class Agent {
   private start(task: AgentTask, folder: TaskFolder): void {
     const { message } = task;
     task.state = 'starting';
+    const env = {
+      ...this.baseEnv,
+      ...message.env,
+      OCTASK_TASK_ID: message.task,
+      OCTASK_AGENT_NAME: this.config.name,
+    };
+    const output = (stream: OutputStream, data: Buffer): void => {
+      const seq = task.spool.append(stream, data);
+      // Only a session that has seen everything before gets live chunks;
+      // one still catching up reads them from the spool.
+      if (task.attached && task.cursor === seq) {
+        task.cursor = seq + 1;
+        task.attached.sendOutput(task.id, seq, stream, data);
+      }
+    };
     const proc = new TaskProcess(
       {
         command: message.command,
-        env: {
-          ...this.baseEnv,
-          ...message.env,
-          OCTASK_TASK_ID: message.task,
-          OCTASK_AGENT_NAME: this.config.name,
-        },
+        env,
         cwd: folder.cwd,
         shell: this.config.shell,
         timeoutMs: message.timeoutMs,
@@ -440,15 +460,7 @@ export class Agent {
           };
           task.attached?.connection.send(task.started);
         },
-        output: (stream, data) => {
-          const seq = task.spool.append(stream, data);
-          // Only a session that has seen everything before gets live chunks;
-          // one still catching up reads them from the spool.
-          if (task.attached && task.cursor === seq) {
-            task.cursor = seq + 1;
-            task.attached.sendOutput(task.id, seq, stream, data);
-          }
-        },
+        output,
         spawnFailed: (reason) => {
           folder.cleanup();
           this.refuseStarted(task, ErrorCode.SpawnFailed, reason);
@@ -476,8 +488,54 @@ export class Agent {
         );
         return;
       }
-      proc.start();
-      if (task.cancelRequested) proc.cancel();
+      void this.enterCopy(task, folder, env, output).then(
+        () => {
+          proc.start();
+          if (task.cancelRequested) proc.cancel();
+        },
+        (setupErr: Error) => {
+          folder.cleanup();
+          const code = isOctaskError(setupErr) ? setupErr.code : ErrorCode.SetupFailed;
+          this.refuseStarted(task, code, setupErr.message);
+        },
+      );
+    });
+  }
+
+  /**
+   * A task in a workspace copy holds it (no layout rearranges it until the
+   * task ends) and has its setup run first (agent/setupSteps.ts).
+   */
+  private async enterCopy(
+    task: AgentTask,
+    folder: TaskFolder,
+    env: NodeJS.ProcessEnv,
+    output: (stream: OutputStream, data: Buffer) => void,
+  ): Promise<void> {
+    const { message } = task;
+    if (message.workspace === undefined) return;
+    const leave = await this.copyUsers.enter(message.workspace);
+    folder.cleanup = leave;
+    if (!message.setup) return;
+    await this.setups.ensure(message.workspace, message.setup, {
+      cwd: folder.cwd,
+      env,
+      shell: this.config.shell,
+      timeoutMs: message.timeoutMs,
+      killGraceMs: this.config.killGraceMs,
+      // Contained like the task itself: what the setup leaves behind is ended with it.
+      containment: () =>
+        new TaskContainment(
+          {
+            workdir: this.config.workdir,
+            logger: this.config.logger,
+            keeper: this.config.keeper,
+            cgroups: this.config.cgroups,
+          },
+          `${message.task}.setup`,
+          task.owner,
+        ),
+      output,
     });
   }
 

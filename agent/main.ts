@@ -1,4 +1,4 @@
-import { arch, cpus, platform } from 'node:os';
+import { arch, platform } from 'node:os';
 import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
 import { pasteLine } from '../shared/clusterKey';
 import { PROTOCOL_VERSION } from '../shared/protocol';
@@ -14,7 +14,10 @@ import { Keeper } from './keeper';
 import { reapOrphans } from './taskRecords';
 import { createAuditLog } from './audit';
 import { loadOrCreateKey } from './keyFile';
-import { createStreamLogger } from './log';
+import { createStreamLogger, stderrWriter } from './log';
+import { countCpus } from './cpuCount';
+import { findPortOwner, portTakenMessage } from './portOwner';
+import { serviceCommand } from './serviceUnit';
 import type { AgentOptions } from './options';
 import { AGENT_USAGE, parseAgentOptions } from './options';
 import { compilePolicy } from './policy';
@@ -25,6 +28,14 @@ import { isLoopback, listen } from './transport';
  * process exit code; the caller exits.
  */
 export async function runAgentCli(argv: string[]): Promise<number> {
+  if (argv[0] === 'service') {
+    try {
+      return serviceCommand(argv.slice(1));
+    } catch (err) {
+      process.stderr.write(`octask-agent service: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   let options: AgentOptions;
   try {
     options = parseAgentOptions(argv);
@@ -52,6 +63,8 @@ export async function runAgentCli(argv: string[]): Promise<number> {
 
 async function serve(options: AgentOptions): Promise<number> {
   const logger = createStreamLogger({ level: options.logLevel, pretty: options.pretty });
+  const cpuCount = countCpus();
+  if (cpuCount.fallback) logger.warn(cpuCount.fallback);
   if (options.insecure && !isLoopback(options.bind)) {
     throw new OctaskError(
       ErrorCode.BadField,
@@ -61,7 +74,7 @@ async function serve(options: AgentOptions): Promise<number> {
   const policy = compilePolicy(options.allow, options.deny);
   const { key, created } = loadOrCreateKey(options.keyFile);
   if (created) {
-    process.stderr.write(
+    stderrWriter()(
       `Created a new cluster key in ${options.keyFile} (id ${key.id}).\n` +
         `Every agent and dispatcher with this key forms one cluster. To add another machine, run there:\n\n  ${pasteLine(key)}\n\n`,
     );
@@ -85,7 +98,7 @@ async function serve(options: AgentOptions): Promise<number> {
   });
   // Connections that arrive before the agent exists are turned away.
   const holder: { agent?: Agent } = {};
-  const server = await listen({
+  const server = await listenOrExplain({
     bind: options.bind,
     port: options.port,
     key: options.insecure ? null : key,
@@ -106,7 +119,7 @@ async function serve(options: AgentOptions): Promise<number> {
     audit: audit.write,
     os: platform(),
     arch: arch(),
-    cpus: cpus().length,
+    cpus: cpuCount.cpus,
     store,
     copies,
     keepWorkspacesMs: options.keepWorkspacesMs,
@@ -177,4 +190,17 @@ async function serve(options: AgentOptions): Promise<number> {
     // The terminal or ssh session went away: shut down as for TERM, rather than die with tasks left running.
     process.on('SIGHUP', onSignal);
   });
+}
+
+/** listen(), with "address in use" turned into one line that says who and what to do. */
+async function listenOrExplain(options: Parameters<typeof listen>[0]): ReturnType<typeof listen> {
+  try {
+    return await listen(options);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new OctaskError(
+      ErrorCode.PortInUse,
+      portTakenMessage(options.port, findPortOwner(options.port)),
+    );
+  }
 }

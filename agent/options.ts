@@ -1,11 +1,14 @@
-import { availableParallelism, cpus, homedir, hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { LogLevel } from '../shared/logger';
 import { LOG_LEVELS } from '../shared/logger';
 import { DEFAULT_AGENT_PORT, HEARTBEAT_MS } from '../shared/protocol';
 import { defaultKeyFile } from '../shared/clusterKey';
 import { defaultShell } from './shell';
+import type { CpuSource } from './cpuCount';
+import { countCpus } from './cpuCount';
+// Not node:util's: that one is missing before Node 18.3.
+import { parseArgs } from './flags';
 
 export interface AgentOptions {
   name: string;
@@ -68,6 +71,8 @@ Options (each also an environment variable):
   --log-level LEVEL   debug, info, warn or error (OCTASK_LOG_LEVEL; default info)
   --pretty            human-readable log lines instead of JSON (OCTASK_PRETTY=1)
   --version, --help
+
+Also: octask-agent service print|install --user [options]   (a systemd user unit)
 `;
 
 /** Host name reduced to the characters a name may have. */
@@ -80,6 +85,7 @@ export function defaultAgentName(host = hostname()): string {
 export function parseAgentOptions(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
+  cpuSource?: CpuSource,
 ): AgentOptions {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -125,8 +131,7 @@ export function parseAgentOptions(
     throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const cacheHome = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
   const workdir = values.workdir ?? env.OCTASK_WORKDIR ?? join(cacheHome, 'octask', 'agent');
-  const cpuCount =
-    typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
+  const cpuCount = countCpus(cpuSource).parallelism;
 
   return {
     name,

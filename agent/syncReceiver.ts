@@ -3,6 +3,7 @@ import type { FrameConnection } from '../shared/frameConnection';
 import type { Logger } from '../shared/logger';
 import type { BlobMessage, ManifestEntry, SyncMessage } from '../shared/protocol';
 import type { BlobWriter, ContentStore } from './contentStore';
+import { CopyUsers } from './copyUsers';
 import type { WorkspaceCopies } from './workspaceCopy';
 
 /** Most manifest entries one sync may carry (10 parts of the largest frame's worth, roughly). */
@@ -12,6 +13,7 @@ interface PendingSync {
   workspace: string;
   entries: ManifestEntry[];
   preserve: string[];
+  clean: boolean;
   /** Blobs still to arrive, by hash, with their writer once the first chunk came. */
   waiting: Map<string, { size: number; received: number; writer?: BlobWriter }>;
   done: boolean;
@@ -35,6 +37,8 @@ export class SyncReceiver {
     private readonly logger: Logger,
     /** Copies not synced for this long are removed. */
     private readonly keepWorkspacesMs: number = 7 * 24 * 3600 * 1000,
+    /** The agent's tasks per copy: a layout that changes a copy waits for them. */
+    private readonly users: CopyUsers = new CopyUsers(),
   ) {}
 
   part(message: SyncMessage): void {
@@ -44,6 +48,7 @@ export class SyncReceiver {
         workspace: message.workspace,
         entries: [],
         preserve: [],
+        clean: message.clean ?? false,
         waiting: new Map(),
         done: false,
       };
@@ -80,8 +85,11 @@ export class SyncReceiver {
     for (const e of sync.entries) if ('hash' in e) sizes.set(e.hash, e.size);
     const need = this.store.missing(sizes.keys());
     for (const hash of need) sync.waiting.set(hash, { size: sizes.get(hash) ?? 0, received: 0 });
-    this.connection.send({ t: 'syncNeed', sync: message.sync, hashes: need });
-    this.maybeLayOut(message.sync, sync);
+    const id = message.sync;
+    void this.busyFor(sync).then((busy) => {
+      this.connection.send({ t: 'syncNeed', sync: id, hashes: need, ...(busy ? { busy } : {}) });
+      this.maybeLayOut(id, sync);
+    });
   }
 
   blob(message: BlobMessage): void {
@@ -139,16 +147,25 @@ export class SyncReceiver {
     this.syncs.delete(id);
     const started = performance.now();
     // Checked whole in part(), before any blob was asked for.
-    this.copies.layOut(sync.workspace, sync.entries, sync.preserve, { validated: true }).then(
-      ({ written, removed }) => {
+    this.layOutWhenFree(sync).then(
+      ({ written, removed, kept, waitedMs }) => {
         this.logger.info('workspace synced', {
           workspace: sync.workspace,
           files: sync.entries.length,
           written,
           removed,
+          kept,
+          waitedMs,
           ms: Math.round(performance.now() - started),
         });
-        this.connection.send({ t: 'syncDone', sync: id, written, removed });
+        this.connection.send({
+          t: 'syncDone',
+          sync: id,
+          written,
+          removed,
+          ...(kept !== undefined ? { kept } : {}),
+          ...(waitedMs > 0 ? { waitedMs } : {}),
+        });
         // The copy now holds its own files, so the store may drop old blobs, never this workspace's.
         const keep = new Set(sync.entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
         this.store
@@ -157,6 +174,38 @@ export class SyncReceiver {
       },
       (err: unknown) => this.failWith(id, err),
     );
+  }
+
+  /** Tasks the layout of `sync` would have to wait for now (0: none, or it changes nothing). */
+  private async busyFor(sync: PendingSync): Promise<number> {
+    const running = this.users.tasksIn(sync.workspace);
+    if (running === 0) return 0;
+    if (sync.clean) return running;
+    return (await this.copies.matches(sync.workspace, sync.entries).catch(() => false))
+      ? 0
+      : running;
+  }
+
+  /**
+   * Lays out the copy, but never underneath a running task of its
+   * workspace: a copy that already matches is left as it is while tasks
+   * run; one that would change waits for them.
+   */
+  private async layOutWhenFree(
+    sync: PendingSync,
+  ): Promise<{ written: number; removed: number; kept?: number; waitedMs: number }> {
+    const { workspace } = sync;
+    if (
+      !sync.clean &&
+      this.users.tasksIn(workspace) > 0 &&
+      (await this.copies.matches(workspace, sync.entries))
+    )
+      return { written: 0, removed: 0, waitedMs: 0 };
+    const layout = { validated: true, clean: sync.clean };
+    const { result, waitedMs } = await this.users.layOut(workspace, () =>
+      this.copies.layOut(workspace, sync.entries, sync.preserve, layout),
+    );
+    return { ...result, waitedMs };
   }
 
   private failWith(id: string, err: unknown): void {

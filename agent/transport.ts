@@ -63,12 +63,17 @@ export async function listen(options: AgentServerOptions): Promise<AgentServer> 
     const address = req.socket.remoteAddress ?? 'unknown';
     options.onConnection(ws, `${address}:${req.socket.remotePort ?? 0}`);
   });
-  wss.on('error', (err) => logger.error('websocket server error', { err }));
+  // ws repeats the server's errors; one from listen() itself is the caller's to report.
+  let listening = false;
+  wss.on('error', (err) => {
+    if (listening) logger.error('websocket server error', { err });
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.bind, () => {
       server.off('error', reject);
+      listening = true;
       resolve();
     });
   });

@@ -8,6 +8,7 @@ import {
   loadKey,
 } from './dispatcherFlags';
 import { EXIT } from '../shared/exitCode';
+import { compareVersions, OCTASK_VERSION } from '../shared/version';
 
 export const AGENTS_USAGE = `Usage: octask agents [options]
 
@@ -16,7 +17,8 @@ machine can use them. Exits 0 when at least one is online, else 125.
 
 Options:
 ${DISPATCHER_FLAGS_USAGE}
-  --json              print {"agents":[...]} on stdout
+  --json              print {"agents":[...]} on stdout; "outdated": true marks an
+                      agent running an older Octask than this one
 `;
 
 export async function agentsCommand(argv: string[]): Promise<number> {
@@ -44,7 +46,10 @@ export async function agentsCommand(argv: string[]): Promise<number> {
     await dispatcher.settled();
     const agents = dispatcher.agents();
     warnSharedNames(agents);
-    if (values.json) process.stdout.write(JSON.stringify({ agents }) + '\n');
+    if (values.json)
+      process.stdout.write(
+        JSON.stringify({ agents: agents.map((a) => ({ ...a, outdated: isOutdated(a) })) }) + '\n',
+      );
     else process.stdout.write(formatAgents(agents));
     return agents.some(
       (a) => a.status === 'online' || a.status === 'busy' || a.status === 'resting',
@@ -76,7 +81,7 @@ export function formatAgents(agents: readonly AgentInfo[]): string {
     ...agents.map((a) => [
       a.label,
       a.address,
-      a.version ?? '-',
+      a.version === null ? '-' : isOutdated(a) ? `${a.version} (older)` : a.version,
       a.os ?? '-',
       a.arch ?? '-',
       a.cpus === null ? '-' : String(a.cpus),
@@ -97,6 +102,11 @@ export function formatAgents(agents: readonly AgentInfo[]): string {
       .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  '))
       .join('\n') + '\n'
   );
+}
+
+/** The agent runs an older Octask than this CLI: its device needs the new agent file. */
+export function isOutdated(agent: Pick<AgentInfo, 'version'>, ours = OCTASK_VERSION): boolean {
+  return agent.version !== null && compareVersions(agent.version, ours) < 0;
 }
 
 /** Says once, on stderr, which agents share a name and how they are told apart. */

@@ -48,10 +48,14 @@ export const ErrorCode = {
   BadContent: 'E_BAD_CONTENT',
   /** A run names a workspace the agent has no copy of. */
   NoWorkspace: 'E_NO_WORKSPACE',
+  /** A run's setup command (`--setup`) failed; the task did not run, and the next one tries the setup again. */
+  SetupFailed: 'E_SETUP_FAILED',
   /** The key file is missing or does not hold a key. */
   BadKeyFile: 'E_BAD_KEY_FILE',
   /** The editor's dispatcher process exited while the task was unfinished (the editor says this; no process sends it). */
   DispatcherLost: 'E_DISPATCHER_LOST',
+  /** The agent cannot listen: its port is taken (by another agent, most likely). */
+  PortInUse: 'E_PORT_IN_USE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -57,6 +57,8 @@ export interface AgentLoad {
   battery: Battery | null;
   /** True while the agent takes no new work (battery below its floor and discharging). */
   resting: boolean;
+  /** True while it shuts down: it finishes what runs and takes nothing new. */
+  draining: boolean;
 }
 
 /** What an agent holds for the dispatcher it greets: tasks that outlived an earlier connection. */
@@ -115,6 +117,23 @@ export interface RunMessage {
   cwd?: string;
   /** Globs of files to report in `exit.artifacts` once the task ends. */
   artifacts?: string[];
+  /**
+   * A command to run in the copy first, once per digest of its key files
+   * (with a workspace; see `SetupStep`).
+   */
+  setup?: SetupStep;
+}
+
+/**
+ * A setup command (`npm ci`) the agent runs in a workspace copy, in the
+ * task's cwd, before a task, unless it already ran there for this `key`.
+ * Its output is the task's; if it fails, the task fails (E_SETUP_FAILED)
+ * and the next task runs it again.
+ */
+export interface SetupStep {
+  command: string;
+  /** Digest of the key files' manifest hashes (and the command): 64 hex digits. */
+  key: string;
 }
 
 export type { ManifestEntry } from './manifest';
@@ -129,9 +148,15 @@ export interface SyncMessage {
   /** Names the agent's copy of this workspace. */
   workspace: string;
   entries: ManifestEntry[];
-  /** Globs of files the agent keeps in its copy though they are not in the manifest. */
+  /** Globs of files the agent never removes from its copy, at any depth. */
   preserve: string[];
   last: boolean;
+  /**
+   * Only in the first part. True: remove everything the manifest does not
+   * list (and `preserve` does not keep). Absent or false: remove only files
+   * that came from the workspace and left it; what tasks made stays.
+   */
+  clean?: boolean;
 }
 
 /** Agent → dispatcher: the contents its store lacks; the dispatcher sends them as `blob`s. */
@@ -139,6 +164,11 @@ export interface SyncNeedMessage {
   t: 'syncNeed';
   sync: string;
   hashes: string[];
+  /**
+   * Tasks of this workspace running in the copy now, when the layout would
+   * change it: it waits for them (absent: it will not wait).
+   */
+  busy?: number;
 }
 
 /**
@@ -161,6 +191,10 @@ export interface SyncDoneMessage {
   /** Files written or replaced, and removed, in the agent's copy. */
   written: number;
   removed: number;
+  /** Files in the copy that tasks made and the sync left alone (absent from older agents). */
+  kept?: number;
+  /** How long the layout waited for tasks running in the copy (absent: it did not wait). */
+  waitedMs?: number;
 }
 
 /** Agent → dispatcher: the sync failed (a bad path, a blob that did not match); nothing was laid out. */

@@ -34,8 +34,16 @@ export interface TaskSpec {
   pack?: boolean;
   /** Folder within the synced workspace to run in (with a workspace). */
   cwd?: string;
-  /** Globs of files to bring back into the local workspace after the task (with a workspace). */
+  /**
+   * Globs of files to bring back into the local workspace after the task
+   * (with a workspace), relative to `cwd`; a leading `/` means the root.
+   */
   artifacts?: string[];
+  /**
+   * Run `command` in the agent's copy first, once per agent per content of
+   * the files matching `key` (globs relative to `cwd`, like `artifacts`).
+   */
+  setup?: { command: string; key?: string[] };
   /** Sync this folder to the agent first and run in its copy (JSON-RPC submit only; the CLI prepares its own). */
   sync?: {
     root: string;
@@ -45,6 +53,8 @@ export interface TaskSpec {
     /** Sync only the files matching these (tasks.json `inputs`). */
     inputs?: string[];
     preserve?: string[];
+    /** Lay out a fresh copy: remove what earlier tasks made there. */
+    clean?: boolean;
   };
 }
 
@@ -57,13 +67,36 @@ export interface SyncInfo {
   files: number;
   filesSent: number;
   bytesSent: number;
+  /** Files the agent removed from its copy (they left the workspace, or `clean`). */
+  removed: number;
+  /** Files tasks made in the copy that stayed (node_modules, build output). */
+  kept: number;
+  /** How long the agent waited for a running task of this workspace before changing its copy. */
+  waitedMs: number;
   ms: number;
   error: { code: string; message: string } | null;
+}
+
+/** A sync under way to one agent: contents sent so far, of those it asked for. */
+export interface SyncProgressInfo {
+  agent: string;
+  workspace: string;
+  filesSent: number;
+  bytesSent: number;
+  /** Contents the agent asked for (what it lacked). */
+  files: number;
+  bytes: number;
+  /** Set once, when the agent will change its copy only after this many running tasks of it end. */
+  waitingForTasks?: number;
 }
 
 /** What came back from one task's artifacts. */
 export interface ArtifactsInfo {
   task: string;
+  /** The agent the task ran on. */
+  agent: string;
+  /** The task's artifact globs that matched no file on the agent. */
+  unmatched: string[];
   files: number;
   bytes: number;
   /** Artifacts refused or not brought back, each with why: shown as warnings. */
@@ -178,6 +211,8 @@ export const RpcMethod = {
   output: 'octask/output',
   /** dispatcher → client notification: a workspace sync to an agent ended (SyncInfo). */
   syncDidChange: 'octask/sync/didChange',
+  /** dispatcher → client notification: a sync's contents on their way, at most every 200 ms (SyncProgressInfo). */
+  syncProgress: 'octask/sync/progress',
   /** dispatcher → client notification: a task's artifacts were brought back (ArtifactsInfo). */
   artifactsDidChange: 'octask/artifacts/didChange',
   /** dispatcher → client notification: a line for the event log (LogEvent). */

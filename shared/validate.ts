@@ -18,7 +18,9 @@ type FieldKind =
   | 'optString'
   | 'optStrings'
   | 'optEntries'
+  | 'optBool'
   | 'optUint'
+  | 'optSetup'
   | 'load'
   | 'optLoad'
   | 'optHeld';
@@ -55,6 +57,7 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     workspace: 'optString',
     cwd: 'optString',
     artifacts: 'optStrings',
+    setup: 'optSetup',
   },
   cancel: { task: 'string' },
   started: { task: 'string', pid: 'uint', root: 'optString' },
@@ -76,10 +79,17 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     entries: 'entries',
     preserve: 'strings',
     last: 'bool',
+    clean: 'optBool',
   },
-  syncNeed: { sync: 'string', hashes: 'hashes' },
+  syncNeed: { sync: 'string', hashes: 'hashes', busy: 'optUint' },
   blob: { sync: 'string', hash: 'hash', size: 'uint', offset: 'uint', data: 'bytes' },
-  syncDone: { sync: 'string', written: 'uint', removed: 'uint' },
+  syncDone: {
+    sync: 'string',
+    written: 'uint',
+    removed: 'uint',
+    kept: 'optUint',
+    waitedMs: 'optUint',
+  },
   syncFailed: { sync: 'string', code: 'string', message: 'string' },
   fetch: { task: 'string', hashes: 'hashes' },
   fetchDone: { task: 'string', missing: 'hashes' },
@@ -118,7 +128,7 @@ function isLoad(v: unknown): boolean {
   const counts = ['maxJobs', 'running', 'queued', 'yoursRunning', 'yoursQueued', 'freeMemory'];
   if (!counts.every((k) => isUint(v[k]))) return false;
   if (typeof v.loadAvg !== 'number' || !Number.isFinite(v.loadAvg) || v.loadAvg < 0) return false;
-  if (typeof v.resting !== 'boolean') return false;
+  if (typeof v.resting !== 'boolean' || typeof v.draining !== 'boolean') return false;
   const b = v.battery;
   if (b === null) return true;
   return (
@@ -186,6 +196,18 @@ function fits(kind: FieldKind, value: unknown): boolean {
       );
     case 'optEntries':
       return value === undefined || (Array.isArray(value) && value.every(isEntry));
+    case 'optBool':
+      return value === undefined || typeof value === 'boolean';
+    case 'optSetup':
+      return (
+        value === undefined ||
+        (isPlainObject(value) &&
+          Object.keys(value).length === 2 &&
+          typeof value.command === 'string' &&
+          value.command.trim() !== '' &&
+          typeof value.key === 'string' &&
+          HASH.test(value.key))
+      );
     case 'strings':
       return Array.isArray(value) && value.every((v) => typeof v === 'string');
     case 'env':

@@ -2,20 +2,25 @@
 export const OCTASK_VERSION = '0.1.0';
 
 /**
- * Orders two dotted versions by their numbers (`0.10.0` after `0.9.1`);
- * a missing part counts as 0 and a pre-release or build tail is ignored.
- * Negative when a is older, positive when newer, 0 when the same.
+ * Orders two dotted version numbers ("0.10.2" after "0.9"): negative when a
+ * is older, 0 when equal, positive when newer. Missing parts count as 0; a
+ * suffix after a part's digits ("1.2.0-rc1") is ignored, so a pre-release
+ * equals its release.
  */
 export function compareVersions(a: string, b: string): number {
-  const parts = (v: string): number[] =>
-    (v.trim().replace(/^v/, '').split(/[-+]/)[0] ?? '')
-      .split('.')
-      .map((p) => Number.parseInt(p, 10) || 0);
-  const x = parts(a);
-  const y = parts(b);
-  for (let i = 0; i < Math.max(x.length, y.length); i++) {
-    const d = (x[i] ?? 0) - (y[i] ?? 0);
+  const pa = numericParts(a);
+  const pb = numericParts(b);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
     if (d !== 0) return d < 0 ? -1 : 1;
   }
   return 0;
+}
+
+function numericParts(version: string): number[] {
+  return version
+    .trim()
+    .replace(/^v/i, '')
+    .split('.')
+    .map((part) => Number(/^\d*/.exec(part)?.[0] || 0));
 }

@@ -36,11 +36,11 @@ export interface LinkOptions {
 
 export interface LinkEvents {
   /** Status, hello or error changed. */
-  changed(link: AgentLink): void;
+  changed(link: Link): void;
   /** A frame from the agent, after the hello exchange. */
-  message(link: AgentLink, message: DispatcherBound): void;
+  message(link: Link, message: DispatcherBound): void;
   /** The connection that was online is gone; its tasks are detached (the agent may still run them). */
-  down(link: AgentLink, error: ConnectionError | undefined): void;
+  down(link: Link, error: ConnectionError | undefined): void;
 }
 
 /**

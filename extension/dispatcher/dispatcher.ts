@@ -7,7 +7,14 @@ import type { Logger } from '../../shared/logger';
 import { silentLogger } from '../../shared/logger';
 import type { DispatcherBound, ExitMessage, HelloMessage } from '../../shared/protocol';
 import { DEFAULT_AGENT_PORT, PROTOCOL_VERSION } from '../../shared/protocol';
-import type { AgentInfo, ArtifactsInfo, SyncInfo, TaskInfo, TaskSpec } from '../../shared/rpc';
+import type {
+  AgentInfo,
+  ArtifactsInfo,
+  SyncInfo,
+  SyncProgressInfo,
+  TaskInfo,
+  TaskSpec,
+} from '../../shared/rpc';
 import type { AttemptRef, FinalStatus } from '../../shared/taskLifecycle';
 import { attemptOf, holdsAgent } from '../../shared/taskLifecycle';
 import { OCTASK_VERSION } from '../../shared/version';
@@ -21,6 +28,14 @@ import type { Placement } from './scheduler';
 import { Scheduler } from './scheduler';
 import { ArtifactFetches } from './sync/artifactFetches';
 import type { PreparedWorkspace } from './sync/preparedWorkspace';
+import { noSyncStats } from './sync/syncSender';
+import {
+  artifactGlobs,
+  checkWorkspaceTask,
+  placeArtifacts,
+  setupStep,
+  unmatchedArtifactGlobs,
+} from './sync/taskPaths';
 import type { SyncOutcome } from './sync/workspaceSyncs';
 import { WorkspaceSyncs } from './sync/workspaceSyncs';
 import type { TaskRecord } from './taskTable';
@@ -79,6 +94,8 @@ export interface DispatcherEvents {
   task: TaskInfo;
   output: OutputChunk;
   sync: SyncInfo;
+  /** A sync's contents on their way (at most every 200 ms per sync). */
+  syncProgress: SyncProgressInfo;
   artifacts: ArtifactsInfo;
 }
 
@@ -106,8 +123,14 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   /** mDNS instance name → the link it led to. */
   private readonly discovered = new Map<string, string>();
   private closed = false;
-  private readonly syncs = new WorkspaceSyncs((link, ws, outcome) =>
-    this.syncDone(link, ws, outcome),
+  private readonly syncs = new WorkspaceSyncs(
+    (link, ws, outcome) => this.syncDone(link, ws, outcome),
+    (link, ws, progress) =>
+      this.emit('syncProgress', {
+        agent: this.links.get(link)?.name ?? link,
+        workspace: ws.id,
+        ...progress,
+      }),
   );
   private readonly fetches: ArtifactFetches;
   /** Attempts this dispatcher gave up on, by agent: cancelled there if it comes back. */
@@ -214,6 +237,8 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     if (!Number.isInteger(shards) || shards < 1 || shards > 10_000) {
       throw new OctaskError(ErrorCode.BadRequest, 'shards must be a whole number from 1 to 10000');
     }
+    // Before anything is synced: a run refused for its cwd leaves the copies alone.
+    if (workspace) checkWorkspaceTask(workspace, spec);
     const placements: Array<{ where: Placement; shard: number | null; agent: string | null }> = [];
     if (target.kind === 'all') {
       if (shards > 1)
@@ -507,7 +532,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       queued: load?.queued ?? 0,
       yoursRunning: load?.yoursRunning ?? 0,
       yoursQueued: load?.yoursQueued ?? 0,
-      resting: load?.resting ?? false,
+      resting: (load?.resting ?? false) || (load?.draining ?? false),
     });
   }
 
@@ -674,7 +699,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   }
 
   /** The attempt will not finish: run the task again if it may, else it is lost. */
-  private attemptLost(record: TaskRecord, why: string): void {
+  private attemptLost(record: TaskRecord, why: string, code: string = ErrorCode.Unreachable): void {
     const p = record.phase;
     const attempt = attemptOf(p);
     if (!attempt || p.phase === 'final') return;
@@ -688,7 +713,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       record.lostRetriesLeft--;
       this.requeue(record, why);
     } else {
-      this.finish(record, 'lost', { code: ErrorCode.Unreachable, message: why });
+      this.finish(record, 'lost', { code, message: why });
     }
     this.schedule();
   }
@@ -765,7 +790,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         this.refused(link, record, message.code, message.message);
         return;
       case 'gone':
-        this.attemptLost(record, `${link.name}: ${message.reason}`);
+        this.attemptLost(record, `${link.name}: ${message.reason}`, ErrorCode.TaskGone);
         return;
     }
   }
@@ -782,7 +807,14 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     };
     const startedAt = p.phase === 'running' ? p.startedAt : Date.now();
     const { agent, agentName, wireId, attempt } = p;
-    if (message.artifacts && message.artifacts.length > 0 && record.workspace) {
+    const found = message.artifacts ?? [];
+    if (record.spec.artifacts?.length && record.workspace && found.length === 0) {
+      const unmatched = unmatchedArtifactGlobs(record.spec, found);
+      const none = { files: 0, bytes: 0, skipped: [] };
+      this.emit('artifacts', { task: record.info.id, agent: agentName, unmatched, ...none });
+    }
+    if (found.length > 0 && record.workspace) {
+      const perAgent = record.spec.target?.kind === 'all' ? agentName : null;
       this.tasks.move(record.info.id, {
         phase: 'collecting',
         startedAt,
@@ -797,9 +829,10 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         link.key,
         (m) => link.send(m),
         record.workspace.root,
-        message,
+        { ...message, artifacts: placeArtifacts(record.spec, found, perAgent) },
         (stats) => {
-          this.emit('artifacts', { task: record.info.id, ...stats });
+          const unmatched = unmatchedArtifactGlobs(record.spec, found);
+          this.emit('artifacts', { task: record.info.id, agent: agentName, unmatched, ...stats });
           if (record.phase.phase !== 'collecting' || record.phase.wireId !== wireId) return;
           link.send({ t: 'release', task: wireId });
           this.commandOver(record, exit);
@@ -838,6 +871,9 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private refused(link: Link, record: TaskRecord, code: string, text: string): void {
     const attempt = attemptOf(record.phase);
     if (attempt) this.scheduler.release(attempt.agent, record.info.id);
+    // Until its next report says otherwise, the agent takes nothing more.
+    if (code === ErrorCode.ShuttingDown || code === ErrorCode.Resting)
+      this.scheduler.markResting(link.key);
     if (
       (code === ErrorCode.ShuttingDown || code === ErrorCode.Resting) &&
       !record.cancelRequested
@@ -856,10 +892,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private syncDone(linkKey: string, workspace: PreparedWorkspace, outcome: SyncOutcome): void {
     const agent = this.links.get(linkKey)?.name ?? linkKey;
     const error = 'files' in outcome ? null : { code: outcome.code, message: outcome.message };
-    const stats =
-      'files' in outcome
-        ? outcome
-        : { files: workspace.entries.length, filesSent: 0, bytesSent: 0, ms: 0 };
+    const stats = 'files' in outcome ? outcome : noSyncStats(workspace.entries.length);
     if (error) this.logger.warn(`sync to ${agent} failed: ${error.message}`, { code: error.code });
     else
       this.logger.info(
@@ -913,7 +946,12 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       env: record.env,
       timeoutMs: Math.round((spec.timeoutSec ?? 0) * 1000),
       ...(record.workspace
-        ? { workspace: record.workspace.id, cwd: spec.cwd ?? '', artifacts: spec.artifacts ?? [] }
+        ? {
+            workspace: record.workspace.id,
+            cwd: spec.cwd ?? '',
+            artifacts: artifactGlobs(spec),
+            ...(spec.setup ? { setup: setupStep(record.workspace, spec) } : {}),
+          }
         : {}),
     });
     // Not connected after all: the link's own close will detach it; until then it waits.

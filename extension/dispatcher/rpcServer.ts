@@ -162,6 +162,10 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
       (s) => void connection.sendNotification(RpcMethod.syncDidChange, structuredClone(s)),
     );
     dispatcher.on(
+      'syncProgress',
+      (p) => void connection.sendNotification(RpcMethod.syncProgress, structuredClone(p)),
+    );
+    dispatcher.on(
       'artifacts',
       (a) => void connection.sendNotification(RpcMethod.artifactsDidChange, structuredClone(a)),
     );

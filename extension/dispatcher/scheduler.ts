@@ -69,6 +69,12 @@ export class Scheduler {
     this.agents.set(slots.id, { ...slots, online: true });
   }
 
+  /** The agent said it rests (it refused a run): no more for it until its next report. */
+  markResting(id: string): void {
+    const a = this.agents.get(id);
+    if (a) a.resting = true;
+  }
+
   /** The agent takes no more tasks (link down); what it held is the caller's to settle. */
   agentOffline(id: string): void {
     const a = this.agents.get(id);

@@ -44,6 +44,8 @@ export interface StartAgentOptions {
   nodeArgs?: string[];
   /** Prefix the command (e.g. `ip netns exec NS`) */
   wrap?: string[];
+  /** The Node that runs the agent; default: the one running the tests. */
+  execPath?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -88,7 +90,7 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
     '--log-level', 'info',
     ...(options.args ?? []),
   ];
-  const [file, ...rest] = [...(options.wrap ?? []), process.execPath, ...args];
+  const [file, ...rest] = [...(options.wrap ?? []), options.execPath ?? process.execPath, ...args];
   const proc = spawn(file as string, rest, {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...cleanOctaskEnv(), ...options.env },
