@@ -165,6 +165,8 @@ describe('ClusterModel agents', () => {
     model.applyAgent(agent('offline'));
     assert.equal(model.agents.size, 0);
     model.applyAgent(agent('online'));
+    assert.equal(model.agents.size, 0, "a listed agent's last report after removal");
+    model.applyAgent({ ...agent('online'), source: 'mdns' });
     assert.equal(model.agents.get('10.0.0.2:7879')?.status, 'online', 'found again by mDNS');
     model.removeAgent('10.0.0.2:7879');
     model.agentAdded(agent('connecting'));

@@ -74,10 +74,10 @@ export class ClusterModel {
   readonly onTasksRemoved = new Listeners<string[]>();
 
   applyAgent(agent: AgentInfo): void {
-    // A removed agent's link reports its closing after the removal: that must not bring it back.
-    // Coming online again (mDNS found it anew) does.
+    // A removed agent's link reports its closing (and a last load) after the removal: that must
+    // not bring it back. mDNS finding it online anew does; a listed one comes back by agentAdded.
     const live = agent.status === 'online' || agent.status === 'busy';
-    if (this.removed.has(agent.address) && !live) return;
+    if (this.removed.has(agent.address) && (agent.source === 'listed' || !live)) return;
     this.removed.delete(agent.address);
     // Refused (a wrong key) or gone, an agent is known only by its address: keep the name it had.
     const before = this.agents.get(agent.address);
