@@ -9,6 +9,7 @@ import type {
   TaskInfo,
   TaskSpec,
 } from '../../shared/rpc';
+import { runLabel } from './format';
 import { Listeners } from './listeners';
 
 /** How much of each task's output the editor keeps, and for how many finished tasks. */
@@ -54,6 +55,12 @@ export class ClusterModel {
   readonly log: LogEvent[] = [];
   /** What was submitted for each task group, so a task can be run again. */
   readonly specs = new Map<string, TaskSpec>();
+  /** The VS Code task label each group was run under, when it had one. */
+  readonly labels = new Map<string, string>();
+  /** Agents removed by the user, until they are added again or come back online. */
+  private readonly removed = new Set<string>();
+  /** Finished tasks the user cleared: a later listing must not bring them back. */
+  private readonly cleared = new Set<string>();
 
   readonly onAgents = new Listeners<AgentInfo | undefined>();
   readonly onTask = new Listeners<TaskInfo>();
@@ -63,18 +70,39 @@ export class ClusterModel {
   readonly onSync = new Listeners<SyncInfo>();
   readonly onSyncProgress = new Listeners<SyncProgressInfo>();
   readonly onArtifacts = new Listeners<ArtifactsInfo>();
+  /** Tasks left the model at once (Clear Finished). */
+  readonly onTasksRemoved = new Listeners<string[]>();
 
   applyAgent(agent: AgentInfo): void {
+    // A removed agent's link reports its closing (and a last load) after the removal: that must
+    // not bring it back. mDNS finding it online anew does; a listed one comes back by agentAdded.
+    const live = agent.status === 'online' || agent.status === 'busy';
+    if (this.removed.has(agent.address) && (agent.source === 'listed' || !live)) return;
+    this.removed.delete(agent.address);
+    // Refused (a wrong key) or gone, an agent is known only by its address: keep the name it had.
+    const before = this.agents.get(agent.address);
+    const named =
+      agent.name === agent.address && before && before.name !== before.address
+        ? { ...agent, name: before.name, label: before.label }
+        : agent;
     // Keyed by address: an agent's id changes from its address to its own id after hello.
-    this.agents.set(agent.address, agent);
-    this.onAgents.fire(agent);
+    this.agents.set(agent.address, named);
+    this.onAgents.fire(named);
+  }
+
+  /** An agent the user added (by address): its reports count again, whatever they say. */
+  agentAdded(agent: AgentInfo): void {
+    this.removed.delete(agent.address);
+    this.applyAgent(agent);
   }
 
   removeAgent(address: string): void {
+    this.removed.add(address);
     if (this.agents.delete(address)) this.onAgents.fire(undefined);
   }
 
   applyTask(task: TaskInfo): void {
+    if (this.cleared.has(task.id) && isFinished(task)) return;
     this.tasks.set(task.id, task);
     this.onTask.fire(task);
     if (isFinished(task)) this.trimFinished();
@@ -93,8 +121,44 @@ export class ClusterModel {
     this.onLog.fire(event);
   }
 
-  rememberSpec(group: string, spec: TaskSpec): void {
+  rememberSpec(group: string, spec: TaskSpec, label?: string): void {
     this.specs.set(group, spec);
+    if (label) this.labels.set(group, label);
+  }
+
+  /** A group's label for views and titles: its task label, else its command shortened. */
+  labelOf(group: string, command: string): string {
+    return runLabel(command, this.labels.get(group));
+  }
+
+  /** Drops every finished task and its output ("Clear Finished"); returns how many. */
+  clearFinished(): number {
+    const gone = [...this.tasks.values()].filter(isFinished).map((t) => t.id);
+    for (const id of gone) {
+      this.tasks.delete(id);
+      this.outputs.delete(id);
+      this.cleared.add(id);
+    }
+    this.forgetUnusedGroups();
+    if (gone.length > 0) this.onTasksRemoved.fire(gone);
+    return gone.length;
+  }
+
+  /**
+   * Runs (one submit: its shards, or one task per agent for `all`), in the
+   * order of taskList: those running first, then queued, then the newest finished.
+   */
+  runList(): Array<{ group: string; tasks: TaskInfo[] }> {
+    const runs = new Map<string, TaskInfo[]>();
+    for (const t of this.taskList()) {
+      const list = runs.get(t.group);
+      if (list) list.push(t);
+      else runs.set(t.group, [t]);
+    }
+    return [...runs].map(([group, tasks]) => ({
+      group,
+      tasks: tasks.sort((a, b) => (a.shard ?? 0) - (b.shard ?? 0) || a.queuedAt - b.queuedAt),
+    }));
   }
 
   /**
@@ -136,7 +200,12 @@ export class ClusterModel {
       this.tasks.delete(task.id);
       this.outputs.delete(task.id);
     }
+    this.forgetUnusedGroups();
+  }
+
+  private forgetUnusedGroups(): void {
     const groups = new Set([...this.tasks.values()].map((t) => t.group));
     for (const group of this.specs.keys()) if (!groups.has(group)) this.specs.delete(group);
+    for (const group of this.labels.keys()) if (!groups.has(group)) this.labels.delete(group);
   }
 }

@@ -170,10 +170,11 @@ export class DispatcherClient implements vscode.Disposable {
     });
   }
 
-  async submit(spec: TaskSpec): Promise<SubmitResult> {
+  /** `label`: the VS Code task's name, which the views show for the run. */
+  async submit(spec: TaskSpec, label?: string): Promise<SubmitResult> {
     const result = await this.need().sendRequest<SubmitResult>(RpcMethod.submit, spec);
     const group = result.tasks[0]?.group;
-    if (group) this.model.rememberSpec(group, spec);
+    if (group) this.model.rememberSpec(group, spec, label);
     for (const t of result.tasks) this.model.applyTask(t);
     return result;
   }
@@ -184,6 +185,11 @@ export class DispatcherClient implements vscode.Disposable {
 
   addAgent(address: string): Promise<AgentInfo> {
     return this.need().sendRequest<AgentInfo>(RpcMethod.addAgent, { address });
+  }
+
+  /** Cuts a known agent's reconnect backoff short; false when the dispatcher does not know it. */
+  reconnectAgent(address: string): Promise<boolean> {
+    return this.need().sendRequest<boolean>(RpcMethod.reconnectAgent, { address });
   }
 
   async removeAgent(address: string): Promise<boolean> {
