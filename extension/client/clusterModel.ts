@@ -26,6 +26,17 @@ export class TaskOutput {
   private parts: string[] = [];
   private size = 0;
   dropped = 0;
+  /** Made by live output since this window started, before its earlier output was read back. */
+  fresh = false;
+
+  /** Puts output from before this window's dispatcher started in front of what came since. */
+  prepend(text: string): void {
+    if (text === '') return;
+    this.parts.unshift(text);
+    this.size += text.length;
+    this.fresh = false;
+    this.append('');
+  }
 
   append(text: string): void {
     this.parts.push(text);
@@ -59,6 +70,8 @@ export class ClusterModel {
   readonly labels = new Map<string, string>();
   /** Agents removed by the user, until they are added again or come back online. */
   private readonly removed = new Set<string>();
+  /** Tasks this window saw queued: all their output came live, none is to be read back. */
+  private readonly seenStart = new Set<string>();
   /** Finished tasks the user cleared: a later listing must not bring them back. */
   private readonly cleared = new Set<string>();
 
@@ -103,6 +116,7 @@ export class ClusterModel {
 
   applyTask(task: TaskInfo): void {
     if (this.cleared.has(task.id) && isFinished(task)) return;
+    if (!this.tasks.has(task.id) && task.status === 'pending') this.seenStart.add(task.id);
     this.tasks.set(task.id, task);
     this.onTask.fire(task);
     if (isFinished(task)) this.trimFinished();
@@ -110,7 +124,11 @@ export class ClusterModel {
 
   applyOutput(event: OutputEvent): void {
     let out = this.outputs.get(event.task);
-    if (!out) this.outputs.set(event.task, (out = new TaskOutput()));
+    if (!out) {
+      this.outputs.set(event.task, (out = new TaskOutput()));
+      // A task this window did not see start: its earlier output is still to be read back.
+      out.fresh = !this.seenStart.has(event.task);
+    }
     out.append(event.text);
     this.onOutput.fire(event);
   }
@@ -159,6 +177,24 @@ export class ClusterModel {
       group,
       tasks: tasks.sort((a, b) => (a.shard ?? 0) - (b.shard ?? 0) || a.queuedAt - b.queuedAt),
     }));
+  }
+
+  /** A task's output from before this window's dispatcher started (its journal). */
+  prependOutput(task: string, text: string): void {
+    let out = this.outputs.get(task);
+    if (!out) this.outputs.set(task, (out = new TaskOutput()));
+    out.prepend(text);
+    // Views re-read the whole text on any output event; an empty one adds nothing.
+    if (text) this.onOutput.fire({ task, stream: 'stdout', text: '' });
+  }
+
+  /**
+   * The dispatcher process went away and is being restarted with its journal:
+   * its agents went with it, its tasks will be taken back.
+   */
+  dispatcherAway(): void {
+    this.agents.clear();
+    this.onAgents.fire(undefined);
   }
 
   /**

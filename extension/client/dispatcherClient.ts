@@ -29,6 +29,9 @@ export interface DispatcherStartOptions {
   mdns: boolean;
   /** A system Node to run the dispatcher with, instead of VS Code's own. */
   nodePath: string | undefined;
+  /** This window's storage for the dispatcher's journal: tasks survive a reload or a crash. */
+  stateDir: string | undefined;
+  lostAfterMs: number;
 }
 
 export type DispatcherState = 'stopped' | 'starting' | 'running' | 'restarting' | 'failed';
@@ -90,7 +93,13 @@ export class DispatcherClient implements vscode.Disposable {
       traceOutputChannel: this.trace,
       initializationOptions: () => {
         const now = this.options();
-        return { key: now.key, agents: now.agents, mdns: now.mdns };
+        return {
+          key: now.key,
+          agents: now.agents,
+          mdns: now.mdns,
+          lostAfterMs: now.lostAfterMs,
+          ...(now.stateDir ? { stateDir: now.stateDir } : {}),
+        };
       },
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue, handled: true }),
@@ -221,6 +230,18 @@ export class DispatcherClient implements vscode.Disposable {
       ]);
       for (const a of agents) this.model.applyAgent(a);
       for (const t of tasks) this.model.applyTask(t);
+      // A reloaded window knows no output yet: the journal has what came before.
+      const unknown = tasks.filter(
+        (t) => !this.model.outputs.has(t.id) || this.model.outputs.get(t.id)?.fresh,
+      );
+      await Promise.all(
+        unknown.map(async (t) => {
+          const earlier = await client.sendRequest<Array<{ text: string }>>(RpcMethod.taskOutput, {
+            id: t.id,
+          });
+          this.model.prependOutput(t.id, earlier.map((c) => c.text).join(''));
+        }),
+      );
     } catch (err) {
       this.log.warn(`reading the dispatcher's state: ${(err as Error).message}`);
     }
@@ -229,7 +250,10 @@ export class DispatcherClient implements vscode.Disposable {
   private onClosed(): { action: CloseAction; message?: string; handled: boolean } {
     const now = Date.now();
     this.crashes = [...this.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
-    this.model.dispatcherLost('the dispatcher process exited');
+    const restarting = this.stateValue !== 'stopped' && this.crashes.length <= MAX_CRASHES;
+    // With a journal the restarted dispatcher takes its tasks back: they wait, not lost.
+    if (restarting && this.options().stateDir) this.model.dispatcherAway();
+    else this.model.dispatcherLost('the dispatcher process exited');
     if (this.stateValue === 'stopped') return { action: CloseAction.DoNotRestart, handled: true };
     if (this.crashes.length > MAX_CRASHES) {
       this.lastError = `the dispatcher exited ${this.crashes.length} times in 3 minutes`;

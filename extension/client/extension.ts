@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { ClusterModel } from './clusterModel';
 import { ClusterKeyStore } from './clusterKeyStore';
@@ -49,6 +50,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
       agents: listedNow(),
       mdns: s.discovery,
       nodePath: s.nodePath,
+      lostAfterMs: s.lostAfterMs,
+      // One journal per workspace (a window without a folder shares one).
+      stateDir: join(
+        context.storageUri?.fsPath ?? join(context.globalStorageUri.fsPath, 'no-workspace'),
+        'dispatcher',
+      ),
     };
   });
   const localAgent = new LocalAgent(
@@ -171,7 +178,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (
         e.affectsConfiguration('octask.discovery') ||
-        e.affectsConfiguration('octask.dispatcher')
+        e.affectsConfiguration('octask.dispatcher') ||
+        e.affectsConfiguration('octask.lostAfter')
       ) {
         await restartDispatcher('discovery or dispatcher settings changed');
       } else if (e.affectsConfiguration('octask.agents')) {

@@ -9,6 +9,7 @@ import { formatBytes, formatDuration, taskPlace } from './format';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PathRewriter } from '../../shared/pathRewrite';
+import { taskNotice } from '../../shared/taskNotice';
 import type { Blocked } from './blocked';
 import { blockedMessage, showBlocked } from './blocked';
 import { CwdPathMapper } from './problemPaths';
@@ -123,6 +124,7 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
       return;
     }
     this.ids = tasks.map((t) => t.id);
+    for (const t of tasks) this.lastSeen.set(t.id, { ...this.deps.model.tasks.get(t.id) ?? t });
     const mine = new Set(this.ids);
     // Subscribe and replay in one synchronous step, so no chunk is missed or doubled.
     this.subs.push(
@@ -130,7 +132,15 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
         if (mine.has(e.task)) this.output(e);
       }),
       this.deps.model.onTask.on((t) => {
-        if (mine.has(t.id)) this.taskChanged();
+        if (!mine.has(t.id)) return;
+        // Said where the user is looking: waiting for a slot, reconnecting, run again.
+        const notice = taskNotice(this.lastSeen.get(t.id), t);
+        this.lastSeen.set(t.id, { ...t });
+        if (notice)
+          this.write(
+            `${DIM}${this.ids.length > 1 ? `[${t.agent ?? t.id}#${t.shard ?? 0}] ` : ''}${notice}${RESET}\n`,
+          );
+        this.taskChanged();
       }),
       this.deps.model.onSync.on((s) => this.synced(s)),
       this.deps.model.onArtifacts.on((a) => {
@@ -216,6 +226,9 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     const lines = all.slice(0, end).replace(/\n$/, '').split('\n');
     return lines.map((l) => tag + l).join('\n') + '\n';
   }
+
+  /** Each task as this terminal last saw it, to tell what changed. */
+  private readonly lastSeen = new Map<string, TaskInfo>();
 
   private taskChanged(): void {
     if (this.finished) return;
