@@ -124,7 +124,7 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
       return;
     }
     this.ids = tasks.map((t) => t.id);
-    for (const t of tasks) this.lastSeen.set(t.id, { ...this.deps.model.tasks.get(t.id) ?? t });
+    for (const t of tasks) this.lastSeen.set(t.id, { ...(this.deps.model.tasks.get(t.id) ?? t) });
     const mine = new Set(this.ids);
     // Subscribe and replay in one synchronous step, so no chunk is missed or doubled.
     this.subs.push(
