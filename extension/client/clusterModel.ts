@@ -179,6 +179,19 @@ export class ClusterModel {
     }));
   }
 
+  /**
+   * Whether the caller should read back this task's earlier output (this
+   * window has not seen it whole); true once per task, so it is read once.
+   */
+  claimHistory(task: string): boolean {
+    const out = this.outputs.get(task);
+    if (out && !out.fresh) return false;
+    if (!out && this.seenStart.has(task)) return false;
+    if (out) out.fresh = false;
+    else this.outputs.set(task, new TaskOutput());
+    return true;
+  }
+
   /** A task's output from before this window's dispatcher started (its journal). */
   prependOutput(task: string, text: string): void {
     let out = this.outputs.get(task);

@@ -231,9 +231,8 @@ export class DispatcherClient implements vscode.Disposable {
       for (const a of agents) this.model.applyAgent(a);
       for (const t of tasks) this.model.applyTask(t);
       // A reloaded window knows no output yet: the journal has what came before.
-      const unknown = tasks.filter(
-        (t) => !this.model.outputs.has(t.id) || this.model.outputs.get(t.id)?.fresh,
-      );
+      // Claimed before the requests go out: two refreshes at once must not both prepend it.
+      const unknown = tasks.filter((t) => this.model.claimHistory(t.id));
       await Promise.all(
         unknown.map(async (t) => {
           const earlier = await client.sendRequest<Array<{ text: string }>>(RpcMethod.taskOutput, {

@@ -14,6 +14,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { StartedAgent } from '../helpers/agentProcess';
+import { newKeyFile, startAgent } from '../helpers/agentProcess';
 import { format } from 'node:util';
 import { chromium, type Browser } from 'playwright-core';
 import { Driver } from './harness/driverServer';
@@ -56,9 +58,13 @@ class Run {
   private interrupted = false;
   private extensionHostOutput = '';
 
+  /** The reload pass's agent, started by this harness so that it outlives the reload. */
+  private reloadAgent: StartedAgent | undefined;
+
   constructor(
     private readonly grep: string | undefined,
     private readonly untrusted: boolean,
+    private readonly reload = false,
   ) {}
 
   async execute(codeServer: string): Promise<number> {
@@ -67,6 +73,11 @@ class Run {
     let timer: NodeJS.Timeout | undefined;
     try {
       this.prepareDirs(workspace);
+      if (this.reload) {
+        // The extension falls back to the machine's key file ($XDG_CONFIG_HOME is the temp root).
+        const { path: keyFile } = newKeyFile(path.join(this.root, 'octask'));
+        this.reloadAgent = await startAgent({ keyFile, name: 'steady', maxJobs: 1 });
+      }
       const driverPort = await this.driver.listen();
       const port = await freePort();
       this.startServer(codeServer, port, driverPort);
@@ -159,6 +170,12 @@ class Run {
     };
     if (this.grep !== undefined) env.OCTASK_E2E_GREP = this.grep;
     if (this.untrusted) env.OCTASK_E2E_UNTRUSTED = '1';
+    if (this.reload && this.reloadAgent) {
+      env.OCTASK_E2E_RELOAD = JSON.stringify({
+        address: this.reloadAgent.address,
+        phaseFile: path.join(this.root, 'reload-phase.json'),
+      });
+    }
     const args = [
       codeServer,
       '--auth',
@@ -319,6 +336,7 @@ class Run {
 
   private async doCleanup(): Promise<void> {
     this.driver.close();
+    await this.reloadAgent?.stop();
     if (this.browser) {
       await Promise.race([this.browser.close().catch(() => undefined), sleep(5_000)]);
     }
@@ -342,12 +360,12 @@ class Run {
 }
 
 async function main(): Promise<number> {
-  const { grep, untrusted } = parseArgs(process.argv.slice(2));
+  const { grep, untrusted, reload } = parseArgs(process.argv.slice(2));
   const codeServer = locateCodeServer();
   if (!fs.existsSync(SUITE)) {
     throw new Error(`${SUITE} is missing; run npm run compile-tests`);
   }
-  const run = new Run(grep ?? process.env.OCTASK_E2E_GREP, untrusted === true);
+  const run = new Run(grep ?? process.env.OCTASK_E2E_GREP, untrusted === true, reload === true);
   const stop = (sig: NodeJS.Signals, code: number): void => {
     log(`${sig}: stopping`);
     void run.interrupt().finally(() => process.exit(code));

@@ -63,6 +63,8 @@ export interface RunArgs {
   grep?: string;
   /** Leave workspace trust on: the workspace opens in Restricted Mode. */
   untrusted?: boolean;
+  /** The window-reload pass: one agent started here, a suite that reloads the window. */
+  reload?: boolean;
 }
 
 export function parseArgs(argv: string[]): RunArgs {
@@ -75,11 +77,13 @@ export function parseArgs(argv: string[]): RunArgs {
       options.grep = pattern;
     } else if (arg === '--untrusted') {
       options.untrusted = true;
+    } else if (arg === '--reload') {
+      options.reload = true;
     } else if (arg.startsWith('--grep=')) {
       options.grep = arg.slice('--grep='.length);
     } else {
       throw new Error(
-        `unknown argument "${arg}"; usage: node out/test/vscode/run.js [--grep <pattern>] [--untrusted]`,
+        `unknown argument "${arg}"; usage: node out/test/vscode/run.js [--grep <pattern>] [--untrusted | --reload]`,
       );
     }
   }

@@ -17,7 +17,12 @@ export function run(): Promise<void> {
   const grep = process.env.OCTASK_E2E_GREP;
   if (grep) mocha.grep(grep);
   // Restricted Mode (run.js --untrusted) has a suite of its own.
-  const suffix = process.env.OCTASK_E2E_UNTRUSTED === '1' ? '.untrusted-e2e.js' : '.e2e.js';
+  const suffix =
+    process.env.OCTASK_E2E_UNTRUSTED === '1'
+      ? '.untrusted-e2e.js'
+      : process.env.OCTASK_E2E_RELOAD
+        ? '.reload-e2e.js'
+        : '.e2e.js';
   const files = fs
     .readdirSync(__dirname)
     .filter((f) => f.endsWith(suffix))
