@@ -9,7 +9,7 @@ import type { FetchMessage, HelloMessage, ManifestEntry, RunMessage } from '../s
 import { checkRelativePath } from '../shared/workspacePath';
 import { sendBlobs } from './blobSender';
 import type { ContentStore } from './contentStore';
-import { SyncReceiver } from './syncReceiver';
+import { EntryBudget, SyncReceiver } from './syncReceiver';
 import type { WorkspaceCopies } from './workspaceCopy';
 import { CloseCode, PROTOCOL_VERSION } from '../shared/protocol';
 import { OCTASK_VERSION } from '../shared/version';
@@ -68,6 +68,9 @@ export class Agent {
   /** The agent's environment, copied once: tasks start from it. */
   private readonly baseEnv: NodeJS.ProcessEnv = { ...process.env };
 
+  /** Manifest entries of unfinished syncs, bounded across all sessions. */
+  private readonly syncBudget = new EntryBudget();
+
   constructor(private readonly config: AgentConfig) {
     mkdirSync(join(config.workdir, 'tasks'), { recursive: true });
   }
@@ -89,6 +92,7 @@ export class Agent {
           this.config.copies,
           this.config.logger,
           this.config.keepWorkspacesMs,
+          this.syncBudget,
         ),
       fetch: (s, m) => this.fetch(s, m),
       log: (level, msg, fields) => this.config.logger[level](msg, fields),
