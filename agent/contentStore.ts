@@ -65,15 +65,18 @@ export class ContentStore {
   }
 
   /**
-   * Evicts least recently used blobs (never `keep`) until `bytes` more fit
-   * both the cap and the disk; throws E_NO_SPACE, saying how much was
-   * needed and how much is free, if even an empty store would not do.
+   * Evicts least recently used blobs (never `keep`) until `storeBytes` more
+   * fit under the cap and `diskBytes` fit on the disk. The cap yields to a
+   * workspace larger than it (as after a sync); the disk does not: if even
+   * evicting all it may does not free `diskBytes`, this throws E_NO_SPACE
+   * saying how much was needed and how much is free.
    */
-  async makeRoom(bytes: number, keep: ReadonlySet<string>): Promise<void> {
-    const fits = (): boolean => {
+  async makeRoom(storeBytes: number, diskBytes: number, keep: ReadonlySet<string>): Promise<void> {
+    const diskFits = (): boolean => {
       const free = this.freeBytes();
-      return this.total + bytes <= this.capBytes && (free === undefined || free >= bytes);
+      return free === undefined || free >= diskBytes;
     };
+    const fits = (): boolean => this.total + storeBytes <= this.capBytes && diskFits();
     if (fits()) return;
     const order = [...this.blobs.entries()]
       .filter(([h]) => !keep.has(h))
@@ -82,7 +85,7 @@ export class ContentStore {
       await this.remove(hash);
       if (fits()) return;
     }
-    throw noSpace(bytes, this.freeBytes(), this.capBytes - this.total);
+    if (!diskFits()) throw noSpace(diskBytes, this.freeBytes());
   }
 
   /** Drops one blob (a failed sync's, or an evicted one); a missing one is no error. */
@@ -229,22 +232,16 @@ function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
-/** E_NO_SPACE with the figures a user needs to act: needed, free on disk, left under the cap. */
-export function noSpace(
-  needed: number | undefined,
-  free: number | undefined,
-  underCap?: number,
-): OctaskError {
+/** E_NO_SPACE with the figures a user needs to act: needed and free on disk. */
+export function noSpace(needed: number | undefined, free: number | undefined): OctaskError {
   const needText =
     needed === undefined
       ? 'the workspace copy did not fit'
       : `needs ${mib(needed)} (${needed} bytes)`;
   const freeText = free === undefined ? 'free space unknown' : `${mib(free)} free on disk`;
-  const capText =
-    underCap === undefined ? '' : `, ${mib(Math.max(0, underCap))} left under --cache-size`;
   return new OctaskError(
     ErrorCode.NoSpace,
-    `no space for the sync: ${needText}, ${freeText}${capText}; free disk space or lower --cache-size`,
+    `no space for the sync: ${needText}, ${freeText} after evicting old synced files; free disk space on the agent`,
   );
 }
 

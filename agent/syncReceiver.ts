@@ -156,7 +156,7 @@ export class SyncReceiver {
       sync.waiting.set(hash, { size, received: 0 });
     }
     // Each new blob lands twice: in the store and, copied, in the workspace.
-    this.store.makeRoom(2 * bytes, new Set(sizes.keys())).then(
+    this.store.makeRoom(bytes, 2 * bytes, new Set(sizes.keys())).then(
       () => {
         if (this.syncs.get(message.sync) !== sync) return;
         this.connection.send({ t: 'syncNeed', sync: message.sync, hashes: need });
