@@ -4,10 +4,10 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createTcpServer } from 'node:net';
 import { WebSocketServer } from 'ws';
-import type { ClusterKey } from '../shared/clusterKey';
 import type { WsLike } from '../shared/frameConnection';
 import type { Logger } from '../shared/logger';
 import { MAX_FRAME_BYTES } from '../shared/protocol';
+import type { ServerKey } from '../shared/tlsPsk';
 import { isWrongKeyError, pskServerOptions } from '../shared/tlsPsk';
 import type { PreAuthLimits } from './preAuthGuard';
 import { releaseMemory } from './memory';
@@ -28,7 +28,7 @@ export interface AgentServerOptions {
   bind: string;
   port: number;
   /** null: plain WebSocket (only allowed on loopback; checked by the caller). */
-  key: ClusterKey | null;
+  key: ServerKey | null;
   logger: Logger;
   onConnection(ws: WsLike, peer: string): void;
   /** Overrides for tests; the defaults suit a LAN. */

@@ -146,7 +146,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
   if (!vscode.workspace.isTrusted)
     log.info('this workspace is not trusted: Octask stays off until it is');
   else if (!keys.current)
-    log.info('no cluster key yet: set one with "Octask: Set Cluster Key" or start a local agent');
+    log.info(
+      keys.fileProblem
+        ? `the machine's key file is not used: ${keys.fileProblem}`
+        : 'no cluster key yet: set one with "Octask: Set Cluster Key" or start a local agent',
+    );
   await startDispatcher();
   return { model, client, views, logFolder: context.logUri };
 }

@@ -6,7 +6,7 @@ import type { AgentBound, DispatcherBound, HelloMessage, Message } from '../../s
 import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol';
 import type { AgentInfo, AgentStatus } from '../../shared/rpc';
 import type { AgentAddress } from './transport';
-import { dial, formatAddress } from './transport';
+import { dial, formatAddress, pairingOf } from './transport';
 
 export interface LinkOptions {
   address: AgentAddress;
@@ -163,12 +163,26 @@ export class AgentLink {
       return;
     }
     this.greeted = false;
+    this.pairing = pairingOf(ws);
     const connection = new FrameConnection(ws, {
       message: (m) => this.receive(connection, m),
       closed: (code, reason, error) => this.closed(code, reason, error),
     });
     this.connection = connection;
     connection.send(this.options.hello);
+  }
+
+  /** The pairing the current connection's key proved (see transport's pairingOf). */
+  private pairing: string | undefined;
+
+  /** A paired agent named itself other than its pairing: it may be passing for another agent. */
+  private failPairing(connection: FrameConnection, name: string): void {
+    const error = {
+      code: ErrorCode.WrongKey,
+      message: `${this.key} is paired as ${this.pairing ?? '?'} but calls itself ${name}; refusing it, since its key only proves it is ${this.pairing ?? '?'}`,
+    };
+    this.lastError = error;
+    connection.fail(error.code, error.message);
   }
 
   private receive(connection: FrameConnection, message: Message): void {
@@ -185,6 +199,10 @@ export class AgentLink {
         };
         this.lastError = error;
         connection.fail(error.code, error.message, CloseCode.VersionMismatch);
+        return;
+      }
+      if (this.pairing !== undefined && message.name !== this.pairing) {
+        this.failPairing(connection, message.name);
         return;
       }
       this.greeted = true;
@@ -216,7 +234,8 @@ export class AgentLink {
       };
     const versionMismatch =
       code === CloseCode.VersionMismatch || why.code === ErrorCode.ProtocolVersion;
-    this.setStatus(versionMismatch ? 'version_mismatch' : 'offline', why);
+    const wrongKey = why.code === ErrorCode.WrongKey;
+    this.setStatus(versionMismatch ? 'version_mismatch' : wrongKey ? 'wrong_key' : 'offline', why);
     if (wasOnline) this.events.down(this, why);
     this.settle();
     this.scheduleReconnect();
