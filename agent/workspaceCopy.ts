@@ -1,27 +1,8 @@
 import { createHash } from 'node:crypto';
-import {
-  constants as fsConstants,
-  createReadStream,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  rmSync,
-} from 'node:fs';
-import {
-  chmod,
-  copyFile,
-  lstat,
-  mkdir,
-  readdir,
-  readFile,
-  readlink,
-  rename,
-  rm,
-  symlink,
-  utimes,
-  writeFile,
-} from 'node:fs/promises';
+import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { ConfinedTree, isTempName, linkOnDisk } from '../shared/confinedFs';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import { matchesAnyGlob } from '../shared/glob';
 import type { ManifestEntry, ManifestFile } from '../shared/manifest';
@@ -142,7 +123,9 @@ export class WorkspaceCopies {
 
   /**
    * Makes the copy match the manifest: writes what changed (from the store),
-   * removes what is not listed unless it matches a `preserve` glob.
+   * removes what is not listed unless it matches a `preserve` glob. Every
+   * change goes through a ConfinedTree, so no symlink in the copy (one a
+   * task made, even while this runs) is ever followed.
    */
   async layOut(
     workspace: string,
@@ -153,29 +136,71 @@ export class WorkspaceCopies {
     if (!options.validated) this.validate(entries);
     const dir = this.dirOf(workspace);
     await mkdir(dir, { recursive: true });
-    const statePath = join(dir, '..', 'state.json');
+    this.checkLinksAgainstCopy(dir, entries);
+    const tree = new ConfinedTree(dir, { replaceNonFolders: true });
+    try {
+      return await this.layOutIn(tree, entries, preserve);
+    } finally {
+      tree.close();
+    }
+  }
+
+  /**
+   * Refuses a manifest link that leaves the copy once resolved through the
+   * links it ships with and those already in the copy (a link from an
+   * earlier sync, or one a task made), as the OS would resolve it.
+   */
+  private checkLinksAgainstCopy(dir: string, entries: readonly ManifestEntry[]): void {
+    const listed = new Map<string, string | undefined>();
+    for (const e of entries) {
+      listed.set(e.path, 'link' in e ? e.link : undefined);
+      // Folders above an entry are made real folders by the layout.
+      for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) {
+        if (!listed.has(e.path.slice(0, i))) listed.set(e.path.slice(0, i), undefined);
+      }
+    }
+    const lookup = (path: string): string | undefined =>
+      listed.has(path) ? listed.get(path) : linkOnDisk(dir, path);
+    for (const e of entries) {
+      if ('link' in e && !isInsideWorkspace(e.path, e.link, lookup)) {
+        throw new OctaskError(
+          ErrorCode.BadPath,
+          `${e.path}: symlink to ${JSON.stringify(e.link)} leads outside the workspace through links already in the copy`,
+        );
+      }
+    }
+  }
+
+  private async layOutIn(
+    tree: ConfinedTree,
+    entries: readonly ManifestEntry[],
+    preserve: readonly string[],
+  ): Promise<{ written: number; removed: number }> {
+    const statePath = join(tree.root, '..', 'state.json');
     const before = await readState(statePath);
     const after: State = {};
     let written = 0;
     // Metadata is read synchronously: for an unchanged 10,000-file copy that
     // is ~30 ms of stat calls, against several times that as awaited promises.
     const folders = new Set<string>();
-    const copies: Array<{ entry: ManifestFile; target: string }> = [];
+    const copies: ManifestFile[] = [];
     for (const e of entries) {
-      const target = join(dir, e.path);
-      this.ensureFolder(dir, dirname(e.path), folders);
+      const parent = dirname(e.path);
+      if (parent !== '.') {
+        tree.folder(parent);
+        for (let p = parent; p !== '.' && !folders.has(p); p = dirname(p)) folders.add(p);
+      }
+      const current = tree.lstat(e.path);
       if ('link' in e) {
-        const current = lstatSync(target, { throwIfNoEntry: false });
-        if (!current?.isSymbolicLink() || (await readlink(target)) !== e.link) {
-          await rm(target, { recursive: true, force: true });
-          await symlink(e.link, target);
+        if (!current?.isSymbolicLink() || readlinkSync(tree.entry(e.path)) !== e.link) {
+          if (current?.isDirectory()) tree.remove(e.path);
+          await tree.linkIn(e.path, e.link);
           written++;
         }
         after[e.path] = { link: e.link };
         continue;
       }
       const prev = before[e.path];
-      const current = lstatSync(target, { throwIfNoEntry: false });
       const unchanged =
         prev &&
         'hash' in prev &&
@@ -188,19 +213,17 @@ export class WorkspaceCopies {
         after[e.path] = prev;
         continue;
       }
-      if (current && !current.isFile()) rmSync(target, { recursive: true, force: true });
-      copies.push({ entry: e, target });
+      copies.push(e);
     }
     // Copies run several at a time: each is a few syscalls that wait on the
     // disk, and one after another they leave both the disk queue and the CPU idle.
-    await forEachLimit(copies, COPY_CONCURRENCY, async ({ entry, target }) => {
-      // Copy beside, then rename: a reader never sees half a file, and a hard
-      // link into the store is never made (a build writing in place would corrupt it).
-      const tmp = `${target}.octask-tmp`;
-      await copyFile(this.store.pathOf(entry.hash), tmp, fsConstants.COPYFILE_FICLONE);
-      await chmod(tmp, entry.mode & 0o777);
-      await rename(tmp, target);
-      const st = await lstat(target);
+    await forEachLimit(copies, COPY_CONCURRENCY, async (entry) => {
+      // Copied to a random temporary name, then renamed: a reader never sees
+      // half a file, and a hard link into the store is never made (a build
+      // writing in place would corrupt it).
+      await tree.copyIn(this.store.pathOf(entry.hash), entry.path, entry.mode);
+      const st = tree.lstat(entry.path);
+      if (!st) throw new OctaskError(ErrorCode.BadPath, `${entry.path} vanished while laid out`);
       after[entry.path] = {
         hash: entry.hash,
         mode: entry.mode,
@@ -210,7 +233,8 @@ export class WorkspaceCopies {
     });
     written += copies.length;
     this.store.touch(entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
-    const removed = removeUnlisted(dir, '', new Set(entries.map((e) => e.path)), folders, preserve);
+    const keep = new Set(entries.map((e) => e.path));
+    const removed = removeUnlisted(tree, '', keep, folders, preserve);
     // The state is rewritten only when the copy changed (it is ~150 bytes a file).
     if (written > 0 || removed > 0 || Object.keys(before).length !== entries.length) {
       await writeFile(statePath, JSON.stringify(after));
@@ -221,7 +245,10 @@ export class WorkspaceCopies {
     return { written, removed };
   }
 
-  /** The files under the copy that match `globs`, hashed, for bringing back as artifacts. */
+  /**
+   * The files under the copy that match `globs`, hashed, for bringing back
+   * as artifacts. Links are followed neither in the walk nor when hashing.
+   */
   async collect(
     workspace: string,
     globs: readonly string[],
@@ -229,47 +256,43 @@ export class WorkspaceCopies {
     const dir = this.dirOf(workspace);
     const entries: ManifestEntry[] = [];
     const paths = new Map<string, string>();
+    if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) return { entries, paths };
+    const tree = new ConfinedTree(dir, { replaceNonFolders: false });
     const walk = async (rel: string): Promise<void> => {
-      const names = await readdir(join(dir, rel)).catch(() => [] as string[]);
-      for (const name of names.sort()) {
+      let folder: string;
+      try {
+        folder = tree.folder(rel);
+      } catch {
+        return; // replaced by a link or a file since it was listed
+      }
+      const names = readdirSync(folder).sort();
+      for (const name of names) {
         const path = rel ? `${rel}/${name}` : name;
-        const full = join(dir, path);
-        const st = await lstat(full);
+        const st = lstatSync(join(folder, name), { throwIfNoEntry: false });
+        if (!st) continue;
         if (st.isDirectory()) {
           await walk(path);
         } else if (matchesAnyGlob(globs, path) && !checkRelativePath(path)) {
           if (st.isSymbolicLink()) {
-            const link = await readlink(full);
-            if (isInsideWorkspace(path, link)) entries.push({ path, link });
+            // Every link is reported, even one leading out: the dispatcher decides,
+            // and tells its user which it refused and why.
+            entries.push({ path, link: readlinkSync(join(folder, name)) });
           } else if (st.isFile()) {
-            const hash = await hashFile(full);
+            // Hashed through the confined folder; sent later by its plain path, and
+            // the dispatcher writes a blob only if it matches this hash.
+            const hash = await hashFile(join(folder, name));
             entries.push({ path, size: st.size, mode: st.mode & 0o777, hash });
-            paths.set(hash, full);
+            paths.set(hash, join(dir, path));
           }
         }
       }
     };
-    await walk('');
-    return { entries, paths };
-  }
-
-  /** Makes the folders of `rel` inside `dir`, replacing anything in the way that is not a real folder. */
-  private ensureFolder(dir: string, rel: string, known: Set<string>): void {
-    if (rel === '.' || rel === '' || known.has(rel)) return;
-    let at = dir;
-    let sofar = '';
-    for (const part of rel.split('/')) {
-      at = join(at, part);
-      sofar = sofar ? `${sofar}/${part}` : part;
-      if (known.has(sofar)) continue;
-      const st = lstatSync(at, { throwIfNoEntry: false });
-      if (!st?.isDirectory()) {
-        // A symlink or file where a folder belongs: writing through it could leave the copy.
-        if (st) rmSync(at, { recursive: true, force: true });
-        mkdirSync(at);
-      }
-      known.add(sofar);
+    try {
+      await walk('');
+    } finally {
+      tree.close();
     }
+    return { entries, paths };
   }
 }
 
@@ -283,23 +306,23 @@ async function readState(path: string): Promise<State> {
 
 /** Removes files and folders not in `keep` (and not preserved); returns how many files went. */
 function removeUnlisted(
-  dir: string,
+  tree: ConfinedTree,
   rel: string,
   keep: ReadonlySet<string>,
   folders: ReadonlySet<string>,
   preserve: readonly string[],
 ): number {
   let removed = 0;
-  for (const entry of readdirSync(join(dir, rel), { withFileTypes: true })) {
+  for (const entry of readdirSync(tree.folder(rel), { withFileTypes: true })) {
     const path = rel ? `${rel}/${entry.name}` : entry.name;
     if (keep.has(path)) continue;
-    if (!entry.name.endsWith('.octask-tmp') && matchesAnyGlob(preserve, path)) continue;
-    const full = join(dir, path);
+    // Left-over temporary names (a crash mid-copy) always go.
+    if (!isTempName(entry.name) && matchesAnyGlob(preserve, path)) continue;
     if (entry.isDirectory()) {
-      removed += removeUnlisted(dir, path, keep, folders, preserve);
-      if (!folders.has(path)) rmSync(full, { recursive: true, force: true });
+      removed += removeUnlisted(tree, path, keep, folders, preserve);
+      if (!folders.has(path)) tree.remove(path);
     } else {
-      rmSync(full, { force: true });
+      tree.remove(path);
       removed++;
     }
   }

@@ -246,6 +246,9 @@ function watchTransfers(dispatcher: Dispatcher, workspace: CliWorkspace | null, 
     artifacts.bytes += a.bytes;
     if (!json && a.files > 0)
       process.stderr.write(`octask: brought back ${a.files} artifacts (${formatBytes(a.bytes)})\n`);
+    // Warnings go out even with --json: a refused artifact is something to act on.
+    for (const s of a.skipped)
+      process.stderr.write(`octask: warning: artifact ${s.path} not brought back: ${s.reason}\n`);
   });
   return {
     stop(): void {

@@ -63,6 +63,8 @@ export interface ArtifactsInfo {
   task: string;
   files: number;
   bytes: number;
+  /** Artifacts refused or not brought back, each with why: shown as warnings. */
+  skipped: Array<{ path: string; reason: string }>;
 }
 
 /** A task as the dispatcher reports it. */

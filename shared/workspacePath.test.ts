@@ -3,6 +3,8 @@ import {
   checkRelativePath,
   findCaseClashes,
   isInsideWorkspace,
+  depthOf,
+  resolveLink,
   nameProblemsOn,
 } from './workspacePath';
 
@@ -222,5 +224,27 @@ describe('isInsideWorkspace', () => {
     ]);
     assert.equal(isInsideWorkspace('p', 'q', links), false);
     assert.equal(isInsideWorkspace('self', 'self', new Map([['self', 'self']])), false);
+  });
+});
+
+describe('resolveLink and depthOf', () => {
+  it('says where a link leads, through other links, and null when it leaves', () => {
+    const links = new Map([['out/a/up', '../..']]);
+    assert.equal(resolveLink('out/l', 'a/x', links), 'out/a/x');
+    assert.equal(resolveLink('out/a/up', '../..', links), '');
+    assert.equal(resolveLink('out/esc', 'a/up/../..', links), null);
+    assert.equal(resolveLink('x', '.', links), '');
+    assert.equal(depthOf(''), 0);
+    assert.equal(depthOf('a/b'), 2);
+  });
+
+  it('asks a lookup function, as for links already on disk', () => {
+    const asked: string[] = [];
+    const lookup = (p: string): string | undefined => {
+      asked.push(p);
+      return p === 'a/b/c/d/up' ? '../../../..' : undefined;
+    };
+    assert.equal(isInsideWorkspace('f.tmp', 'a/b/c/d/up/../../../../../X', lookup), false);
+    assert.ok(asked.includes('a/b/c/d/up'));
   });
 });

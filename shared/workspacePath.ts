@@ -154,6 +154,13 @@ function isAbsoluteTarget(target: string): boolean {
 }
 
 /**
+ * Where the symlinks of a tree are: the target of the link at a
+ * workspace-relative path, or undefined when that path is not a link. A Map
+ * works; so does a function that also asks the file system.
+ */
+export type LinkLookup = ReadonlyMap<string, string> | ((path: string) => string | undefined);
+
+/**
  * Whether a symlink at workspace-relative `linkPath` whose content is
  * `target` resolves to somewhere inside the workspace. Conservative: an
  * absolute target, a backslash (its meaning differs between platforms), a
@@ -161,43 +168,53 @@ function isAbsoluteTarget(target: string): boolean {
  * workspace's own folder name is unknown on the agent), one that reaches
  * `.git`, or a loop, all count as outside.
  *
- * `links` maps the workspace's other symlinks (path → target); a resolution
- * that runs through one of them follows it as the OS would, so a chain such
- * as `a -> .`, `b -> a/..` is caught. The link itself may be in the map.
+ * `links` tells where the tree's other symlinks are; a resolution that runs
+ * through one of them follows it as the OS would, so a chain such as
+ * `a -> .`, `b -> a/..` is caught. The link itself may be among them.
  */
 export function isInsideWorkspace(
   linkPath: string,
   target: string,
-  links: ReadonlyMap<string, string> = new Map(),
+  links: LinkLookup = new Map(),
 ): boolean {
-  const parent = linkPath.split('/').slice(0, -1);
-  return resolvesInside(parent, target, links);
+  return resolveLink(linkPath, target, links) !== null;
 }
 
-function resolvesInside(
-  parentSegments: readonly string[],
+/**
+ * The workspace-relative path a symlink at `linkPath` with content `target`
+ * leads to ('' for the root), following `links` on the way; null when it
+ * leads outside (see isInsideWorkspace).
+ */
+export function resolveLink(
+  linkPath: string,
   target: string,
-  links: ReadonlyMap<string, string>,
-): boolean {
+  links: LinkLookup = new Map(),
+): string | null {
+  const lookup = typeof links === 'function' ? links : (path: string) => links.get(path);
   const stack: string[] = [];
-  let pending = [...parentSegments, ...splitTarget(target)];
+  let pending = [...linkPath.split('/').slice(0, -1), ...splitTarget(target)];
   let hops = 0;
   for (let segment = pending.shift(); segment !== undefined; segment = pending.shift()) {
-    if (segment === null) return false;
+    if (segment === null) return null;
     if (segment === '' || segment === '.') continue;
     if (segment === '..') {
-      if (stack.pop() === undefined) return false;
+      if (stack.pop() === undefined) return null;
       continue;
     }
-    if (segment.toLowerCase() === '.git') return false;
+    if (segment.toLowerCase() === '.git') return null;
     stack.push(segment);
-    const next = links.get(stack.join('/'));
+    const next = lookup(stack.join('/'));
     if (next === undefined) continue;
-    if (++hops > MAX_LINK_HOPS) return false;
+    if (++hops > MAX_LINK_HOPS) return null;
     stack.pop();
     pending = [...splitTarget(next), ...pending];
   }
-  return true;
+  return stack.join('/');
+}
+
+/** How many folders deep a workspace-relative path is ('' is 0, 'a' is 1). */
+export function depthOf(path: string): number {
+  return path === '' ? 0 : path.split('/').length;
 }
 
 /** The target's segments, or [null] when it can never be inside. */

@@ -9,6 +9,7 @@ import { PathRewriter } from './pathRewrite';
 
 const DIM = '\x1b[2m';
 const RED = '\x1b[31m';
+const YELLOW = '\x1b[33m';
 const RESET = '\x1b[0m';
 /** How long a task started before the dispatcher is up waits for it. */
 const DISPATCHER_WAIT_MS = 30_000;
@@ -105,10 +106,15 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
       }),
       this.deps.model.onSync.on((s) => this.synced(s)),
       this.deps.model.onArtifacts.on((a) => {
-        if (!mine.has(a.task) || a.files === 0) return;
-        this.write(
-          `${DIM}brought back ${a.files} artifact file${a.files === 1 ? '' : 's'} (${formatBytes(a.bytes)})${RESET}\n`,
-        );
+        if (!mine.has(a.task)) return;
+        if (a.files > 0)
+          this.write(
+            `${DIM}brought back ${a.files} artifact file${a.files === 1 ? '' : 's'} (${formatBytes(a.bytes)})${RESET}\n`,
+          );
+        for (const s of a.skipped)
+          this.write(
+            `${YELLOW}warning: artifact ${s.path} not brought back: ${s.reason}${RESET}\n`,
+          );
       }),
     );
     for (const id of this.ids) {

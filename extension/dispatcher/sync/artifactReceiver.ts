@@ -1,16 +1,20 @@
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, readlinkSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfinedTree, linkOnDisk, TEMP_PREFIX } from '../../../shared/confinedFs';
 import type { Logger } from '../../../shared/logger';
+import type { ManifestFile, ManifestLink } from '../../../shared/manifest';
 import type { BlobMessage, ManifestEntry } from '../../../shared/protocol';
 import { hashFile } from './hashCache';
-import { checkRelativePath, isInsideWorkspace } from '../../../shared/workspacePath';
+import { checkRelativePath, depthOf, resolveLink } from '../../../shared/workspacePath';
 
 export interface ArtifactStats {
   files: number;
   bytes: number;
+  /** Artifacts not written, each with why (shown to the user as warnings). */
+  skipped: Array<{ path: string; reason: string }>;
 }
 
 interface Incoming {
@@ -21,16 +25,25 @@ interface Incoming {
   size: number;
 }
 
+/** Most passes when refusing one link changes how the others resolve. */
+const MAX_LINK_PASSES = 8;
+
 /**
  * Brings a finished task's artifacts into the local workspace: works out
  * which differ from what is already here, receives only those, checks each
- * against its hash, and writes it at its path. Never writes outside the
- * workspace or through a symlink; what it cannot place it skips with a warning.
+ * against its hash, and writes it at its path. The agent (and the task on
+ * it) is less trusted than this machine, so every write goes through a
+ * ConfinedTree (no symlink in the workspace is ever followed, temporary
+ * files get exclusive random names), and a symlink is placed only if it
+ * stays inside the workspace through every link it ships with and every
+ * link already here. What it cannot place it skips, with a warning.
  */
 export class ArtifactReceiver {
   private readonly incoming = new Map<string, Incoming>();
-  private readonly byHash = new Map<string, ManifestEntry[]>();
+  private readonly byHash = new Map<string, ManifestFile[]>();
   private readonly writes: Array<Promise<void>> = [];
+  private readonly skipped: ArtifactStats['skipped'] = [];
+  private readonly tree: ConfinedTree;
   private files = 0;
   private bytes = 0;
 
@@ -38,35 +51,29 @@ export class ArtifactReceiver {
     private readonly root: string,
     private readonly entries: readonly ManifestEntry[],
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.tree = new ConfinedTree(root, { replaceNonFolders: false });
+  }
 
   /** Places symlinks and returns the content hashes to fetch (those not already at their paths). */
   async plan(): Promise<string[]> {
     const need = new Set<string>();
-    for (const e of this.entries) {
+    const valid = this.entries.filter((e) => {
       const bad = checkRelativePath(e.path);
-      if (bad) {
-        this.logger.warn(`artifact ${JSON.stringify(e.path)} skipped: ${bad}`);
-        continue;
-      }
-      if (!(await this.safeParent(e.path))) continue;
-      const target = join(this.root, e.path);
+      if (bad) this.skip(e.path, bad);
+      return !bad;
+    });
+    const links = this.acceptedLinks(
+      valid.flatMap((e) => ('link' in e ? [e] : [])),
+      new Set(valid.flatMap((e) => ('hash' in e ? [e.path] : []))),
+    );
+    for (const e of valid) {
       if ('link' in e) {
-        if (!isInsideWorkspace(e.path, e.link)) {
-          this.logger.warn(
-            `artifact ${e.path} skipped: it is a symlink leading outside the workspace`,
-          );
-          continue;
-        }
-        const current = await lstat(target).catch(() => undefined);
-        if (current?.isSymbolicLink() && (await readlink(target)) === e.link) continue;
-        if (current?.isDirectory()) continue;
-        await rm(target, { force: true });
-        await symlink(e.link, target);
-        this.files++;
+        if (links.has(e.path)) await this.placeLink(e);
         continue;
       }
-      if (await sameContent(target, e.size, e.hash)) continue;
+      if (!this.parentIsSafe(e.path)) continue;
+      if (await sameContent(this.tree.entry(e.path), e.size, e.hash)) continue;
       need.add(e.hash);
       const list = this.byHash.get(e.hash) ?? [];
       list.push(e);
@@ -79,14 +86,19 @@ export class ArtifactReceiver {
     let inc = this.incoming.get(message.hash);
     if (!inc) {
       if (!this.byHash.has(message.hash) || message.offset !== 0) return;
-      const tmp = join(this.root, `.octask-artifact-${message.hash.slice(0, 16)}.tmp`);
+      // 'wx': created here, exclusively (never through a link the agent placed).
+      const tmp = join(
+        this.tree.folder(''),
+        `${TEMP_PREFIX}${randomBytes(12).toString('hex')}.tmp`,
+      );
       inc = {
         tmp,
-        out: createWriteStream(tmp, { mode: 0o600 }),
+        out: createWriteStream(tmp, { mode: 0o600, flags: 'wx' }),
         digest: createHash('sha256'),
         received: 0,
         size: message.size,
       };
+      inc.out.on('error', (err) => this.logger.warn(`artifact not received: ${err.message}`));
       this.incoming.set(message.hash, inc);
     }
     if (message.offset !== inc.received) return;
@@ -98,14 +110,65 @@ export class ArtifactReceiver {
 
   /** Called on `fetchDone`: resolves once every received file is in place. */
   async finish(missing: readonly string[]): Promise<ArtifactStats> {
-    for (const hash of missing)
-      this.logger.warn(`artifact content ${hash.slice(0, 12)}… could not be fetched`);
+    for (const hash of missing) {
+      for (const e of this.byHash.get(hash) ?? [])
+        this.skip(e.path, 'its content could not be fetched');
+    }
     await Promise.all(this.writes);
     for (const inc of this.incoming.values()) {
       inc.out.destroy();
       await rm(inc.tmp, { force: true });
     }
-    return { files: this.files, bytes: this.bytes };
+    this.tree.close();
+    return { files: this.files, bytes: this.bytes, skipped: this.skipped };
+  }
+
+  /**
+   * The artifact links that may be placed. A link is refused when it leads
+   * outside through the others or the links already here, or when it points
+   * to a folder shallower than itself (a file arriving with it is fine: a
+   * file is never passed through): such a link would change where other
+   * links (already here, or arriving later) lead, so that `a/up -> ..` plus
+   * `esc -> a/up/../..` could climb out. Refusing one link can change how
+   * the rest resolve, so the check repeats until nothing changes.
+   */
+  private acceptedLinks(links: readonly ManifestLink[], files: ReadonlySet<string>): Set<string> {
+    const accepted = new Map(links.map((l) => [l.path, l.link]));
+    const lookup = (path: string): string | undefined =>
+      accepted.get(path) ?? linkOnDisk(this.root, path);
+    for (let pass = 0; pass < MAX_LINK_PASSES; pass++) {
+      let changed = false;
+      for (const l of links) {
+        if (!accepted.has(l.path)) continue;
+        const resolved = resolveLink(l.path, l.link, lookup);
+        const why =
+          resolved === null
+            ? `it is a symlink to ${JSON.stringify(l.link)}, leading outside the workspace`
+            : depthOf(resolved) < depthOf(l.path) && !files.has(resolved)
+              ? `it is a symlink to a folder above itself (${JSON.stringify(l.link)}), which could lead other links out of the workspace`
+              : null;
+        if (why === null) continue;
+        accepted.delete(l.path);
+        this.skip(l.path, why);
+        changed = true;
+      }
+      if (!changed) return new Set(accepted.keys());
+    }
+    for (const l of links)
+      if (accepted.has(l.path)) this.skip(l.path, 'its symlink chain is too tangled to check');
+    return new Set();
+  }
+
+  private async placeLink(e: ManifestLink): Promise<void> {
+    if (!this.parentIsSafe(e.path)) return;
+    const current = this.tree.lstat(e.path);
+    if (current?.isSymbolicLink() && readlinkSync(this.tree.entry(e.path)) === e.link) return;
+    if (current?.isDirectory()) {
+      this.skip(e.path, 'a folder is in the way');
+      return;
+    }
+    await this.tree.linkIn(e.path, e.link);
+    this.files++;
   }
 
   private async place(hash: string, inc: Incoming): Promise<void> {
@@ -113,23 +176,18 @@ export class ArtifactReceiver {
     await new Promise<void>((resolve) => inc.out.end(resolve));
     try {
       if (inc.digest.digest('hex') !== hash) {
-        this.logger.warn(
-          `artifact content ${hash.slice(0, 12)}… did not match its hash; not written`,
-        );
+        for (const e of this.byHash.get(hash) ?? [])
+          this.skip(e.path, 'its content did not match its hash');
         return;
       }
       for (const e of this.byHash.get(hash) ?? []) {
-        if (!('hash' in e) || !(await this.safeParent(e.path))) continue;
-        const target = join(this.root, e.path);
-        const current = await lstat(target).catch(() => undefined);
-        if (current?.isDirectory()) {
-          this.logger.warn(`artifact ${e.path} skipped: a folder is in the way`);
+        if (!this.parentIsSafe(e.path)) continue;
+        try {
+          await this.tree.copyIn(inc.tmp, e.path, e.mode);
+        } catch (err) {
+          this.skip(e.path, (err as Error).message);
           continue;
         }
-        const tmp = `${target}.octask-tmp`;
-        await copyFile(inc.tmp, tmp);
-        await chmod(tmp, e.mode & 0o777);
-        await rename(tmp, target);
         this.files++;
         this.bytes += e.size;
       }
@@ -138,25 +196,23 @@ export class ArtifactReceiver {
     }
   }
 
-  /** Makes the folders above `rel`, refusing to pass through a symlink or a file. */
-  private async safeParent(rel: string): Promise<boolean> {
-    const parts = rel.split('/').slice(0, -1);
-    let at = this.root;
-    for (const part of parts) {
-      at = join(at, part);
-      const st = await lstat(at).catch(() => undefined);
-      if (!st) {
-        await mkdir(at);
-        continue;
-      }
-      if (!st.isDirectory() || st.isSymbolicLink()) {
-        this.logger.warn(
-          `artifact ${rel} skipped: ${at} is not a folder (a symlink or a file is in the way)`,
-        );
-        return false;
-      }
+  /** Makes the folders above `rel`, refusing (with a warning) to pass through a symlink or a file. */
+  private parentIsSafe(rel: string): boolean {
+    const cut = rel.lastIndexOf('/');
+    if (cut === -1) return true;
+    try {
+      this.tree.folder(rel.slice(0, cut));
+      return true;
+    } catch (err) {
+      this.skip(rel, (err as Error).message);
+      return false;
     }
-    return true;
+  }
+
+  private skip(path: string, reason: string): void {
+    if (this.skipped.some((s) => s.path === path)) return;
+    this.skipped.push({ path, reason });
+    this.logger.warn(`artifact ${JSON.stringify(path)} not brought back: ${reason}`);
   }
 }
 
