@@ -37,6 +37,9 @@ export interface AgentServerOptions {
 
 /** How long no connection is dropped or refused before a flood counts as over. */
 const FLOOD_CALM_MS = 3000;
+/** Unused heap above which another collection is worth trying, and how many to try. */
+const SPARE_HEAP_BYTES = 16 * 1048576;
+const MAX_RELEASE_ROUNDS = 8;
 
 /** A TCP connection that has not yet proved it holds the key. */
 interface PendingConnection {
@@ -133,9 +136,9 @@ export async function listen(options: AgentServerOptions): Promise<AgentServer> 
   const flusher = setInterval(() => guard.flush(), limits.windowMs);
   flusher.unref();
   // A few quiet seconds after a flood, the heap it grew is given back. V8
-  // returns pages only once a later collection finds them swept, so this
-  // collects every few seconds until the heap stops shrinking.
-  let release: { rounds: number; first: NodeJS.MemoryUsage; last: number } | undefined;
+  // shrinks its spaces only at some collections, so this collects every few
+  // seconds until the heap holds little unused room (or gives up).
+  let release: { rounds: number; first: NodeJS.MemoryUsage } | undefined;
   const calm = setInterval(() => {
     if (floodAt === 0 || Date.now() - floodAt < FLOOD_CALM_MS || pending.size > 0) return;
     const before = process.memoryUsage();
@@ -143,18 +146,16 @@ export async function listen(options: AgentServerOptions): Promise<AgentServer> 
       floodAt = 0;
       return;
     }
-    const heap = process.memoryUsage().heapTotal;
-    release ??= { rounds: 0, first: before, last: before.heapTotal };
-    const shrank = release.last - heap > 1048576;
-    release.last = heap;
-    if (++release.rounds < 6 && (shrank || release.rounds < 2)) return;
+    release ??= { rounds: 0, first: before };
+    const now = process.memoryUsage();
+    if (++release.rounds < MAX_RELEASE_ROUNDS && now.heapTotal - now.heapUsed > SPARE_HEAP_BYTES)
+      return;
     const { first } = release;
     floodAt = 0;
     release = undefined;
-    const after = process.memoryUsage();
     logger.info('a connection flood is over; memory released', {
-      heapMiB: [first.heapTotal, after.heapTotal].map(toMiB),
-      rssMiB: [first.rss, after.rss].map(toMiB),
+      heapMiB: [first.heapTotal, now.heapTotal].map(toMiB),
+      rssMiB: [first.rss, now.rss].map(toMiB),
     });
   }, 3000);
   calm.unref();
