@@ -8,7 +8,12 @@ import type { Logger } from '../shared/logger';
 export interface PreAuthLimits {
   /** A connection must finish TLS and the WebSocket upgrade within this. */
   handshakeMs: number;
-  /** Connections still in their handshake; beyond this the oldest is dropped. */
+  /**
+   * Connections still in their handshake; beyond this the oldest silent one
+   * is dropped. A silent one holds a descriptor and a socket object only
+   * (TLS state waits for the peer's first bytes), so this can be generous
+   * while staying well under a Pi's default 1024 descriptors.
+   */
   maxPending: number;
   /** Failed handshakes from one address within a window before it is backed off. */
   failuresBeforeBackoff: number;
@@ -23,7 +28,7 @@ export interface PreAuthLimits {
 
 export const DEFAULT_PRE_AUTH_LIMITS: PreAuthLimits = {
   handshakeMs: 5_000,
-  maxPending: 100,
+  maxPending: 512,
   failuresBeforeBackoff: 10,
   backoffMs: 2_000,
   maxBackoffMs: 60_000,

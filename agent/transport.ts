@@ -84,11 +84,12 @@ export async function listen(options: AgentServerOptions): Promise<AgentServer> 
     }
     // Dropping the oldest, not the newest: an idle flood then cannot hold
     // every slot, while a real handshake (milliseconds) is rarely the oldest.
+    // A peer that has sent nothing yet goes first: a real client speaks at once.
     if (pending.size >= limits.maxPending) {
-      const oldest = pending.values().next().value;
-      if (oldest) {
-        fail(oldest, 'dropped');
-        oldest.socket.destroy();
+      const victim = oldestSilent(pending.values()) ?? pending.values().next().value;
+      if (victim) {
+        fail(victim, 'dropped');
+        victim.socket.destroy();
       }
     }
     const entry: PendingConnection = {
@@ -103,7 +104,11 @@ export async function listen(options: AgentServerOptions): Promise<AgentServer> 
     };
     pending.set(entry.key, entry);
     socket.once('close', () => fail(entry, 'closed'));
-    server.emit('connection', socket);
+    // TLS state is made only once the peer speaks (a real client sends its
+    // hello at once); Node's TLS socket takes over the bytes read so far.
+    socket.once('readable', () => {
+      if (!entry.settled) server.emit('connection', socket);
+    });
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
     const entry = pending.get(keyOf(socket));
@@ -162,7 +167,9 @@ export async function listen(options: AgentServerOptions): Promise<AgentServer> 
 
   await new Promise<void>((resolve, reject) => {
     front.once('error', reject);
-    front.listen(options.port, options.bind, () => {
+    // A deeper accept queue than Node's 511, so a burst of connections does
+    // not make the kernel drop a real client's SYN (a 1 s retransmit).
+    front.listen({ port: options.port, host: options.bind, backlog: 2048 }, () => {
       front.off('error', reject);
       resolve();
     });
@@ -200,4 +207,10 @@ function keyOf(socket: { remoteAddress?: string; remotePort?: number }): string 
 
 function toMiB(bytes: number): number {
   return Math.round(bytes / 1048576);
+}
+
+/** The oldest connection that has not sent a byte (an idle flood's), if any. */
+function oldestSilent(entries: Iterable<PendingConnection>): PendingConnection | undefined {
+  for (const entry of entries) if (entry.socket.bytesRead === 0) return entry;
+  return undefined;
 }

@@ -67,7 +67,7 @@ describe('keyless floods against a real agent @integration', function () {
     const ADDRESSES = 200;
     const PER_ADDRESS = 20;
     const FLOOD_MS = 9_000;
-    const MAX_ATTEMPTS = 100_000;
+    const MAX_ATTEMPTS = 250_000;
     const open = new Set<Socket>();
     let attempts = 0;
     let flooding = true;
@@ -126,8 +126,8 @@ describe('keyless floods against a real agent @integration', function () {
     );
     assert.ok(served.length >= 3, 'several runs were served during the flood');
     assert.ok(attempts >= 4000, `the flood made ${attempts} attempts`);
-    // Bounded: the pending-handshake cap (100) plus sessions and the process's own.
-    assert.ok(peakFds < baseFds + 200, `descriptors peaked at ${peakFds}`);
+    // Bounded: the pending-handshake cap (512) plus sessions and the process's own.
+    assert.ok(peakFds < baseFds + 512 + 50, `descriptors peaked at ${peakFds}`);
     assert.ok(Math.max(...served) < 5_000, `a run took ${Math.max(...served)} ms`);
     // Reported, and bounded generously: the unbounded agent reached 1.67 GB
     // for 20,000 connections and kept it. How much V8 gives back is its call.
