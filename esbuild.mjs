@@ -1,13 +1,18 @@
 // One bundle per program; each runs with plain `node` and needs no node_modules.
 import { build } from 'esbuild';
-import { chmod } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 
 const production = process.argv.includes('--production');
 
+/** The Node major the agent needs; the gate below and engines in docs say the same. */
+const AGENT_MIN_NODE = 18;
+
 const programs = [
-  // The agent targets the oldest Node we support on devices.
-  { in: 'agent/bin.ts', out: 'dist/octask-agent.js', target: 'node18', bin: true },
+  // The agent targets the oldest Node we support on devices, and ships as it
+  // is built here: minified, behind a version gate, its source map beside it.
+  { in: 'agent/bin.ts', out: 'dist/octask-agent.js', target: 'node18', bin: true, gated: true },
   { in: 'cli/bin.ts', out: 'dist/octask.js', target: 'node18', bin: true },
   { in: 'scripts/demo.ts', out: 'dist/demo.js', target: 'node20' },
   { in: 'bench/bench.ts', out: 'dist/bench.js', target: 'node20' },
@@ -19,23 +24,70 @@ const programs = [
   },
 ].filter((p) => existsSync(p.in));
 
+const common = (p) => ({
+  entryPoints: [p.in],
+  outfile: p.out,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: p.target,
+  external: p.external ?? [],
+  legalComments: 'none',
+  logLevel: 'warning',
+  // msgpackr's optional native addon is not needed: its pure JS path is used.
+  define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },
+});
+
+/*
+ * The first statements of the agent file, in ES5 so that any Node parses
+ * them: an old Node (Raspberry Pi OS bullseye has 12) then prints one line
+ * instead of a SyntaxError stack, because the program itself is a string
+ * compiled only after the check. Source maps are switched on before that
+ * compile, so stack traces name our files and lines.
+ */
+function gatedProgram(code) {
+  const gate = [
+    '#!/usr/bin/env node',
+    `// octask-agent: the program is the string below, compiled once Node is new enough.`,
+    `if (!(Number(process.versions.node.split('.')[0]) >= ${AGENT_MIN_NODE})) {`,
+    `  process.stderr.write('Octask needs Node ${AGENT_MIN_NODE} or later; this is ' + process.versions.node + '\\n');`,
+    '  process.exit(1);',
+    '}',
+    "if (typeof process.setSourceMapsEnabled === 'function') process.setSourceMapsEnabled(true);",
+  ].join('\n');
+  // Keep the line count: the source map counts lines from the top of `code`.
+  const program = code.replace(/^#!.*/, '//');
+  // JSON is a valid JS string literal, except U+2028/2029 for pre-2019 parsers.
+  const literal = JSON.stringify(program)
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
+  return `${gate}\nmodule._compile(${literal}, __filename);\n`;
+}
+
 await Promise.all(
   programs.map(async (p) => {
-    await build({
-      entryPoints: [p.in],
-      outfile: p.out,
-      bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      target: p.target,
-      external: p.external ?? [],
-      sourcemap: production ? false : 'linked',
-      minify: production,
-      legalComments: 'none',
-      logLevel: 'warning',
-      // msgpackr's optional native addon is not needed: its pure JS path is used.
-      define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },
-    });
+    if (p.gated) {
+      const result = await build({
+        ...common(p),
+        write: false,
+        minify: true,
+        sourcemap: 'linked',
+        sourcesContent: false,
+      });
+      const js = result.outputFiles.find((f) => f.path.endsWith('.js'));
+      const map = result.outputFiles.find((f) => f.path.endsWith('.js.map'));
+      if (!js || !map) throw new Error(`esbuild gave no script and map for ${p.in}`);
+      if (!js.text.includes(`//# sourceMappingURL=${basename(p.out)}.map`))
+        throw new Error(`${p.out} does not point at its source map`);
+      await writeFile(p.out, gatedProgram(js.text));
+      await writeFile(`${p.out}.map`, map.contents);
+    } else {
+      await build({
+        ...common(p),
+        sourcemap: production ? false : 'linked',
+        minify: production,
+      });
+    }
     if (p.bin) await chmod(p.out, 0o755);
   }),
 );

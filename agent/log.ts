@@ -14,7 +14,7 @@ export interface StreamLoggerOptions {
 /** A Logger that writes one JSON object a line (or a readable line with pretty). */
 export function createStreamLogger(options: StreamLoggerOptions): Logger {
   const min = LOG_LEVELS.indexOf(options.level);
-  const write = options.write ?? ((line: string) => process.stderr.write(line));
+  const write = options.write ?? stderrWriter();
   const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
     if (LOG_LEVELS.indexOf(level) < min) return;
     const time = new Date().toISOString();
@@ -33,6 +33,40 @@ export function createStreamLogger(options: StreamLoggerOptions): Logger {
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
   };
+}
+
+/** The subset of a writable stream the writer needs; a fake in tests. */
+export interface BreakableStream {
+  readonly destroyed: boolean;
+  write(text: string): boolean;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+let processStderr: ((text: string) => void) | undefined;
+
+/**
+ * Writes to a stream until it breaks, then drops everything. The agent's
+ * stderr may be an ssh session or a terminal that is gone (EPIPE); losing
+ * log lines is better than losing the agent and its running tasks. Without
+ * an 'error' listener, a broken pipe would be an uncaught exception.
+ */
+export function stderrWriter(stream?: BreakableStream): (text: string) => void {
+  if (!stream && processStderr) return processStderr;
+  const target = stream ?? process.stderr;
+  let broken = false;
+  target.on('error', () => {
+    broken = true;
+  });
+  const write = (text: string): void => {
+    if (broken || target.destroyed) return;
+    try {
+      target.write(text);
+    } catch {
+      broken = true;
+    }
+  };
+  if (!stream) processStderr = write;
+  return write;
 }
 
 function formatValue(v: unknown): string {

@@ -1,4 +1,4 @@
-import { arch, cpus, platform } from 'node:os';
+import { arch, platform } from 'node:os';
 import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
 import { pasteLine } from '../shared/clusterKey';
 import type { AgentKeyFile } from '../shared/clusterKey';
@@ -8,11 +8,18 @@ import { join } from 'node:path';
 import { advertise } from './advertise';
 import { ContentStore } from './contentStore';
 import { WorkspaceCopies } from './workspaceCopy';
-import { Agent, agentId } from './agent';
+import { Agent } from './agent';
+import { loadOrCreateAgentId } from './identity';
+import { TaskCgroups } from './cgroup';
+import { Keeper } from './keeper';
+import { reapOrphans } from './taskRecords';
 import { createAuditLog } from './audit';
 import { loadOrCreateAgentKey } from './keyFile';
 import { agentKeyCommand, repairHint } from './keyCommand';
-import { createStreamLogger } from './log';
+import { createStreamLogger, stderrWriter } from './log';
+import { countCpus } from './cpuCount';
+import { findPortOwner, portTakenMessage } from './portOwner';
+import { serviceCommand } from './serviceUnit';
 import type { AgentOptions } from './options';
 import { AGENT_USAGE, parseAgentOptions } from './options';
 import { compilePolicy } from './policy';
@@ -24,6 +31,14 @@ import { isLoopback, listen } from './transport';
  */
 export async function runAgentCli(argv: string[]): Promise<number> {
   if (argv[0] === 'key') return agentKeyCommand(argv.slice(1));
+  if (argv[0] === 'service') {
+    try {
+      return serviceCommand(argv.slice(1));
+    } catch (err) {
+      process.stderr.write(`octask-agent service: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   let options: AgentOptions;
   try {
     options = parseAgentOptions(argv);
@@ -51,6 +66,8 @@ export async function runAgentCli(argv: string[]): Promise<number> {
 
 async function serve(options: AgentOptions): Promise<number> {
   const logger = createStreamLogger({ level: options.logLevel, pretty: options.pretty });
+  const cpuCount = countCpus();
+  if (cpuCount.fallback) logger.warn(cpuCount.fallback);
   if (options.insecure && !isLoopback(options.bind)) {
     throw new OctaskError(
       ErrorCode.BadField,
@@ -61,7 +78,7 @@ async function serve(options: AgentOptions): Promise<number> {
   const { file, created } = loadOrCreateAgentKey(options.keyFile);
   const key = file.key;
   if (created) {
-    process.stderr.write(
+    stderrWriter()(
       `Created a new cluster key in ${options.keyFile} (id ${key.id}).\n` +
         `To make another machine a dispatcher of this cluster, run there:\n\n  ${pasteLine(file.key)}\n\n` +
         `To add another agent, run "octask key --pair NAME" on a dispatcher machine and paste the line it prints on the agent.\n\n`,
@@ -69,15 +86,25 @@ async function serve(options: AgentOptions): Promise<number> {
   }
   const name = agentName(file, options);
   const audit = createAuditLog(options.auditFile, logger);
+  // Before listening: end what a previous life of this agent left running
+  // (it was killed, and its keeper may have been too), and start the keeper
+  // that ends this life's tasks if it dies.
+  const orphans = await reapOrphans(options.workdir, logger);
+  if (orphans.length > 0)
+    logger.warn('ended tasks a previous run of this agent left behind', {
+      tasks: orphans.map((o) => o.task),
+      killed: orphans.reduce((n, o) => n + o.killed, 0),
+    });
+  const keeper = Keeper.start(logger);
+  const cgroups = TaskCgroups.detect({}, logger);
   const store = new ContentStore(join(options.workdir, 'store'), options.cacheSize);
   const copies = new WorkspaceCopies(join(options.workdir, 'workspaces'), store);
   void copies.removeStale(options.keepWorkspacesMs).then((gone) => {
     if (gone.length > 0) logger.info('removed unused workspace copies', { gone });
   });
-  // The agent's id needs the port, known only once listening; connections
-  // that arrive before it exists are turned away.
+  // Connections that arrive before the agent exists are turned away.
   const holder: { agent?: Agent } = {};
-  const server = await listen({
+  const server = await listenOrExplain({
     bind: options.bind,
     port: options.port,
     key: options.insecure ? null : key,
@@ -86,7 +113,7 @@ async function serve(options: AgentOptions): Promise<number> {
       holder.agent ? holder.agent.accept(ws, peer) : ws.close(1013, 'agent starting'),
   });
   const agent = new Agent({
-    id: agentId(name, server.port),
+    id: loadOrCreateAgentId(options.workdir),
     name,
     maxJobs: options.maxJobs,
     tags: options.tags,
@@ -98,10 +125,18 @@ async function serve(options: AgentOptions): Promise<number> {
     audit: audit.write,
     os: platform(),
     arch: arch(),
-    cpus: cpus().length,
+    cpus: cpuCount.cpus,
     store,
     copies,
     keepWorkspacesMs: options.keepWorkspacesMs,
+    maxGraceMs: options.maxGraceMs,
+    batteryFloorPct: options.batteryFloorPct,
+    loadPollMs: options.loadPollMs,
+    heartbeatMs: options.heartbeatMs,
+    sysfsRoot: options.sysfsRoot,
+    orphans,
+    keeper,
+    cgroups,
   });
   holder.agent = agent;
   const hello = agent.hello();
@@ -146,7 +181,7 @@ async function serve(options: AgentOptions): Promise<number> {
     let signals = 0;
     const stop = async (exitCode: number): Promise<void> => {
       running.closeSessions();
-      await Promise.allSettled([server.close(), ad?.stop(), audit.close()]);
+      await Promise.allSettled([server.close(), ad?.stop(), audit.close(), keeper.stop()]);
       logger.info('stopped');
       resolve(exitCode);
     };
@@ -166,6 +201,8 @@ async function serve(options: AgentOptions): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The terminal or ssh session went away: shut down as for TERM, rather than die with tasks left running.
+    process.on('SIGHUP', onSignal);
   });
 }
 
@@ -187,4 +224,17 @@ function agentName(file: AgentKeyFile, options: AgentOptions): string {
     );
   }
   return file.key.pairing;
+}
+
+/** listen(), with "address in use" turned into one line that says who and what to do. */
+async function listenOrExplain(options: Parameters<typeof listen>[0]): ReturnType<typeof listen> {
+  try {
+    return await listen(options);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new OctaskError(
+      ErrorCode.PortInUse,
+      portTakenMessage(options.port, findPortOwner(options.port)),
+    );
+  }
 }

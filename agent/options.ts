@@ -1,11 +1,14 @@
-import { availableParallelism, cpus, homedir, hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { LogLevel } from '../shared/logger';
 import { LOG_LEVELS } from '../shared/logger';
-import { DEFAULT_AGENT_PORT } from '../shared/protocol';
+import { DEFAULT_AGENT_PORT, HEARTBEAT_MS } from '../shared/protocol';
 import { defaultKeyFile } from '../shared/clusterKey';
 import { defaultShell } from './shell';
+import type { CpuSource } from './cpuCount';
+import { countCpus } from './cpuCount';
+// Not node:util's: that one is missing before Node 18.3.
+import { parseArgs } from './flags';
 
 export interface AgentOptions {
   name: string;
@@ -30,6 +33,16 @@ export interface AgentOptions {
   cacheSize: number;
   /** Workspace copies not synced for this long are removed. */
   keepWorkspacesMs: number;
+  /** Below this battery level, discharging, no new work (0: off). */
+  batteryFloorPct: number;
+  /** Longest a disconnected dispatcher's tasks are kept running for it. */
+  maxGraceMs: number;
+  /** Where sysfs is: OCTASK_SYSFS_ROOT, for tests only. */
+  sysfsRoot: string;
+  /** How often load and battery are read: OCTASK_LOAD_POLL_MS, for tests only. */
+  loadPollMs: number;
+  /** Ping interval: OCTASK_HEARTBEAT_MS, for tests only (a cut link is noticed after 3). */
+  heartbeatMs: number;
   help: boolean;
   version: boolean;
 }
@@ -55,9 +68,13 @@ Options (each also an environment variable):
   --audit-file PATH   one JSON line per task (OCTASK_AUDIT_FILE; default WORKDIR/audit.log)
   --cache-size SIZE   synced file contents kept, e.g. 500M, 2G (OCTASK_CACHE_SIZE; default 2G)
   --keep-workspaces D remove workspace copies not synced for D days (OCTASK_KEEP_WORKSPACES; default 7)
+  --battery-floor PCT below this battery level, discharging, take no new work (OCTASK_BATTERY_FLOOR; default 20, 0 = off)
+  --max-grace SEC     longest a disconnected dispatcher's tasks keep running for it (OCTASK_MAX_GRACE; default 3600)
   --log-level LEVEL   debug, info, warn or error (OCTASK_LOG_LEVEL; default info)
   --pretty            human-readable log lines instead of JSON (OCTASK_PRETTY=1)
   --version, --help
+
+Also: octask-agent service print|install --user [options]   (a systemd user unit)
 `;
 
 /** Host name reduced to the characters a name may have. */
@@ -70,6 +87,7 @@ export function defaultAgentName(host = hostname()): string {
 export function parseAgentOptions(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
+  cpuSource?: CpuSource,
 ): AgentOptions {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -92,6 +110,8 @@ export function parseAgentOptions(
       'audit-file': { type: 'string' },
       'cache-size': { type: 'string' },
       'keep-workspaces': { type: 'string' },
+      'battery-floor': { type: 'string' },
+      'max-grace': { type: 'string' },
       'log-level': { type: 'string' },
       pretty: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -113,8 +133,7 @@ export function parseAgentOptions(
     throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const cacheHome = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
   const workdir = values.workdir ?? env.OCTASK_WORKDIR ?? join(cacheHome, 'octask', 'agent');
-  const cpuCount =
-    typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
+  const cpuCount = countCpus(cpuSource).parallelism;
 
   return {
     name,
@@ -147,6 +166,25 @@ export function parseAgentOptions(
     keepWorkspacesMs: Math.round(
       number('--keep-workspaces', values['keep-workspaces'] ?? env.OCTASK_KEEP_WORKSPACES, 7) *
         86_400_000,
+    ),
+    batteryFloorPct: integer(
+      '--battery-floor',
+      values['battery-floor'] ?? env.OCTASK_BATTERY_FLOOR,
+      20,
+      0,
+      100,
+    ),
+    maxGraceMs: Math.round(
+      number('--max-grace', values['max-grace'] ?? env.OCTASK_MAX_GRACE, 3600) * 1000,
+    ),
+    sysfsRoot: env.OCTASK_SYSFS_ROOT || '/sys',
+    loadPollMs: integer('OCTASK_LOAD_POLL_MS', env.OCTASK_LOAD_POLL_MS, 10_000, 50, 3_600_000),
+    heartbeatMs: integer(
+      'OCTASK_HEARTBEAT_MS',
+      env.OCTASK_HEARTBEAT_MS,
+      HEARTBEAT_MS,
+      100,
+      600_000,
     ),
     help: values.help ?? false,
     version: values.version ?? false,

@@ -14,7 +14,23 @@ export interface TaskRequest {
   timeoutMs: number;
   /** Time between TERM and KILL when the task is ended. */
   killGraceMs: number;
+  /**
+   * What ends the processes that leave the task's group (an environment
+   * marker, the keeper, a cgroup): see taskContainment.ts.
+   */
+  containment?: Containment;
 }
+
+/** The part of TaskContainment the runner drives. */
+export interface Containment {
+  readonly env: Record<string, string>;
+  started(pid: number): void;
+  signal(signal: NodeJS.Signals): number;
+  release(): Promise<void>;
+}
+
+/** After the leader exited and everything it started was killed, how long its pipes may stay open. */
+const PIPE_DRAIN_MS = 1000;
 
 export interface TaskResult {
   outcome: ExitOutcome;
@@ -64,7 +80,7 @@ export class TaskProcess {
     try {
       child = spawn(file, args, {
         cwd: this.request.cwd,
-        env: this.request.env,
+        env: { ...this.request.env, ...this.request.containment?.env },
         stdio: ['ignore', 'pipe', 'pipe'],
         // A new session makes the child a process-group leader, so the group
         // can be signalled as a whole.
@@ -82,13 +98,26 @@ export class TaskProcess {
       if (child.pid === undefined) this.fail(`cannot start ${file}: ${err.message}`);
     });
     if (child.pid === undefined) return;
+    this.request.containment?.started(child.pid);
     this.sink.started(child.pid);
     this.pipe(child.stdout, 'stdout');
     this.pipe(child.stderr, 'stderr');
     child.once('exit', () => {
       this.exited = true;
-      // The leader is gone; anything it left in its group goes too.
+      // The leader is gone; anything it left in its group goes too, and
+      // whatever left the group carrying the task's marker.
       this.signalGroup('SIGKILL');
+      void (this.request.containment?.release() ?? Promise.resolve()).then(() => {
+        // Something that escaped every net may still hold the pipes open: the
+        // task is over all the same, and must not outlast its timeout for it.
+        const drain = setTimeout(() => {
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          this.finish(child.exitCode, child.signalCode);
+        }, PIPE_DRAIN_MS);
+        drain.unref();
+        child.once('close', () => clearTimeout(drain));
+      });
     });
     child.once('close', (code, signal) => this.finish(code, signal));
     if (this.request.timeoutMs > 0) {
@@ -141,6 +170,7 @@ export class TaskProcess {
     } catch {
       // ESRCH: the group is already empty.
     }
+    this.request.containment?.signal(signal);
   }
 
   private finish(code: number | null, signal: NodeJS.Signals | null): void {

@@ -2,16 +2,11 @@ import { encodeOutput } from '../shared/codec';
 import { ErrorCode } from '../shared/errors';
 import type { ConnectionError } from '../shared/frameConnection';
 import { FrameConnection } from '../shared/frameConnection';
-import type {
-  CancelMessage,
-  FetchMessage,
-  HelloMessage,
-  Message,
-  RunMessage,
-} from '../shared/protocol';
+import type { AgentBound, HelloMessage, Message } from '../shared/protocol';
 import { CloseCode, PROTOCOL_VERSION } from '../shared/protocol';
 import type { WsLike } from '../shared/frameConnection';
-import type { TaskProcess } from './runner';
+import { OCTASK_VERSION } from '../shared/version';
+import type { AgentTask } from './agentTask';
 import type { SyncReceiver } from './syncReceiver';
 
 /** Above this many unsent bytes a session pauses its tasks' output. */
@@ -19,91 +14,104 @@ const HIGH_WATER = 1024 * 1024;
 /** ...and resumes them once the socket drains below this. */
 const LOW_WATER = 256 * 1024;
 
+/** Frames a greeted session hands to the agent, other than sync traffic. */
+export type TaskFrame = Extract<
+  AgentBound,
+  { t: 'run' | 'cancel' | 'attach' | 'release' | 'fetch' }
+>;
+
 /** What a session needs from the agent that owns it. */
 export interface SessionHost {
-  hello(): HelloMessage;
-  /** Starts the task (adding it to `session.tasks`) or refuses it; reports through the session. */
-  startTask(session: Session, message: RunMessage): void;
+  /** The dispatcher greeted (its hello is in `session.peerHello`): the agent's hello for it. */
+  greeted(session: Session): HelloMessage;
+  task(session: Session, message: TaskFrame): void;
   /** A new receiver for this session's workspace syncs. */
   syncReceiver(connection: FrameConnection): SyncReceiver;
-  /** Sends the artifact contents asked for. */
-  fetch(session: Session, message: FetchMessage): void;
   sessionClosed(session: Session, error: ConnectionError | undefined): void;
   log(level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>): void;
+  heartbeatMs?: number;
 }
 
 /**
- * One dispatcher's connection to this agent: the hello exchange, the
- * tasks it started, and flow control of their output.
+ * One connection from a dispatcher: the hello exchange, and output flow
+ * control for the tasks attached to it. The tasks themselves belong to the
+ * agent; a session only carries them while it lasts.
  */
 export class Session {
   readonly connection: FrameConnection;
   /** The dispatcher's hello, once it came. */
   peerHello: HelloMessage | undefined;
-  readonly tasks = new Map<string, TaskProcess>();
-  /** Artifacts of finished tasks, by task then content hash → file, until fetched. */
-  readonly artifacts = new Map<string, Map<string, string>>();
+  /** Tasks whose output goes to this connection. */
+  readonly attached = new Set<AgentTask>();
   private receiverValue: SyncReceiver | undefined;
   private paused = false;
-  private readonly seqs = new Map<string, number>();
 
   constructor(
     ws: WsLike,
     readonly peer: string,
     private readonly host: SessionHost,
   ) {
-    this.connection = new FrameConnection(ws, {
-      message: (m) => this.receive(m),
-      closed: (code, reason, error) => {
-        this.host.log(error ? 'warn' : 'info', 'dispatcher disconnected', {
-          peer,
-          code,
-          reason,
-          error,
-        });
-        for (const task of this.tasks.values()) task.cancel();
-        this.receiverValue?.close();
-        this.host.sessionClosed(this, error);
+    this.connection = new FrameConnection(
+      ws,
+      {
+        message: (m) => this.receive(m),
+        closed: (code, reason, error) => {
+          this.host.log(error ? 'warn' : 'info', 'dispatcher disconnected', {
+            peer,
+            code,
+            reason,
+            error,
+          });
+          this.receiverValue?.close();
+          this.host.sessionClosed(this, error);
+        },
       },
-    });
+      { heartbeatMs: host.heartbeatMs },
+    );
   }
 
-  private get receiver(): SyncReceiver {
-    return (this.receiverValue ??= this.host.syncReceiver(this.connection));
+  /** The dispatcher's stable id (tasks belong to it), once greeted. */
+  get owner(): string | undefined {
+    return this.peerHello?.id;
   }
 
   get dispatcherName(): string {
     return this.peerHello ? `${this.peerHello.name} (${this.peerHello.id})` : 'unknown';
   }
 
-  /** Sends task output, pausing every task of this session while the socket is backed up. */
-  sendOutput(task: string, stream: 'stdout' | 'stderr', data: Buffer): void {
-    const seq = this.seqs.get(task) ?? 0;
-    this.seqs.set(task, seq + 1);
+  private get receiver(): SyncReceiver {
+    return (this.receiverValue ??= this.host.syncReceiver(this.connection));
+  }
+
+  attach(task: AgentTask): void {
+    this.attached.add(task);
+    task.attached = this;
+    if (this.paused) task.process?.pause();
+  }
+
+  /** The task no longer sends here (it ended and was released, or the connection closed). */
+  detach(task: AgentTask): void {
+    this.attached.delete(task);
+    if (task.attached === this) task.attached = undefined;
+    task.process?.resume();
+  }
+
+  /** Sends one output chunk of an attached task, pausing the session's tasks while the socket is backed up. */
+  sendOutput(task: string, seq: number, stream: 'stdout' | 'stderr', data: Uint8Array): void {
     // Every frame carries the drain check: the one written last is the one
     // whose callback sees the socket empty.
     this.connection.sendFrame(encodeOutput(task, seq, stream, data), this.drained);
     if (!this.paused && this.connection.buffered > HIGH_WATER) {
       this.paused = true;
-      for (const t of this.tasks.values()) t.pause();
+      for (const t of this.attached) t.process?.pause();
     }
-  }
-
-  taskEnded(task: string): void {
-    this.tasks.delete(task);
-    this.seqs.delete(task);
   }
 
   private readonly drained = (): void => {
     if (!this.paused || this.connection.buffered > LOW_WATER) return;
     this.paused = false;
-    for (const t of this.tasks.values()) t.resume();
+    for (const t of this.attached) t.process?.resume();
   };
-
-  /** New tasks start paused while the session is backed up. */
-  get isPaused(): boolean {
-    return this.paused;
-  }
 
   private receive(message: Message): void {
     if (!this.peerHello) {
@@ -119,19 +127,17 @@ export class Session {
     }
     switch (message.t) {
       case 'run':
-        this.run(message);
-        return;
       case 'cancel':
-        this.cancel(message);
+      case 'attach':
+      case 'release':
+      case 'fetch':
+        this.host.task(this, message);
         return;
       case 'sync':
         this.receiver.part(message);
         return;
       case 'blob':
         this.receiver.blob(message);
-        return;
-      case 'fetch':
-        this.host.fetch(this, message);
         return;
       default:
         this.connection.fail(ErrorCode.UnknownType, `an agent does not accept ${message.t} frames`);
@@ -140,11 +146,18 @@ export class Session {
 
   private greet(hello: HelloMessage): void {
     if (hello.protocol !== PROTOCOL_VERSION) {
+      const older = hello.protocol < PROTOCOL_VERSION;
       this.connection.fail(
         ErrorCode.ProtocolVersion,
-        `agent speaks protocol ${PROTOCOL_VERSION}, dispatcher ${hello.protocol}; run the same Octask version on both`,
+        `this agent runs Octask ${OCTASK_VERSION} (protocol ${PROTOCOL_VERSION}); dispatcher ${hello.name} runs Octask ${hello.version} (protocol ${hello.protocol}): ${older ? 'update the dispatcher (the octask CLI or the VS Code extension)' : 'update this agent (copy the new octask-agent.js and restart it)'}`,
         CloseCode.VersionMismatch,
       );
+      this.host.log('warn', 'dispatcher speaks another protocol version', {
+        peer: this.peer,
+        dispatcher: hello.name,
+        theirs: hello.protocol,
+        ours: PROTOCOL_VERSION,
+      });
       return;
     }
     if (hello.role !== 'dispatcher') {
@@ -155,28 +168,11 @@ export class Session {
       return;
     }
     this.peerHello = hello;
-    this.connection.send(this.host.hello());
+    this.connection.send(this.host.greeted(this));
     this.host.log('info', 'dispatcher connected', {
       peer: this.peer,
       dispatcher: hello.name,
       id: hello.id,
     });
-  }
-
-  private run(message: RunMessage): void {
-    if (this.tasks.has(message.task)) {
-      this.connection.send({
-        t: 'refused',
-        task: message.task,
-        code: ErrorCode.DuplicateTask,
-        message: `task ${message.task} is already running here`,
-      });
-      return;
-    }
-    this.host.startTask(this, message);
-  }
-
-  private cancel(message: CancelMessage): void {
-    this.tasks.get(message.task)?.cancel();
   }
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger';
 import type { BlobMessage, ManifestEntry, SyncMessage } from '../shared/protocol';
 import type { BlobWriter, ContentStore } from './contentStore';
 import { asNoSpace } from './contentStore';
+import { CopyUsers } from './copyUsers';
 import type { WorkspaceCopies } from './workspaceCopy';
 
 /** What one key holder may leave the agent holding for unfinished syncs. */
@@ -50,6 +51,7 @@ interface PendingSync {
   workspace: string;
   entries: ManifestEntry[];
   preserve: string[];
+  clean: boolean;
   /** Blobs still to arrive, by hash, with their writer once the first chunk came. */
   waiting: Map<string, { size: number; received: number; writer?: BlobWriter }>;
   /** Blobs this sync put in the store: a failed sync removes them, so a full disk is not left full. */
@@ -77,6 +79,8 @@ export class SyncReceiver {
     private readonly logger: Logger,
     /** Copies not synced for this long are removed. */
     private readonly keepWorkspacesMs: number = 7 * 24 * 3600 * 1000,
+    /** The agent's tasks per copy: a layout that changes a copy waits for them. */
+    private readonly users: CopyUsers = new CopyUsers(),
     /** Shared by every connection of the agent. */
     private readonly budget: EntryBudget = new EntryBudget(),
     private readonly limits: SyncLimits = DEFAULT_SYNC_LIMITS,
@@ -103,6 +107,7 @@ export class SyncReceiver {
         workspace: message.workspace,
         entries: [],
         preserve: [],
+        clean: message.clean ?? false,
         waiting: new Map(),
         added: new Set(),
         done: false,
@@ -155,15 +160,24 @@ export class SyncReceiver {
       bytes += size;
       sync.waiting.set(hash, { size, received: 0 });
     }
+    const id = message.sync;
     // Each new blob lands twice: in the store and, copied, in the workspace.
-    this.store.makeRoom(bytes, 2 * bytes, new Set(sizes.keys())).then(
-      () => {
-        if (this.syncs.get(message.sync) !== sync) return;
-        this.connection.send({ t: 'syncNeed', sync: message.sync, hashes: need });
-        this.maybeLayOut(message.sync, sync);
-      },
-      (err: unknown) => this.failWith(message.sync, err),
-    );
+    this.store
+      .makeRoom(bytes, 2 * bytes, new Set(sizes.keys()))
+      .then(() => this.busyFor(sync))
+      .then(
+        (busy) => {
+          if (this.syncs.get(id) !== sync) return;
+          this.connection.send({
+            t: 'syncNeed',
+            sync: id,
+            hashes: need,
+            ...(busy ? { busy } : {}),
+          });
+          this.maybeLayOut(id, sync);
+        },
+        (err: unknown) => this.failWith(id, err),
+      );
   }
 
   private idleTimer(id: string): NodeJS.Timeout {
@@ -269,16 +283,25 @@ export class SyncReceiver {
     this.drop(id, false);
     const started = performance.now();
     // Checked whole in part(), before any blob was asked for.
-    this.copies.layOut(sync.workspace, sync.entries, sync.preserve, { validated: true }).then(
-      ({ written, removed }) => {
+    this.layOutWhenFree(sync).then(
+      ({ written, removed, kept, waitedMs }) => {
         this.logger.info('workspace synced', {
           workspace: sync.workspace,
           files: sync.entries.length,
           written,
           removed,
+          kept,
+          waitedMs,
           ms: Math.round(performance.now() - started),
         });
-        this.connection.send({ t: 'syncDone', sync: id, written, removed });
+        this.connection.send({
+          t: 'syncDone',
+          sync: id,
+          written,
+          removed,
+          ...(kept !== undefined ? { kept } : {}),
+          ...(waitedMs > 0 ? { waitedMs } : {}),
+        });
         // The copy now holds its own files, so the store may drop old blobs, never this workspace's.
         const keep = new Set(sync.entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
         this.store
@@ -291,6 +314,38 @@ export class SyncReceiver {
         this.failWith(id, err);
       },
     );
+  }
+
+  /** Tasks the layout of `sync` would have to wait for now (0: none, or it changes nothing). */
+  private async busyFor(sync: PendingSync): Promise<number> {
+    const running = this.users.tasksIn(sync.workspace);
+    if (running === 0) return 0;
+    if (sync.clean) return running;
+    return (await this.copies.matches(sync.workspace, sync.entries).catch(() => false))
+      ? 0
+      : running;
+  }
+
+  /**
+   * Lays out the copy, but never underneath a running task of its
+   * workspace: a copy that already matches is left as it is while tasks
+   * run; one that would change waits for them.
+   */
+  private async layOutWhenFree(
+    sync: PendingSync,
+  ): Promise<{ written: number; removed: number; kept?: number; waitedMs: number }> {
+    const { workspace } = sync;
+    if (
+      !sync.clean &&
+      this.users.tasksIn(workspace) > 0 &&
+      (await this.copies.matches(workspace, sync.entries))
+    )
+      return { written: 0, removed: 0, waitedMs: 0 };
+    const layout = { validated: true, clean: sync.clean };
+    const { result, waitedMs } = await this.users.layOut(workspace, () =>
+      this.copies.layOut(workspace, sync.entries, sync.preserve, layout),
+    );
+    return { ...result, waitedMs };
   }
 
   private failWith(id: string, err: unknown): void {

@@ -137,7 +137,11 @@ export async function listen(options: AgentServerOptions): Promise<AgentServer> 
     const address = req.socket.remoteAddress ?? 'unknown';
     options.onConnection(ws, `${address}:${req.socket.remotePort ?? 0}`);
   });
-  wss.on('error', (err) => logger.error('websocket server error', { err }));
+  // ws repeats the server's errors; one from listen() itself is the caller's to report.
+  let listening = false;
+  wss.on('error', (err) => {
+    if (listening) logger.error('websocket server error', { err });
+  });
   const flusher = setInterval(() => guard.flush(), limits.windowMs);
   flusher.unref();
   // A few quiet seconds after a flood, the heap it grew is given back. V8
@@ -171,6 +175,7 @@ export async function listen(options: AgentServerOptions): Promise<AgentServer> 
     // not make the kernel drop a real client's SYN (a 1 s retransmit).
     front.listen({ port: options.port, host: options.bind, backlog: 2048 }, () => {
       front.off('error', reject);
+      listening = true;
       resolve();
     });
   });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ConfinedTree, isTempName, linkOnDisk } from '../shared/confinedFs';
+import { ConfinedTree, linkOnDisk } from '../shared/confinedFs';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import { matchesAnyGlob } from '../shared/glob';
 import type { ManifestEntry, ManifestFile } from '../shared/manifest';
@@ -14,6 +14,7 @@ import {
   nameProblemsOn,
 } from '../shared/workspacePath';
 import type { ContentStore } from './contentStore';
+import { tidyCopy } from './copyTidy';
 
 /** What the agent laid out last time, per path: so an unchanged file is not copied again. */
 interface LaidOut {
@@ -42,6 +43,9 @@ async function forEachLimit<T>(
 }
 
 const WORKSPACE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Beside each copy: the setup commands that ran in it, and for which key (agent/setupSteps.ts). */
+export const SETUP_RECORD = 'setup.json';
 
 /**
  * The agent's copies of dispatchers' workspaces, under `root/NAME/`, laid
@@ -122,24 +126,28 @@ export class WorkspaceCopies {
   }
 
   /**
-   * Makes the copy match the manifest: writes what changed (from the store),
-   * removes what is not listed unless it matches a `preserve` glob. Every
-   * change goes through a ConfinedTree, so no symlink in the copy (one a
-   * task made, even while this runs) is ever followed.
+   * Makes the copy match the manifest as a checkout would: writes what
+   * changed (from the store), removes what came from the workspace and left
+   * it, and keeps what tasks made (all of it unless `clean`; what matches a
+   * `preserve` glob always). Every change goes through a ConfinedTree, so
+   * no symlink in the copy (one a task made, even while this runs) is ever
+   * followed.
    */
   async layOut(
     workspace: string,
     entries: readonly ManifestEntry[],
     preserve: readonly string[],
-    options: { validated?: boolean } = {},
-  ): Promise<{ written: number; removed: number }> {
+    options: { validated?: boolean; clean?: boolean } = {},
+  ): Promise<{ written: number; removed: number; kept: number }> {
     if (!options.validated) this.validate(entries);
     const dir = this.dirOf(workspace);
     await mkdir(dir, { recursive: true });
     this.checkLinksAgainstCopy(dir, entries);
     const tree = new ConfinedTree(dir, { replaceNonFolders: true });
     try {
-      return await this.layOutIn(tree, entries, preserve);
+      // A fresh copy has lost what setup commands made: they run again.
+      if (options.clean) await rm(this.recordPath(workspace, SETUP_RECORD), { force: true });
+      return await this.layOutIn(tree, entries, preserve, options.clean ?? false);
     } finally {
       tree.close();
     }
@@ -175,7 +183,8 @@ export class WorkspaceCopies {
     tree: ConfinedTree,
     entries: readonly ManifestEntry[],
     preserve: readonly string[],
-  ): Promise<{ written: number; removed: number }> {
+    clean: boolean,
+  ): Promise<{ written: number; removed: number; kept: number }> {
     const statePath = join(tree.root, '..', 'state.json');
     const before = await readState(statePath);
     const after: State = {};
@@ -233,8 +242,13 @@ export class WorkspaceCopies {
     });
     written += copies.length;
     this.store.touch(entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
-    const keep = new Set(entries.map((e) => e.path));
-    const removed = removeUnlisted(tree, '', keep, folders, preserve);
+    const { removed, kept } = tidyCopy(tree, {
+      listed: new Set(entries.map((e) => e.path)),
+      folders,
+      tracked: new Set(Object.keys(before)),
+      preserve,
+      clean,
+    });
     // The state is rewritten only when the copy changed (it is ~150 bytes a file).
     if (written > 0 || removed > 0 || Object.keys(before).length !== entries.length) {
       await writeFile(statePath, JSON.stringify(after));
@@ -242,7 +256,28 @@ export class WorkspaceCopies {
       const now = new Date();
       await utimes(statePath, now, now).catch(() => undefined);
     }
-    return { written, removed };
+    return { written, removed, kept };
+  }
+
+  /**
+   * Whether the copy's last layout was of exactly these entries (what tasks
+   * did in it since is not looked at): then a sync would change nothing
+   * that came from the workspace.
+   */
+  async matches(workspace: string, entries: readonly ManifestEntry[]): Promise<boolean> {
+    const state = await readState(this.recordPath(workspace, 'state.json'));
+    if (Object.keys(state).length !== entries.length) return false;
+    return entries.every((e) => {
+      const was = state[e.path];
+      if (!was) return false;
+      if ('link' in e) return 'link' in was && was.link === e.link;
+      return 'hash' in was && was.hash === e.hash && was.mode === e.mode;
+    });
+  }
+
+  /** A file of the agent's own beside the copy of `workspace` (state, setup records). */
+  recordPath(workspace: string, name: string): string {
+    return join(this.dirOf(workspace), '..', name);
   }
 
   /**
@@ -302,31 +337,6 @@ async function readState(path: string): Promise<State> {
   } catch {
     return {};
   }
-}
-
-/** Removes files and folders not in `keep` (and not preserved); returns how many files went. */
-function removeUnlisted(
-  tree: ConfinedTree,
-  rel: string,
-  keep: ReadonlySet<string>,
-  folders: ReadonlySet<string>,
-  preserve: readonly string[],
-): number {
-  let removed = 0;
-  for (const entry of readdirSync(tree.folder(rel), { withFileTypes: true })) {
-    const path = rel ? `${rel}/${entry.name}` : entry.name;
-    if (keep.has(path)) continue;
-    // Left-over temporary names (a crash mid-copy) always go.
-    if (!isTempName(entry.name) && matchesAnyGlob(preserve, path)) continue;
-    if (entry.isDirectory()) {
-      removed += removeUnlisted(tree, path, keep, folders, preserve);
-      if (!folders.has(path)) tree.remove(path);
-    } else {
-      tree.remove(path);
-      removed++;
-    }
-  }
-  return removed;
 }
 
 export function hashFile(path: string): Promise<string> {

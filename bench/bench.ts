@@ -139,7 +139,7 @@ class TaskRunner {
     const id = info.id;
     // Ended already inside submit (e.g. the agent could not be sent to)?
     const record = this.dispatcher.tasks.get(id);
-    if (record?.final)
+    if (record?.phase.phase === 'final')
       return {
         id,
         done: Promise.resolve({

@@ -276,7 +276,7 @@ function submitTrue(
     if (t.id === id && FINAL_STATUSES.has(t.status)) settle({ ...t });
   });
   const record = d.tasks.get(id);
-  if (record?.final) settle({ ...record.info });
+  if (record?.phase.phase === 'final') settle({ ...record.info });
   return done.then((final) => {
     off();
     if (final.status !== 'completed')

@@ -20,6 +20,8 @@ never in a message, so a JSON-RPC trace cannot show it.
 
 Options:
 ${DISPATCHER_FLAGS_USAGE}
+  --state-dir DIR     keep tasks, their output and the event log here, so a
+                      restarted dispatcher reattaches to what was running
 `;
 
 export async function dispatcherCommand(argv: string[]): Promise<number> {
@@ -29,6 +31,7 @@ export async function dispatcherCommand(argv: string[]): Promise<number> {
     options: {
       ...DISPATCHER_FLAGS,
       stdio: { type: 'boolean' },
+      'state-dir': { type: 'string' },
       // vscode-languageclient appends it; vscode-languageserver reads it itself to exit with the editor.
       clientProcessId: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -46,6 +49,9 @@ export async function dispatcherCommand(argv: string[]): Promise<number> {
     loadKey: () => given ?? loadKey(flags),
     agents: flags.agents,
     mdns: flags.mdns,
+    lostAfterMs: flags.lostAfterMs,
+    heartbeatMs: flags.heartbeatMs,
+    stateDir: values['state-dir'],
   });
   return EXIT.ok;
 }

@@ -2,7 +2,8 @@ import { parseArgs } from 'node:util';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import type { Target, TaskInfo, TaskSpec } from '../shared/rpc';
 import { parseTarget } from '../shared/rpc';
-import { Dispatcher } from '../extension/dispatcher/dispatcher';
+import { DEFAULT_GRACE_MS, Dispatcher } from '../extension/dispatcher/dispatcher';
+import { taskNotice } from '../shared/taskNotice';
 import { createStreamLogger } from '../agent/log';
 import {
   DISPATCHER_FLAGS,
@@ -11,8 +12,12 @@ import {
   loadKey,
 } from './dispatcherFlags';
 import { EXIT, runExitCode } from '../shared/exitCode';
+import { OutputPaths } from './outputPaths';
 import { OutputPrinter } from './outputPrinter';
 import { MAX_TIMEOUT_SEC, timeoutSecProblem } from '../shared/validate';
+import { whileSlow } from './progressLine';
+import { watchTransfers } from './transfers';
+import { warnSharedNames } from './agents';
 import type { CliWorkspace } from './workspace';
 import { prepareCliWorkspace } from './workspace';
 
@@ -29,6 +34,7 @@ ${DISPATCHER_FLAGS_USAGE}
   --shards N          split into N tasks; each gets OCTASK_SHARD_INDEX and OCTASK_SHARD_COUNT
   --timeout SEC       end the task (its whole process group) after SEC seconds
   --retries N         run a failed command again up to N times (default 0)
+  --pack              fill one agent's free slots before using the next (default: spread)
   --env K=V           set a variable for the command (repeatable)
   --json              print a JSON result on stdout; task output goes to stderr
   --verbose           log the dispatcher's events to stderr
@@ -39,8 +45,16 @@ Workspace sync (the git work tree around the current folder, by default):
   --include GLOB      also send files matching GLOB, even if git ignores them (repeatable)
   --exclude GLOB      do not send files matching GLOB (repeatable)
   --cwd SUBDIR        run in this folder of the workspace (default: the current folder's place in it)
-  --preserve GLOB     keep what tasks made there between runs on the agent, e.g. node_modules (repeatable)
-  --artifacts GLOB    bring files matching GLOB back into the workspace after the task (repeatable)
+  --clean             a fresh copy: remove what earlier tasks made on the agent (by default
+                      the copy behaves like a checkout and keeps node_modules, build output)
+  --preserve GLOB     never remove files matching GLOB (any depth) from the agent's copy,
+                      even with --clean or once they left the workspace (repeatable)
+  --setup CMD         run CMD in the agent's copy before the task, once per agent until the
+                      --setup-key files change (e.g. --setup 'npm ci' --setup-key package-lock.json)
+  --setup-key GLOB    files whose content decides when --setup runs again (repeatable)
+  --artifacts GLOB    bring files matching GLOB back after the task (repeatable); relative to
+                      --cwd, a leading / for the workspace root; with --target all each agent's
+                      files land in a folder named for it (out/pi/app)
 `;
 
 /** How long `run` waits with queued work and no agent online before giving up. */
@@ -57,6 +71,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       shards: { type: 'string' },
       timeout: { type: 'string' },
       retries: { type: 'string' },
+      pack: { type: 'boolean' },
       env: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       verbose: { type: 'boolean' },
@@ -66,6 +81,9 @@ export async function runCommand(argv: string[]): Promise<number> {
       exclude: { type: 'string', multiple: true },
       cwd: { type: 'string' },
       preserve: { type: 'string', multiple: true },
+      clean: { type: 'boolean' },
+      setup: { type: 'string' },
+      'setup-key': { type: 'string', multiple: true },
       artifacts: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
@@ -76,22 +94,33 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw new UsageError('no command given; put it after --');
   const spec = buildSpec(positionals.join(' '), values);
-  const workspace = await prepareCliWorkspace({
-    workspace: values.workspace,
-    noSync: values['no-sync'] ?? false,
-    include: values.include ?? [],
-    exclude: values.exclude ?? [],
-    preserve: values.preserve ?? [],
-    cwd: values.cwd,
-  });
+  const workspace = await whileSlow(
+    process.stderr,
+    'octask: reading and hashing the workspace…',
+    prepareCliWorkspace({
+      workspace: values.workspace,
+      noSync: values['no-sync'] ?? false,
+      include: values.include ?? [],
+      exclude: values.exclude ?? [],
+      preserve: values.preserve ?? [],
+      clean: values.clean ?? false,
+      cwd: values.cwd,
+    }),
+  );
+  if (values['setup-key'] && values.setup === undefined)
+    throw new UsageError('--setup-key needs --setup CMD');
   if (workspace) {
     spec.cwd = workspace.cwd;
     spec.artifacts = values.artifacts ?? [];
+    if (values.setup !== undefined) {
+      if (values.setup.trim() === '') throw new UsageError('--setup needs a command');
+      spec.setup = { command: values.setup, key: values['setup-key'] ?? [] };
+    }
     for (const s of workspace.skipped)
       process.stderr.write(`octask: not synced: ${s.path}: ${s.reason}\n`);
-  } else if (values.artifacts?.length) {
+  } else if (values.artifacts?.length || values.setup !== undefined) {
     throw new UsageError(
-      '--artifacts needs a synced workspace (run inside a git work tree, or give --workspace)',
+      '--artifacts and --setup need a synced workspace (run inside a git work tree, or give --workspace)',
     );
   }
   const flags = dispatcherFlags(values);
@@ -102,6 +131,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     key,
     agents: flags.agents,
     mdns: flags.mdns,
+    lostAfterMs: flags.lostAfterMs,
+    heartbeatMs: flags.heartbeatMs,
+    // A CLI run that is killed leaves its tasks to this grace; a terminal user comes back soon or not at all.
+    graceMs: DEFAULT_GRACE_MS,
     logger: createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true }),
   });
   dispatcher.start();
@@ -119,8 +152,10 @@ async function execute(
   workspace: CliWorkspace | null,
 ): Promise<number> {
   const transfers = watchTransfers(dispatcher, workspace, json);
-  // 'all' and a named target need every agent's answer; 'any' can start on the first.
-  await (spec.target?.kind === 'any' ? firstOnline(dispatcher) : dispatcher.settled());
+  // 'all', a named target and shards (spread over agents) need every agent's
+  // answer; one task for any agent can start on the first.
+  const oneForAny = spec.target?.kind === 'any' && (spec.shards ?? 1) === 1;
+  await (oneForAny ? firstOnline(dispatcher) : dispatcher.settled());
   if (!anyOnline(dispatcher)) {
     const wrongKey = dispatcher.agents().some((a) => a.status === 'wrong_key');
     throw new OctaskError(
@@ -128,6 +163,7 @@ async function execute(
       noAgentsReason(dispatcher),
     );
   }
+  warnSharedNames(dispatcher.agents());
   const tasks = dispatcher.submit(spec, workspace?.prepared);
   const ids = new Set(tasks.map((t) => t.id));
   const labels = new Map<string, string>();
@@ -142,6 +178,11 @@ async function execute(
     multi ? (id) => labels.get(id) ?? id : null,
   );
   const latest = new Map(tasks.map((t) => [t.id, t]));
+  const paths = workspace ? new OutputPaths(workspace.prepared.root) : null;
+  const flushTask = (id: string): void => {
+    for (const rest of paths?.flush(id) ?? []) printer.write(id, rest.stream, rest.data);
+    printer.flush(id);
+  };
 
   return await new Promise<number>((resolve) => {
     let interrupted = false;
@@ -150,7 +191,7 @@ async function execute(
       const all = [...latest.values()];
       if (!all.every((t) => isOver(t))) return;
       cleanup();
-      for (const t of all) printer.flush(t.id);
+      for (const t of all) flushTask(t.id);
       transfers.stop();
       if (json)
         process.stdout.write(
@@ -161,14 +202,21 @@ async function execute(
     };
     const offTask = dispatcher.on('task', (t) => {
       if (!ids.has(t.id)) return;
+      const notice = taskNotice(latest.get(t.id), t);
+      if (notice) {
+        const who = multi ? `[${labels.get(t.id) ?? t.id}] ` : '';
+        process.stderr.write(`octask: ${who}${notice}\n`);
+      }
       latest.set(t.id, { ...t });
       label(t);
-      if (isOver(t)) printer.flush(t.id);
+      if (isOver(t)) flushTask(t.id);
       finishIfDone();
     });
     const offOutput = dispatcher.on('output', (chunk) => {
       if (!ids.has(chunk.task)) return;
-      if (!printer.write(chunk.task, chunk.stream, chunk.data)) {
+      const root = latest.get(chunk.task)?.agentRoot ?? undefined;
+      const data = paths ? paths.map(chunk.task, chunk.stream, root, chunk.data) : chunk.data;
+      if (!printer.write(chunk.task, chunk.stream, data)) {
         // The terminal is behind: stop reading agents until it drains.
         dispatcher.pauseOutput();
         (chunk.stream === 'stdout' && !json ? process.stdout : process.stderr).once('drain', () =>
@@ -218,51 +266,11 @@ async function execute(
 }
 
 function anyOnline(dispatcher: Dispatcher): boolean {
-  return dispatcher.agents().some((a) => a.status === 'online' || a.status === 'busy');
+  return dispatcher.agents().some(isConnected);
 }
 
-/** Tallies syncs and artifacts for --json, and tells the user about them as they happen. */
-function watchTransfers(dispatcher: Dispatcher, workspace: CliWorkspace | null, json: boolean) {
-  const sync = {
-    files: workspace?.prepared.entries.length ?? 0,
-    filesSent: 0,
-    bytesSent: 0,
-    ms: workspace?.ms ?? 0,
-  };
-  const artifacts = { files: 0, bytes: 0 };
-  const began = performance.now() - (workspace?.ms ?? 0);
-  const offSync = dispatcher.on('sync', (s) => {
-    sync.filesSent += s.filesSent;
-    sync.bytesSent += s.bytesSent;
-    sync.ms = Math.round(performance.now() - began);
-    if (s.error) process.stderr.write(`octask: sync to ${s.agent} failed: ${s.error.message}\n`);
-    else if (!json)
-      process.stderr.write(
-        `octask: ${s.agent} has the workspace (${s.files} files; sent ${s.filesSent}, ${formatBytes(s.bytesSent)}) in ${s.ms} ms\n`,
-      );
-  });
-  const offArtifacts = dispatcher.on('artifacts', (a) => {
-    artifacts.files += a.files;
-    artifacts.bytes += a.bytes;
-    if (!json && a.files > 0)
-      process.stderr.write(`octask: brought back ${a.files} artifacts (${formatBytes(a.bytes)})\n`);
-    // Warnings go out even with --json: a refused artifact is something to act on.
-    for (const s of a.skipped)
-      process.stderr.write(`octask: warning: artifact ${s.path} not brought back: ${s.reason}\n`);
-  });
-  return {
-    stop(): void {
-      offSync();
-      offArtifacts();
-    },
-    json: () => (workspace ? { sync, artifacts } : {}),
-  };
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+function isConnected(a: { status: string }): boolean {
+  return a.status === 'online' || a.status === 'busy' || a.status === 'resting';
 }
 
 function isOver(t: TaskInfo): boolean {
@@ -273,7 +281,7 @@ function isOver(t: TaskInfo): boolean {
 function firstOnline(dispatcher: Dispatcher): Promise<void> {
   return new Promise((resolve) => {
     const off = dispatcher.on('agent', (a) => {
-      if (a.status === 'online' || a.status === 'busy') {
+      if (isConnected(a)) {
         off();
         resolve();
       }
@@ -331,7 +339,14 @@ export class UsageError extends Error {}
 
 function buildSpec(
   command: string,
-  values: { target?: string; shards?: string; timeout?: string; retries?: string; env?: string[] },
+  values: {
+    target?: string;
+    shards?: string;
+    timeout?: string;
+    retries?: string;
+    env?: string[];
+    pack?: boolean;
+  },
 ): TaskSpec {
   const target: Target = parseTarget(values.target);
   const env: Record<string, string> = {};
@@ -363,5 +378,6 @@ function buildSpec(
     timeoutSec: timeout,
     retries: retries ?? 0,
     lostRetries: Math.max(1, retries ?? 0),
+    ...(values.pack ? { pack: true } : {}),
   };
 }

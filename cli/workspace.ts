@@ -9,6 +9,7 @@ export interface WorkspaceFlags {
   include: string[];
   exclude: string[];
   preserve: string[];
+  clean?: boolean;
   cwd?: string;
 }
 

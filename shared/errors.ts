@@ -18,8 +18,10 @@ export const ErrorCode = {
   ProtocolVersion: 'E_PROTOCOL_VERSION',
   /** The TLS-PSK handshake failed: the peers do not share the cluster key. */
   WrongKey: 'E_WRONG_KEY',
-  /** The agent could not be reached (refused, timed out, no route). */
+  /** The agent could not be reached (timed out, no route, reset). */
   Unreachable: 'E_UNREACHABLE',
+  /** Nothing listens at the agent's address (connection refused): its process is not running. */
+  AgentDown: 'E_AGENT_DOWN',
   /** No agent was online to take the work. */
   NoAgents: 'E_NO_AGENTS',
   /** The task names an agent that is not known. */
@@ -32,6 +34,10 @@ export const ErrorCode = {
   DuplicateTask: 'E_DUPLICATE_TASK',
   /** The agent is shutting down and takes no new work. */
   ShuttingDown: 'E_SHUTTING_DOWN',
+  /** The agent rests (battery below its floor, discharging) and takes no new work for now. */
+  Resting: 'E_RESTING',
+  /** The agent no longer holds a task the dispatcher tried to reattach to. */
+  TaskGone: 'E_TASK_GONE',
   /** The peer stopped answering pings. */
   Timeout: 'E_TIMEOUT',
   /** A request to the dispatcher was malformed. */
@@ -42,6 +48,8 @@ export const ErrorCode = {
   BadContent: 'E_BAD_CONTENT',
   /** A run names a workspace the agent has no copy of. */
   NoWorkspace: 'E_NO_WORKSPACE',
+  /** A run's setup command (`--setup`) failed; the task did not run, and the next one tries the setup again. */
+  SetupFailed: 'E_SETUP_FAILED',
   /** The key file is missing or does not hold a key. */
   BadKeyFile: 'E_BAD_KEY_FILE',
   /** The editor's dispatcher process exited while the task was unfinished (the editor says this; no process sends it). */
@@ -50,6 +58,8 @@ export const ErrorCode = {
   NoSpace: 'E_NO_SPACE',
   /** A key holder went past a limit on work it may leave the agent holding (open syncs, manifest entries in flight). */
   Limit: 'E_LIMIT',
+  /** The agent cannot listen: its port is taken (by another agent, most likely). */
+  PortInUse: 'E_PORT_IN_USE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -20,6 +20,10 @@ function task(over: Partial<TaskInfo>): TaskInfo {
     durationMs: 0,
     agentRoot: null,
     error: null,
+    phase: 'running',
+    ahead: null,
+    previousAgent: null,
+    retryReason: null,
     ...over,
   };
 }

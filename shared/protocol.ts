@@ -8,8 +8,12 @@
 
 import type { ManifestEntry } from './manifest';
 
-/** Bumped on any change a peer of the previous version would misread. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any change a peer of the previous version would misread.
+ * 2: the agent owns its slots (runs wait there, `queued`, `load`), tasks
+ * outlive connections (`graceMs`, `attach`, `release`, `gone`).
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Largest frame either side accepts; bigger ones close the socket (1009). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -25,6 +29,46 @@ export const HEARTBEAT_MS = 5000;
 export const HEARTBEAT_MISSES = 3;
 
 export type Role = 'agent' | 'dispatcher';
+
+/** A device's battery, where the OS exposes one (Linux and Android sysfs). */
+export interface Battery {
+  /** Charge, 0 to 100. */
+  level: number;
+  charging: boolean;
+}
+
+/**
+ * An agent's capacity and load as it reports them: in its hello and in a
+ * `load` frame to every connected dispatcher on each change.
+ */
+export interface AgentLoad {
+  maxJobs: number;
+  /** Tasks running now, from every dispatcher. */
+  running: number;
+  /** Tasks waiting at the agent for a slot, from every dispatcher. */
+  queued: number;
+  /** Of those, the receiving dispatcher's own (so it can tell what its latest sends changed). */
+  yoursRunning: number;
+  yoursQueued: number;
+  /** One-minute load average (0 where the OS has none). */
+  loadAvg: number;
+  /** Free memory in bytes. */
+  freeMemory: number;
+  battery: Battery | null;
+  /** True while the agent takes no new work (battery below its floor and discharging). */
+  resting: boolean;
+  /** True while it shuts down: it finishes what runs and takes nothing new. */
+  draining: boolean;
+}
+
+/** What an agent holds for the dispatcher it greets: tasks that outlived an earlier connection. */
+export interface HeldTask {
+  task: string;
+  /** `lost`: a previous life of the agent started it and was killed; it was ended on restart. */
+  state: 'queued' | 'running' | 'exited' | 'lost';
+  /** Output chunks produced so far (the next chunk's `seq`). */
+  seq: number;
+}
 
 /** Sent by both sides as their first frame. */
 export interface HelloMessage {
@@ -46,6 +90,15 @@ export interface HelloMessage {
   /** Agent: tasks running now, across all dispatchers. */
   running: number;
   tags: string[];
+  /**
+   * Dispatcher: how long the agent keeps this dispatcher's tasks running
+   * after its connection drops, waiting for it to reattach (the agent caps it).
+   */
+  graceMs?: number;
+  /** Agent: its capacity and load now. */
+  load?: AgentLoad;
+  /** Agent: the tasks it holds for this dispatcher (by the dispatcher's `id`). */
+  tasks?: HeldTask[];
 }
 
 /** Dispatcher → agent: start a task. */
@@ -64,6 +117,23 @@ export interface RunMessage {
   cwd?: string;
   /** Globs of files to report in `exit.artifacts` once the task ends. */
   artifacts?: string[];
+  /**
+   * A command to run in the copy first, once per digest of its key files
+   * (with a workspace; see `SetupStep`).
+   */
+  setup?: SetupStep;
+}
+
+/**
+ * A setup command (`npm ci`) the agent runs in a workspace copy, in the
+ * task's cwd, before a task, unless it already ran there for this `key`.
+ * Its output is the task's; if it fails, the task fails (E_SETUP_FAILED)
+ * and the next task runs it again.
+ */
+export interface SetupStep {
+  command: string;
+  /** Digest of the key files' manifest hashes (and the command): 64 hex digits. */
+  key: string;
 }
 
 export type { ManifestEntry } from './manifest';
@@ -78,9 +148,15 @@ export interface SyncMessage {
   /** Names the agent's copy of this workspace. */
   workspace: string;
   entries: ManifestEntry[];
-  /** Globs of files the agent keeps in its copy though they are not in the manifest. */
+  /** Globs of files the agent never removes from its copy, at any depth. */
   preserve: string[];
   last: boolean;
+  /**
+   * Only in the first part. True: remove everything the manifest does not
+   * list (and `preserve` does not keep). Absent or false: remove only files
+   * that came from the workspace and left it; what tasks made stays.
+   */
+  clean?: boolean;
 }
 
 /** Agent → dispatcher: the contents its store lacks; the dispatcher sends them as `blob`s. */
@@ -88,6 +164,11 @@ export interface SyncNeedMessage {
   t: 'syncNeed';
   sync: string;
   hashes: string[];
+  /**
+   * Tasks of this workspace running in the copy now, when the layout would
+   * change it: it waits for them (absent: it will not wait).
+   */
+  busy?: number;
 }
 
 /**
@@ -110,6 +191,10 @@ export interface SyncDoneMessage {
   /** Files written or replaced, and removed, in the agent's copy. */
   written: number;
   removed: number;
+  /** Files in the copy that tasks made and the sync left alone (absent from older agents). */
+  kept?: number;
+  /** How long the layout waited for tasks running in the copy (absent: it did not wait). */
+  waitedMs?: number;
 }
 
 /** Agent → dispatcher: the sync failed (a bad path, a blob that did not match); nothing was laid out. */
@@ -134,10 +219,47 @@ export interface FetchDoneMessage {
   missing: string[];
 }
 
-/** Dispatcher → agent: end a task's whole process group. */
+/** Dispatcher → agent: end a task's whole process group (or drop it, if it still waits for a slot). */
 export interface CancelMessage {
   t: 'cancel';
   task: string;
+}
+
+/**
+ * Dispatcher → agent, after hello: follow a task this dispatcher started on
+ * an earlier connection. The agent sends its output from `fromSeq` on, then
+ * live output and `exit`, or `gone` if it no longer holds the task.
+ */
+export interface AttachMessage {
+  t: 'attach';
+  task: string;
+  fromSeq: number;
+}
+
+/** Dispatcher → agent: done with a finished task (exit seen, artifacts fetched); the agent may forget it. */
+export interface ReleaseMessage {
+  t: 'release';
+  task: string;
+}
+
+/** Agent → dispatcher: the run waits for a free slot; `ahead` tasks go first. */
+export interface QueuedMessage {
+  t: 'queued';
+  task: string;
+  ahead: number;
+}
+
+/** Agent → every dispatcher: its capacity or load changed. */
+export interface LoadMessage {
+  t: 'load';
+  load: AgentLoad;
+}
+
+/** Agent → dispatcher: answer to `attach` for a task the agent does not hold (any more). */
+export interface GoneMessage {
+  t: 'gone';
+  task: string;
+  reason: string;
 }
 
 /** Agent → dispatcher: the task's process is running. */
@@ -196,9 +318,19 @@ export interface ErrorMessage {
 }
 
 export type AgentBound =
-  HelloMessage | RunMessage | CancelMessage | SyncMessage | BlobMessage | FetchMessage;
+  | HelloMessage
+  | RunMessage
+  | CancelMessage
+  | AttachMessage
+  | ReleaseMessage
+  | SyncMessage
+  | BlobMessage
+  | FetchMessage;
 export type DispatcherBound =
   | HelloMessage
+  | QueuedMessage
+  | LoadMessage
+  | GoneMessage
   | StartedMessage
   | OutputMessage
   | ExitMessage

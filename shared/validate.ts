@@ -1,5 +1,6 @@
 import { ErrorCode, OctaskError } from './errors';
 import type { Message, MessageType } from './protocol';
+import { PROTOCOL_VERSION } from './protocol';
 
 type FieldKind =
   | 'string'
@@ -16,7 +17,13 @@ type FieldKind =
   | 'entries'
   | 'optString'
   | 'optStrings'
-  | 'optEntries';
+  | 'optEntries'
+  | 'optBool'
+  | 'optUint'
+  | 'optSetup'
+  | 'load'
+  | 'optLoad'
+  | 'optHeld';
 
 /** The shape of each message: field → kind. `t` is checked separately. */
 const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
@@ -33,7 +40,15 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     maxJobs: 'uint',
     running: 'uint',
     tags: 'strings',
+    graceMs: 'optUint',
+    load: 'optLoad',
+    tasks: 'optHeld',
   },
+  attach: { task: 'string', fromSeq: 'uint' },
+  release: { task: 'string' },
+  queued: { task: 'string', ahead: 'uint' },
+  load: { load: 'load' },
+  gone: { task: 'string', reason: 'string' },
   run: {
     task: 'string',
     command: 'string',
@@ -42,6 +57,7 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     workspace: 'optString',
     cwd: 'optString',
     artifacts: 'optStrings',
+    setup: 'optSetup',
   },
   cancel: { task: 'string' },
   started: { task: 'string', pid: 'uint', root: 'optString' },
@@ -63,13 +79,29 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     entries: 'entries',
     preserve: 'strings',
     last: 'bool',
+    clean: 'optBool',
   },
-  syncNeed: { sync: 'string', hashes: 'hashes' },
+  syncNeed: { sync: 'string', hashes: 'hashes', busy: 'optUint' },
   blob: { sync: 'string', hash: 'hash', size: 'uint', offset: 'uint', data: 'bytes' },
-  syncDone: { sync: 'string', written: 'uint', removed: 'uint' },
+  syncDone: {
+    sync: 'string',
+    written: 'uint',
+    removed: 'uint',
+    kept: 'optUint',
+    waitedMs: 'optUint',
+  },
   syncFailed: { sync: 'string', code: 'string', message: 'string' },
   fetch: { task: 'string', hashes: 'hashes' },
   fetchDone: { task: 'string', missing: 'hashes' },
+};
+
+/** The hello fields every protocol version has had, and will keep. */
+const HELLO_ANY_VERSION: Record<string, FieldKind> = {
+  protocol: 'uint',
+  role: 'string',
+  id: 'string',
+  name: 'string',
+  version: 'string',
 };
 
 const HASH = /^[0-9a-f]{64}$/;
@@ -84,6 +116,47 @@ function isEntry(v: unknown): boolean {
     (v.mode as number) >= 0 &&
     typeof v.hash === 'string' &&
     HASH.test(v.hash)
+  );
+}
+
+function isUint(v: unknown): boolean {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
+function isLoad(v: unknown): boolean {
+  if (!isPlainObject(v)) return false;
+  const counts = ['maxJobs', 'running', 'queued', 'yoursRunning', 'yoursQueued', 'freeMemory'];
+  if (!counts.every((k) => isUint(v[k]))) return false;
+  if (typeof v.loadAvg !== 'number' || !Number.isFinite(v.loadAvg) || v.loadAvg < 0) return false;
+  if (typeof v.resting !== 'boolean' || typeof v.draining !== 'boolean') return false;
+  const b = v.battery;
+  if (b === null) return true;
+  return (
+    isPlainObject(b) &&
+    isUint(b.level) &&
+    (b.level as number) <= 100 &&
+    typeof b.charging === 'boolean'
+  );
+}
+
+const HELD_STATES = new Set(['queued', 'running', 'exited', 'lost']);
+/** Most held tasks one hello may list. */
+const MAX_HELD = 10_000;
+
+function isHeld(v: unknown): boolean {
+  return (
+    Array.isArray(v) &&
+    v.length <= MAX_HELD &&
+    v.every(
+      (h) =>
+        isPlainObject(h) &&
+        typeof h.task === 'string' &&
+        h.task.length > 0 &&
+        h.task.length <= MAX_ID_LENGTH &&
+        typeof h.state === 'string' &&
+        HELD_STATES.has(h.state) &&
+        isUint(h.seq),
+    )
   );
 }
 
@@ -144,10 +217,30 @@ function fits(kind: FieldKind, value: unknown): boolean {
       );
     case 'optEntries':
       return value === undefined || (Array.isArray(value) && value.every(isEntry));
+    case 'optBool':
+      return value === undefined || typeof value === 'boolean';
+    case 'optSetup':
+      return (
+        value === undefined ||
+        (isPlainObject(value) &&
+          Object.keys(value).length === 2 &&
+          typeof value.command === 'string' &&
+          value.command.trim() !== '' &&
+          typeof value.key === 'string' &&
+          HASH.test(value.key))
+      );
     case 'strings':
       return Array.isArray(value) && value.every((v) => typeof v === 'string');
     case 'env':
       return isPlainObject(value) && Object.values(value).every((v) => typeof v === 'string');
+    case 'optUint':
+      return value === undefined || isUint(value);
+    case 'load':
+      return isLoad(value);
+    case 'optLoad':
+      return value === undefined || isLoad(value);
+    case 'optHeld':
+      return value === undefined || isHeld(value);
     case 'intOrNull':
       return value === null || Number.isSafeInteger(value);
     case 'strOrNull':
@@ -176,7 +269,13 @@ export function validateMessage(value: unknown): Message {
       `unknown message type ${JSON.stringify(String(type)).slice(0, 64)}`,
     );
   }
-  const schema = SCHEMAS[type as MessageType];
+  // A hello of another protocol version is passed on with only what every
+  // version has, so the receiver can say which versions differ instead of
+  // naming a field the other version lacks.
+  const schema =
+    type === 'hello' && isUint(value.protocol) && value.protocol !== PROTOCOL_VERSION
+      ? HELLO_ANY_VERSION
+      : SCHEMAS[type as MessageType];
   for (const [field, kind] of Object.entries(schema)) {
     const v = value[field];
     if (!fits(kind, v)) {

@@ -20,6 +20,10 @@ function task(id: string, over: Partial<TaskInfo> = {}): TaskInfo {
     durationMs: null,
     agentRoot: null,
     error: null,
+    phase: 'running',
+    ahead: null,
+    previousAgent: null,
+    retryReason: null,
     ...over,
   };
 }

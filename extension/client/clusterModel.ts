@@ -5,6 +5,7 @@ import type {
   LogEvent,
   OutputEvent,
   SyncInfo,
+  SyncProgressInfo,
   TaskInfo,
   TaskSpec,
 } from '../../shared/rpc';
@@ -60,6 +61,7 @@ export class ClusterModel {
   readonly onLog = new Listeners<LogEvent>();
   /** Passed through, not kept: task terminals report them as they happen. */
   readonly onSync = new Listeners<SyncInfo>();
+  readonly onSyncProgress = new Listeners<SyncProgressInfo>();
   readonly onArtifacts = new Listeners<ArtifactsInfo>();
 
   applyAgent(agent: AgentInfo): void {

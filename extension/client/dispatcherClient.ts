@@ -11,6 +11,7 @@ import type {
   AgentInfo,
   ArtifactsInfo,
   SyncInfo,
+  SyncProgressInfo,
   LogEvent,
   OutputEvent,
   SubmitResult,
@@ -100,6 +101,9 @@ export class DispatcherClient implements vscode.Disposable {
     client.onNotification(RpcMethod.tasksDidChange, (t: TaskInfo) => this.model.applyTask(t));
     client.onNotification(RpcMethod.output, (o: OutputEvent) => this.model.applyOutput(o));
     client.onNotification(RpcMethod.syncDidChange, (s: SyncInfo) => this.model.onSync.fire(s));
+    client.onNotification(RpcMethod.syncProgress, (p: SyncProgressInfo) =>
+      this.model.onSyncProgress.fire(p),
+    );
     client.onNotification(RpcMethod.artifactsDidChange, (a: ArtifactsInfo) =>
       this.model.onArtifacts.fire(a),
     );

@@ -7,6 +7,8 @@ import { LocalAgent } from './localAgent';
 import { OUTPUT_SCHEME, OutputDocuments } from './outputDocuments';
 import { readSettings } from './settings';
 import { StatusBar } from './statusBar';
+import type { ProgressHandle } from './syncProgress';
+import { SyncProgressTracker } from './syncProgress';
 import { OctaskTaskProvider, TASK_TYPE } from './taskProvider';
 import { LogsTree } from './views/logsTree';
 import { TasksTree } from './views/tasksTree';
@@ -94,7 +96,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
 
   // Loaded before anyone listens: the first key is a start, not a change.
   await keys.load();
+  const syncProgress = new SyncProgressTracker(showProgress);
   context.subscriptions.push(
+    syncProgress,
+    { dispose: model.onSyncProgress.on((p) => syncProgress.progress(p)).dispose },
+    { dispose: model.onSync.on((s) => syncProgress.synced(s)).dispose },
     log,
     keys,
     client,
@@ -185,4 +191,19 @@ async function syncListedAgents(
 
 export function deactivate(): void {
   // Everything is in context.subscriptions; the dispatcher is stopped there.
+}
+
+/** A progress notification that stays until `done()`: a slow workspace sync, with files and bytes. */
+function showProgress(title: string): ProgressHandle {
+  let report: (message: string) => void = () => undefined;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  void vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title },
+    (progress) => {
+      report = (message) => progress.report({ message });
+      return finished;
+    },
+  );
+  return { report: (message) => report(message), done };
 }

@@ -19,6 +19,10 @@ const task: TaskInfo = {
   durationMs: 1500,
   agentRoot: null,
   error: null,
+  phase: 'final',
+  ahead: null,
+  previousAgent: null,
+  retryReason: null,
 };
 
 describe('view text', () => {

@@ -33,6 +33,40 @@ describe('specFromDefinition', () => {
     });
   });
 
+  it('takes clean, preserve and setup; ${workspaceFolder} globs become root-anchored', () => {
+    const r = specFromDefinition(
+      {
+        type: 'octask',
+        command: 'npm test',
+        cwd: 'web',
+        clean: true,
+        preserve: ['**/*.o'],
+        setup: { command: 'npm ci', key: ['package-lock.json', '/home/me/proj/.nvmrc'] },
+        artifacts: ['/home/me/proj/dist/**', 'coverage/**'],
+      },
+      withWs,
+    );
+    assert.deepEqual(r.spec?.sync, {
+      root: '/home/me/proj',
+      preserve: ['**/*.o'],
+      clean: true,
+    });
+    assert.deepEqual(r.spec?.setup, { command: 'npm ci', key: ['package-lock.json', '/.nvmrc'] });
+    assert.deepEqual(r.spec?.artifacts, ['/dist/**', 'coverage/**']);
+  });
+
+  it('says what is wrong with clean and setup', () => {
+    assert.match(
+      specFromDefinition({ type: 'octask', command: 'x', clean: 'yes' }, withWs).error ?? '',
+      /"clean" must be true or false/,
+    );
+    assert.match(
+      specFromDefinition({ type: 'octask', command: 'x', setup: { key: ['a'] } }, withWs).error ??
+        '',
+      /"setup" must be/,
+    );
+  });
+
   it('takes the default target and a relative cwd', () => {
     const r = specFromDefinition(
       { type: 'octask', command: 'ls', cwd: './a' },

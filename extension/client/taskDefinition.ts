@@ -21,6 +21,12 @@ export interface OctaskTaskDefinition {
   retries?: number;
   /** Sync the workspace folder to the agent first (default true). */
   sync?: boolean;
+  /** A fresh copy: remove what earlier tasks made there (default false). */
+  clean?: boolean;
+  /** Globs of files on the agent a sync never removes. */
+  preserve?: string[];
+  /** Run once per agent per content of the `key` files, before the task. */
+  setup?: { command: string; key?: string[] };
 }
 
 export interface SpecDefaults {
@@ -69,12 +75,16 @@ export function specFromDefinition(raw: unknown, defaults: SpecDefaults): SpecRe
   const retries = count('retries', 0);
   const inputs = strings('inputs');
   const artifacts = strings('artifacts');
+  const preserve = strings('preserve');
+  const setup = setupOf(def.setup, problems);
   const env = envOf(def.env, problems);
   if (def.target !== undefined && typeof def.target !== 'string')
     problems.push('"target" must be "any", "all" or an agent\'s name');
   if (def.cwd !== undefined && typeof def.cwd !== 'string') problems.push('"cwd" must be a string');
   if (def.sync !== undefined && typeof def.sync !== 'boolean')
     problems.push('"sync" must be true or false');
+  if (def.clean !== undefined && typeof def.clean !== 'boolean')
+    problems.push('"clean" must be true or false');
   if (problems.length > 0) return { error: problems.join('; ') };
 
   const sync = defaults.workspaceRoot !== undefined && defaults.syncEnabled && def.sync !== false;
@@ -86,18 +96,56 @@ export function specFromDefinition(raw: unknown, defaults: SpecDefaults): SpecRe
     ...(retries !== undefined ? { retries } : {}),
     ...(env ? { env } : {}),
   };
-  if (sync && defaults.workspaceRoot !== undefined) {
-    spec.sync = { root: defaults.workspaceRoot, ...(inputs ? { inputs } : {}) };
-    const cwd = typeof def.cwd === 'string' ? relativeCwd(def.cwd, defaults.workspaceRoot) : null;
+  const root = defaults.workspaceRoot;
+  if (sync && root !== undefined) {
+    spec.sync = {
+      root,
+      ...(inputs ? { inputs } : {}),
+      ...(preserve ? { preserve } : {}),
+      ...(def.clean === true ? { clean: true } : {}),
+    };
+    const cwd = typeof def.cwd === 'string' ? relativeCwd(def.cwd, root) : null;
     if (cwd === undefined) return { error: `"cwd" ${String(def.cwd)} is outside the workspace` };
     if (cwd) spec.cwd = cwd;
-    if (artifacts) spec.artifacts = artifacts;
-  } else if (artifacts || inputs) {
+    // `${workspaceFolder}/dist/**` arrives resolved: the root's own prefix means "from the root".
+    if (artifacts) spec.artifacts = artifacts.map((g) => rootRelativeGlob(g, root));
+    if (setup)
+      spec.setup = {
+        command: setup.command,
+        key: setup.key.map((g) => rootRelativeGlob(g, root)),
+      };
+  } else if (artifacts || inputs || setup || preserve) {
     return {
-      error: '"inputs" and "artifacts" need workspace sync (a folder open, "sync" not false)',
+      error:
+        '"inputs", "artifacts", "preserve" and "setup" need workspace sync (a folder open, "sync" not false)',
     };
   }
   return { spec };
+}
+
+function setupOf(v: unknown, problems: string[]): { command: string; key: string[] } | undefined {
+  if (v === undefined) return undefined;
+  const o = v as Record<string, unknown>;
+  const key = o?.key ?? [];
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    typeof o.command !== 'string' ||
+    o.command.trim() === '' ||
+    !Array.isArray(key) ||
+    !key.every((k) => typeof k === 'string')
+  ) {
+    problems.push('"setup" must be {"command": "...", "key": ["glob", ...]}');
+    return undefined;
+  }
+  return { command: o.command, key: key as string[] };
+}
+
+/** A glob under the absolute workspace root becomes root-anchored (`/dist/**`); others stay cwd-relative. */
+function rootRelativeGlob(glob: string, root: string): string {
+  const r = root.replace(/\\/g, '/').replace(/\/+$/, '');
+  const g = glob.replace(/\\/g, '/');
+  return g.startsWith(`${r}/`) ? g.slice(r.length) : glob;
 }
 
 function envOf(v: unknown, problems: string[]): Record<string, string> | undefined {

@@ -1,11 +1,12 @@
 import * as vscode from 'vscode';
 import { EXIT, runExitCode } from '../../shared/exitCode';
 import type { OutputEvent, SyncInfo, TaskInfo, TaskSpec } from '../../shared/rpc';
+import { syncSummary } from '../../shared/syncSummary';
 import type { ClusterModel } from './clusterModel';
 import { isFinished } from './clusterModel';
 import type { DispatcherClient } from './dispatcherClient';
 import { formatBytes, formatDuration, taskPlace } from './format';
-import { PathRewriter } from './pathRewrite';
+import { PathRewriter } from '../../shared/pathRewrite';
 
 const DIM = '\x1b[2m';
 const RED = '\x1b[31m';
@@ -109,8 +110,10 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
         if (!mine.has(a.task)) return;
         if (a.files > 0)
           this.write(
-            `${DIM}brought back ${a.files} artifact file${a.files === 1 ? '' : 's'} (${formatBytes(a.bytes)})${RESET}\n`,
+            `${DIM}${a.agent}: brought back ${a.files} artifact file${a.files === 1 ? '' : 's'} (${formatBytes(a.bytes)})${RESET}\n`,
           );
+        for (const glob of a.unmatched)
+          this.write(`${YELLOW}warning: ${a.agent}: artifacts ${glob} matched no file${RESET}\n`);
         for (const s of a.skipped)
           this.write(
             `${YELLOW}warning: artifact ${s.path} not brought back: ${s.reason}${RESET}\n`,
@@ -139,7 +142,7 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     this.write(
       s.error
         ? `${RED}sync to ${s.agent} failed: ${s.error.message}${RESET}\n`
-        : `${DIM}synced to ${s.agent}: ${s.filesSent} of ${s.files} files sent (${formatBytes(s.bytesSent)}) in ${formatDuration(s.ms)}${RESET}\n`,
+        : `${DIM}synced to ${s.agent}: ${syncSummary(s)} (${s.files} files) in ${formatDuration(s.ms)}${RESET}\n`,
     );
   }
 

@@ -2,11 +2,21 @@ import type { ClusterKey } from '../../shared/clusterKey';
 import { ErrorCode, isOctaskError } from '../../shared/errors';
 import type { ConnectionError } from '../../shared/frameConnection';
 import { FrameConnection } from '../../shared/frameConnection';
-import type { AgentBound, DispatcherBound, HelloMessage, Message } from '../../shared/protocol';
+import type {
+  AgentBound,
+  AgentLoad,
+  DispatcherBound,
+  HelloMessage,
+  Message,
+} from '../../shared/protocol';
 import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol';
+import { OCTASK_VERSION } from '../../shared/version';
 import type { AgentInfo, AgentStatus } from '../../shared/rpc';
 import type { AgentAddress } from './transport';
 import { dial, formatAddress, pairingOf } from './transport';
+
+/** Longest wait between dials while tasks there wait to be reattached. */
+const URGENT_MAX_BACKOFF_MS = 2000;
 
 export interface LinkOptions {
   address: AgentAddress;
@@ -20,15 +30,46 @@ export interface LinkOptions {
   /** Reconnect backoff bounds. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Ping interval (tests shorten it). */
+  heartbeatMs?: number;
 }
 
 export interface LinkEvents {
   /** Status, hello or error changed. */
-  changed(link: AgentLink): void;
+  changed(link: Link): void;
   /** A frame from the agent, after the hello exchange. */
-  message(link: AgentLink, message: DispatcherBound): void;
-  /** The connection that was online is gone; its tasks are lost. */
-  down(link: AgentLink, error: ConnectionError | undefined): void;
+  message(link: Link, message: DispatcherBound): void;
+  /** The connection that was online is gone; its tasks are detached (the agent may still run them). */
+  down(link: Link, error: ConnectionError | undefined): void;
+}
+
+/**
+ * What the dispatcher needs of a link to one agent. AgentLink is the real
+ * one; unit tests of the dispatcher's policy hand in fakes that need no
+ * sockets.
+ */
+export interface Link {
+  readonly options: LinkOptions;
+  readonly key: string;
+  readonly name: string;
+  readonly status: AgentStatus;
+  readonly isOnline: boolean;
+  readonly agentHello: HelloMessage | undefined;
+  readonly lastError: ConnectionError | undefined;
+  readonly load: AgentLoad | undefined;
+  readonly settled: Promise<void>;
+  /** The open, greeted connection, for bulk transfers (sync blobs). */
+  readonly frames: FrameConnection | undefined;
+  label: string | undefined;
+  urgent: boolean;
+  start(): void;
+  send(message: AgentBound): boolean;
+  close(): void;
+  pause(): void;
+  resume(): void;
+  reconnectNow(): void;
+  markRefused(status: AgentStatus, error: ConnectionError): void;
+  info(): AgentInfo;
 }
 
 /**
@@ -36,14 +77,20 @@ export interface LinkEvents {
  * backoff. Knows the hello exchange; everything after it is the
  * dispatcher's business.
  */
-export class AgentLink {
+export class AgentLink implements Link {
   status: AgentStatus = 'connecting';
   agentHello: HelloMessage | undefined;
   lastError: ConnectionError | undefined;
-  running = 0;
+  /** Capacity and load as the agent last reported them (hello, then `load` frames). */
+  load: AgentLoad | undefined;
+  /** How people tell it apart when names repeat (set by the dispatcher). */
+  label: string | undefined;
+  /** Dial again quickly: the dispatcher waits to reattach to tasks there. */
+  urgent = false;
   private connection: FrameConnection | undefined;
   private closedByUs = false;
   private attempt = 0;
+  private dialling = false;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Whether the current connection finished its hello exchange. */
   private greeted = false;
@@ -67,7 +114,19 @@ export class AgentLink {
   }
 
   get isOnline(): boolean {
-    return this.status === 'online' || this.status === 'busy';
+    return this.status === 'online' || this.status === 'busy' || this.status === 'resting';
+  }
+
+  get running(): number {
+    return this.load?.running ?? 0;
+  }
+
+  /** Dials now instead of waiting out the backoff (the agent was seen again, or the user asked). */
+  reconnectNow(): void {
+    if (this.closedByUs || this.connection || this.dialling) return;
+    clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    void this.connect();
   }
 
   start(): void {
@@ -114,8 +173,14 @@ export class AgentLink {
       arch: h?.arch ?? null,
       cpus: h?.cpus ?? null,
       memory: h?.memory ?? null,
-      maxJobs: h?.maxJobs ?? 0,
+      maxJobs: this.load?.maxJobs ?? h?.maxJobs ?? 0,
       running: this.running,
+      queued: this.load?.queued ?? 0,
+      loadAvg: this.load?.loadAvg ?? null,
+      freeMemory: this.load?.freeMemory ?? null,
+      battery: this.load?.battery ?? null,
+      resting: this.load?.resting ?? false,
+      label: this.label ?? this.name,
       tags: h?.tags ?? [],
       source: this.options.source,
       lastError: this.lastError ?? null,
@@ -130,19 +195,18 @@ export class AgentLink {
     this.settle();
   }
 
-  updateBusy(): void {
-    if (!this.isOnline) return;
-    const next: AgentStatus = this.running >= (this.agentHello?.maxJobs ?? 1) ? 'busy' : 'online';
-    if (next !== this.status) {
-      this.status = next;
-      this.events.changed(this);
-    }
+  /** Online, busy (every slot taken) or resting, from the agent's latest figures. */
+  private statusFromLoad(): AgentStatus {
+    const load = this.load;
+    if (load?.resting) return 'resting';
+    return load && load.running >= load.maxJobs ? 'busy' : 'online';
   }
 
   private async connect(): Promise<void> {
     if (this.closedByUs) return;
     this.attempt++;
     let ws;
+    this.dialling = true;
     try {
       ws = await dial(
         this.options.address,
@@ -150,6 +214,7 @@ export class AgentLink {
         this.options.connectTimeoutMs ?? 5000,
       );
     } catch (err) {
+      this.dialling = false;
       const error = isOctaskError(err)
         ? { code: err.code, message: err.message }
         : { code: ErrorCode.Unreachable, message: String(err) };
@@ -158,16 +223,21 @@ export class AgentLink {
       this.scheduleReconnect();
       return;
     }
+    this.dialling = false;
     if (this.closedByUs) {
       ws.close(CloseCode.Normal);
       return;
     }
     this.greeted = false;
     this.pairing = pairingOf(ws);
-    const connection = new FrameConnection(ws, {
-      message: (m) => this.receive(connection, m),
-      closed: (code, reason, error) => this.closed(code, reason, error),
-    });
+    const connection = new FrameConnection(
+      ws,
+      {
+        message: (m) => this.receive(connection, m),
+        closed: (code, reason, error) => this.closed(code, reason, error),
+      },
+      { heartbeatMs: this.options.heartbeatMs },
+    );
     this.connection = connection;
     connection.send(this.options.hello);
   }
@@ -187,15 +257,20 @@ export class AgentLink {
 
   private receive(connection: FrameConnection, message: Message): void {
     if (!this.greeted) {
-      if (message.t === 'error') return; // the close that follows carries it
+      if (message.t === 'error') {
+        // The close that follows ends the connection; this says why.
+        this.lastError = { code: message.code, message: message.message };
+        return;
+      }
       if (message.t !== 'hello' || message.role !== 'agent') {
         connection.fail(ErrorCode.HelloRequired, `expected the agent's hello, got ${message.t}`);
         return;
       }
       if (message.protocol !== PROTOCOL_VERSION) {
+        const older = message.protocol < PROTOCOL_VERSION;
         const error = {
           code: ErrorCode.ProtocolVersion,
-          message: `${this.key} speaks protocol ${message.protocol}, this dispatcher ${PROTOCOL_VERSION}; run the same Octask version on both`,
+          message: `agent ${message.name} at ${this.key} runs Octask ${message.version} (protocol ${message.protocol}); this dispatcher runs Octask ${OCTASK_VERSION} (protocol ${PROTOCOL_VERSION}): ${older ? 'update the agent (copy the new octask-agent.js to it and restart it)' : 'update this dispatcher (the octask CLI or the VS Code extension)'}`,
         };
         this.lastError = error;
         connection.fail(error.code, error.message, CloseCode.VersionMismatch);
@@ -208,10 +283,9 @@ export class AgentLink {
       this.greeted = true;
       this.attempt = 0;
       this.agentHello = message;
-      this.running = message.running;
+      this.load = message.load;
       this.lastError = undefined;
-      this.status = 'online';
-      this.updateBusy();
+      this.status = this.statusFromLoad();
       this.events.changed(this);
       this.settle();
       return;
@@ -219,6 +293,10 @@ export class AgentLink {
     if (message.t === 'hello') {
       connection.fail(ErrorCode.HelloRequired, 'hello sent twice');
       return;
+    }
+    if (message.t === 'load') {
+      this.load = message.load;
+      this.status = this.statusFromLoad();
     }
     this.events.message(this, message as DispatcherBound);
   }
@@ -244,18 +322,22 @@ export class AgentLink {
   private setStatus(status: AgentStatus, error: ConnectionError | undefined): void {
     this.status = status;
     this.lastError = error;
-    this.running = 0;
+    this.load = undefined;
     this.events.changed(this);
   }
 
   private scheduleReconnect(): void {
     if (this.closedByUs) return;
     const min = this.options.minBackoffMs ?? 250;
-    const max = this.options.maxBackoffMs ?? 30_000;
+    // Tasks wait there to be reattached: keep dialling often.
+    const max = this.urgent
+      ? Math.min(URGENT_MAX_BACKOFF_MS, this.options.maxBackoffMs ?? 30_000)
+      : (this.options.maxBackoffMs ?? 30_000);
     const base = Math.min(max, min * 2 ** Math.min(this.attempt, 16));
     // Jitter keeps many dispatchers from reconnecting in lock step.
     const delay = base / 2 + Math.random() * (base / 2);
     this.retryTimer = setTimeout(() => void this.connect(), delay);
-    this.retryTimer.unref();
+    // An idle link must not keep a CLI alive; one with tasks to reattach must.
+    if (!this.urgent) this.retryTimer.unref();
   }
 }

@@ -8,6 +8,9 @@ import { RpcMethod } from '../../shared/rpc';
 import { OCTASK_VERSION } from '../../shared/version';
 import { Dispatcher } from './dispatcher';
 import { prepareWorkspaceAt } from './sync/prepare';
+import type { OutputChunk } from './journal';
+import { Journal } from './journal';
+import type { RestoredTask } from './dispatcher';
 
 /**
  * What the editor may pass in `initializationOptions`; each overrides the
@@ -16,6 +19,13 @@ import { prepareWorkspaceAt } from './sync/prepare';
 export interface DispatcherInitOptions {
   agents?: string[];
   mdns?: boolean;
+  /** Milliseconds an agent's link may be down before its tasks run elsewhere. */
+  lostAfterMs?: number;
+  /**
+   * A folder of the editor's own (its extension storage) for the journal:
+   * tasks, output and the event log survive a window reload or a crash.
+   */
+  stateDir?: string;
 }
 
 export interface RpcServerDefaults {
@@ -23,7 +33,17 @@ export interface RpcServerDefaults {
   loadKey(): ClusterKey;
   agents: string[];
   mdns: boolean;
+  lostAfterMs: number;
+  heartbeatMs?: number;
+  /** Where the journal lives (tasks, output, events survive a restart); none: nothing kept. */
+  stateDir?: string;
 }
+
+/**
+ * How long agents keep an editor's tasks while its dispatcher is away: a
+ * window reload or a crash comes back well within it, a closed editor does not.
+ */
+export const EDITOR_GRACE_MS = 30 * 60_000;
 
 /** Log fields as JSON can carry them: errors as their message, anything odd as text. */
 function plainFields(fields: Record<string, unknown>): Record<string, unknown> {
@@ -49,6 +69,9 @@ const RPC_ERROR = -32001;
 export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
   const connection = createConnection(process.stdin, process.stdout);
   let dispatcher: Dispatcher | undefined;
+  let journal: Journal | undefined;
+  /** Output the journal had for each task at start (what a reloaded editor asks for). */
+  let history = new Map<string, OutputChunk[]>();
   const decoders = new Map<string, StringDecoder>();
 
   const log = (
@@ -56,12 +79,14 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     message: string,
     fields?: Record<string, unknown>,
   ): void => {
-    void connection.sendNotification(RpcMethod.log, {
+    const event: LogEvent = {
       level,
       message,
       ...(fields ? { fields: plainFields(fields) } : {}),
       time: Date.now(),
-    } satisfies LogEvent);
+    };
+    if (level !== 'debug') journal?.event(event);
+    void connection.sendNotification(RpcMethod.log, event);
   };
   const logger: Logger = {
     debug: (m, f) => log('debug', m, f),
@@ -88,7 +113,7 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
       }
     };
 
-  connection.onInitialize((params) => {
+  connection.onInitialize(async (params) => {
     const init = (params.initializationOptions ?? {}) as DispatcherInitOptions;
     let key: ClusterKey;
     try {
@@ -98,12 +123,21 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
         code: isOctaskError(err) ? err.code : ErrorCode.BadKeyFile,
       });
     }
-    dispatcher = new Dispatcher({
+    const stateDir = init.stateDir ?? defaults.stateDir;
+    const restored = stateDir ? await openJournal(stateDir, log) : undefined;
+    journal = restored?.journal;
+    history = restored?.history ?? new Map();
+    const d = new Dispatcher({
       key,
       agents: init.agents ?? defaults.agents,
       mdns: init.mdns ?? defaults.mdns,
+      lostAfterMs: init.lostAfterMs ?? defaults.lostAfterMs,
+      heartbeatMs: defaults.heartbeatMs,
+      graceMs: EDITOR_GRACE_MS,
       logger,
+      ...(journal ? { id: journal.dispatcherId } : {}),
     });
+    dispatcher = d;
     // The dispatcher hands out its live records, and a notification is
     // serialized only when the writer gets to it: send a copy of the state as
     // it is now, or a later status could overtake the output before it.
@@ -112,6 +146,11 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
       (a) => void connection.sendNotification(RpcMethod.workersDidChange, structuredClone(a)),
     );
     dispatcher.on('task', (t) => {
+      const record = d.journalRecord(t.id);
+      if (record && journal) {
+        const root = record.spec.sync?.root;
+        journal.task({ ...record, ...(root ? { workspaceRoot: root } : {}) });
+      }
       void connection.sendNotification(RpcMethod.tasksDidChange, structuredClone(t));
       if (t.status !== 'pending' && t.status !== 'running') {
         decoders.delete(`${t.id}\0stdout`);
@@ -121,6 +160,10 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     dispatcher.on(
       'sync',
       (s) => void connection.sendNotification(RpcMethod.syncDidChange, structuredClone(s)),
+    );
+    dispatcher.on(
+      'syncProgress',
+      (p) => void connection.sendNotification(RpcMethod.syncProgress, structuredClone(p)),
     );
     dispatcher.on(
       'artifacts',
@@ -133,6 +176,7 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
       const text = decoder.write(
         Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength),
       );
+      if (text) journal?.output(chunk.task, chunk.stream, text, chunk);
       if (text)
         void connection.sendNotification(RpcMethod.output, {
           task: chunk.task,
@@ -140,6 +184,7 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
           text,
         } satisfies OutputEvent);
     });
+    if (restored) d.restore(restored.tasks);
     return { capabilities: {}, serverInfo: { name: 'octask-dispatcher', version: OCTASK_VERSION } };
   });
   connection.onInitialized(() => dispatcher?.start());
@@ -180,10 +225,62 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     RpcMethod.removeAgent,
     guard((params: { address: string }) => need().removeAgent(params.address)),
   );
-  connection.onShutdown(() => dispatcher?.close());
+  connection.onRequest(
+    RpcMethod.taskOutput,
+    guard((params: { id: string }): OutputChunk[] => history.get(params.id) ?? []),
+  );
+  connection.onShutdown(() => {
+    dispatcher?.close();
+    journal?.close();
+  });
 
   return new Promise((resolve) => {
     connection.onExit(() => resolve());
     connection.listen();
   });
+}
+
+/**
+ * Opens the journal in `dir` and reads back what a previous run left: the
+ * tasks to take back (workspaces prepared again for those not finished) and
+ * each task's output so far.
+ */
+async function openJournal(
+  dir: string,
+  log: (level: LogEvent['level'], message: string, fields?: Record<string, unknown>) => void,
+): Promise<{ journal: Journal; tasks: RestoredTask[]; history: Map<string, OutputChunk[]> }> {
+  const journal = Journal.open(dir, {
+    onError: (err) => log('warn', `the task journal could not be written: ${err.message}`),
+  });
+  const state = journal.load();
+  if (state.damagedLines > 0)
+    log('warn', `the task journal had ${state.damagedLines} unreadable lines; they were skipped`);
+  const tasks: RestoredTask[] = [];
+  for (const t of state.tasks) {
+    const unfinished = t.info.status === 'pending' || t.info.status === 'running';
+    let workspace: RestoredTask['workspace'];
+    if (unfinished && t.spec.sync) {
+      try {
+        workspace = (await prepareWorkspaceAt(t.spec.sync.root, t.spec.sync)).workspace;
+      } catch (err) {
+        log(
+          'warn',
+          `cannot read the workspace of task ${t.info.id} again: ${(err as Error).message}`,
+        );
+      }
+    }
+    // The journal's own record of output says where it stands; the task record may lag it.
+    const seen = state.seqs.get(t.info.id);
+    const attempt = t.attempt
+      ? { ...t.attempt, lastSeq: seen?.wireId === t.attempt.wireId ? seen.seq : -1 }
+      : undefined;
+    tasks.push({
+      info: t.info,
+      spec: t.spec,
+      ...(attempt ? { attempt } : {}),
+      ...(workspace ? { workspace } : {}),
+    });
+  }
+  if (tasks.length > 0) log('info', `took back ${tasks.length} tasks from the journal`);
+  return { journal, tasks, history: state.outputs };
 }

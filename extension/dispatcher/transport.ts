@@ -88,6 +88,14 @@ export function dial(address: AgentAddress, key: ClusterKey, timeoutMs: number):
               : `${formatAddress(address)} refused the TLS handshake: it is paired as ${pairing}, but not by this cluster key (key id ${key.id}), or its key file is damaged. Pair it again: run "octask key --pair ${pairing}" here and the line it prints on that device.`,
           ),
         );
+      } else if (err.code === 'ECONNREFUSED') {
+        // The host answered and nothing listens: the agent process is not running.
+        reject(
+          new OctaskError(
+            ErrorCode.AgentDown,
+            `nothing listens at ${formatAddress(address)} (ECONNREFUSED): the agent is not running`,
+          ),
+        );
       } else {
         reject(
           new OctaskError(

@@ -38,10 +38,14 @@ export interface StartAgentOptions {
   /** Advertise by mDNS (off by default: loopback has no multicast here). */
   mdns?: boolean;
   args?: string[];
+  /** Use this workdir (kept after stop) instead of a fresh one. */
+  workdir?: string;
   /** Flags for node itself, before the script (e.g. --cpu-prof). */
   nodeArgs?: string[];
   /** Prefix the command (e.g. `ip netns exec NS`) */
   wrap?: string[];
+  /** The Node that runs the agent; default: the one running the tests. */
+  execPath?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -68,7 +72,8 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
   if (!existsSync(AGENT_BIN)) throw new Error(`${AGENT_BIN} is not built; run "node esbuild.mjs"`);
   const name = options.name ?? `agent${Math.floor(Math.random() * 1e6)}`;
   const host = options.bind ?? '127.0.0.1';
-  const workdir = mkdtempSync(join(tmpdir(), `octask-${name}-`));
+  // A given workdir outlives this agent (a restart keeps its id and records); a made one does not.
+  const workdir = options.workdir ?? mkdtempSync(join(tmpdir(), `octask-${name}-`));
   // prettier-ignore
   const args = [
     ...(options.nodeArgs ?? []),
@@ -85,7 +90,7 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
     '--log-level', 'info',
     ...(options.args ?? []),
   ];
-  const [file, ...rest] = [...(options.wrap ?? []), process.execPath, ...args];
+  const [file, ...rest] = [...(options.wrap ?? []), options.execPath ?? process.execPath, ...args];
   const proc = spawn(file as string, rest, {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...cleanOctaskEnv(), ...options.env },
@@ -102,7 +107,7 @@ export function startAgent(options: StartAgentOptions): Promise<StartedAgent> {
       await exited;
       clearTimeout(killer);
     }
-    rmSync(workdir, { recursive: true, force: true });
+    if (!options.workdir) rmSync(workdir, { recursive: true, force: true });
   };
   return new Promise((resolvePromise, reject) => {
     let settled = false;

@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { ClusterKey } from '../../shared/clusterKey';
 import { decodeMessage, encodeMessage } from '../../shared/codec';
-import type { HelloMessage, Message } from '../../shared/protocol';
+import type { AgentLoad, HelloMessage, Message } from '../../shared/protocol';
 import { PROTOCOL_VERSION } from '../../shared/protocol';
 import type { ServerKey } from '../../shared/tlsPsk';
 import { pskClientOptions, pskServerOptions } from '../../shared/tlsPsk';
@@ -12,8 +13,10 @@ import { pskClientOptions, pskServerOptions } from '../../shared/tlsPsk';
 export interface RawPeer {
   ws: WebSocket;
   send(message: Message): void;
-  /** The next decoded frame. */
+  /** The next decoded frame (`load` reports excepted: they come whenever the agent's counts change). */
   next(): Promise<Message>;
+  /** Every `load` report the agent sent, in order. */
+  loads: AgentLoad[];
   /** Resolves with the close code and reason. */
   closed: Promise<{ code: number; reason: string }>;
 }
@@ -23,7 +26,8 @@ export function dispatcherHello(over: Partial<HelloMessage> = {}): HelloMessage 
     t: 'hello',
     protocol: PROTOCOL_VERSION,
     role: 'dispatcher',
-    id: 'raw-test',
+    // Each peer is its own dispatcher: agents keep tasks per dispatcher id.
+    id: `raw-${randomBytes(4).toString('hex')}`,
     name: 'raw',
     version: 'test',
     os: 'linux',
@@ -44,8 +48,13 @@ export function rawDial(port: number, key: ClusterKey): Promise<RawPeer> {
   );
   const inbox: Message[] = [];
   const waiters: Array<(m: Message) => void> = [];
+  const loads: AgentLoad[] = [];
   ws.on('message', (data: Buffer) => {
     const m = decodeMessage(data);
+    if (m.t === 'load') {
+      loads.push(m.load);
+      return;
+    }
     const w = waiters.shift();
     if (w) w(m);
     else inbox.push(m);
@@ -58,6 +67,7 @@ export function rawDial(port: number, key: ClusterKey): Promise<RawPeer> {
     ws.once('open', () =>
       resolve({
         ws,
+        loads,
         send: (m) => ws.send(encodeMessage(m)),
         next: () => {
           const m = inbox.shift();

@@ -142,15 +142,19 @@ describe('nothing is written outside a workspace, on either side @integration', 
         file(`a/sub${i % 20}/f${i}`, `body ${i}`),
       );
       assert.equal((await sync(ws, [file('seed', 'x')], ['x'])).t, 'syncDone');
-      // The task flips a/ between a real folder and a link to `outside` as fast as it can.
+      // A layout waits for tasks of its own workspace (agent/copyUsers.ts), but a
+      // task may write anywhere the agent can: this one runs in another copy and
+      // flips a/ of this one between a real folder and a link to `outside`.
+      const from = `racer-home${n}`;
+      assert.equal((await sync(from, [file('seed', 'x')], ['x'])).t, 'syncDone');
       const task = `racer${n}`;
       peer.send({
         t: 'run',
         task,
-        command: `end=$(($(date +%s)+4)); while [ $(date +%s) -lt $end ]; do rm -rf a; ln -s ${outside} a; rm -f a; mkdir a; done`,
+        command: `cd ../../${ws}/tree && end=$(($(date +%s)+4)); while [ $(date +%s) -lt $end ]; do rm -rf a; ln -s ${outside} a; rm -f a; mkdir a; done`,
         env: {},
         timeoutMs: 20_000,
-        workspace: ws,
+        workspace: from,
         cwd: '',
       });
       let answer: Message | undefined;
@@ -187,6 +191,8 @@ describe('nothing is written outside a workspace, on either side @integration', 
           '--no-mdns',
           '--workspace',
           repo,
+          // Each case starts from a fresh copy: task-made links would stay otherwise (a checkout).
+          '--clean',
           '--artifacts',
           'out/**',
           '--',

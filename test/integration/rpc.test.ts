@@ -10,7 +10,14 @@ import {
   StreamMessageWriter,
   Trace,
 } from 'vscode-jsonrpc/node';
-import type { AgentInfo, OutputEvent, SubmitResult, TaskInfo } from '../../shared/rpc';
+import type {
+  AgentInfo,
+  OutputEvent,
+  SubmitResult,
+  SyncInfo,
+  SyncProgressInfo,
+  TaskInfo,
+} from '../../shared/rpc';
 import { RpcMethod } from '../../shared/rpc';
 import type { ClusterKey } from '../../shared/clusterKey';
 import { deriveAgentKey, formatKey } from '../../shared/clusterKey';
@@ -27,6 +34,8 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
   const tasks = new Map<string, TaskInfo>();
   const output: OutputEvent[] = [];
   const workers: AgentInfo[] = [];
+  const syncProgress: SyncProgressInfo[] = [];
+  const syncs: SyncInfo[] = [];
   /** Every task and output notification in arrival order, as `id status` or `id output`. */
   const arrivals: string[] = [];
   /** A verbose trace of every message both ways, as the editor's octask.trace.server writes it. */
@@ -62,6 +71,8 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
       arrivals.push(`${o.task} output`);
     });
     rpc.onNotification(RpcMethod.workersDidChange, (a: AgentInfo) => void workers.push(a));
+    rpc.onNotification(RpcMethod.syncProgress, (p: SyncProgressInfo) => void syncProgress.push(p));
+    rpc.onNotification(RpcMethod.syncDidChange, (s: SyncInfo) => void syncs.push(s));
     rpc.listen();
     await rpc.trace(Trace.Verbose, {
       log: (message: unknown, data?: string) =>
@@ -160,7 +171,7 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
     await until('the cancel', () => (tasks.get(id)?.status === 'cancelled' ? true : undefined));
   });
 
-  it('syncs a folder named in the request and runs in its copy', async () => {
+  it('syncs a folder named in the request and runs in its copy, with progress and a checkout', async () => {
     writeFileSync(join(dir.path, 'ws', 'hello.txt'), 'from the workspace\n');
     const result = await rpc.sendRequest<SubmitResult>(RpcMethod.submit, {
       command: 'cat hello.txt; pwd -P',
@@ -180,6 +191,17 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
     assert.ok(done.agentRoot, 'the task reports the copy it ran in');
     assert.equal(realpathSync(done.agentRoot), pwd?.trim());
     assert.notEqual(done.agentRoot, join(dir.path, 'ws'));
+    // The hello.txt sent shows as progress (files and bytes), then the sync says what it changed.
+    const size = 'from the workspace\n'.length;
+    const sent = syncProgress.find((p) => p.files === 1 && p.bytes === size);
+    assert.ok(
+      sent,
+      `a syncProgress notification for the file sent: ${JSON.stringify(syncProgress)}`,
+    );
+    assert.equal(sent.agent, 'rpc-agent');
+    const last = syncs.at(-1);
+    assert.equal(last?.removed, 0);
+    assert.equal(typeof last?.kept, 'number');
     await assert.rejects(
       rpc.sendRequest(RpcMethod.submit, {
         command: 'true',

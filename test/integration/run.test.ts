@@ -184,7 +184,10 @@ describe('octask run against real agents @integration', function () {
       assert.equal(x.os, process.platform);
     }
     const table = await runCli(['agents', ...base()]);
-    assert.match(table.stdout, /^NAME\s+ADDRESS\s+VERSION\s+OS\s+ARCH\s+CPUS\s+SLOTS\s+STATUS$/m);
+    assert.match(
+      table.stdout,
+      /^NAME\s+ADDRESS\s+VERSION\s+OS\s+ARCH\s+CPUS\s+SLOTS\s+QUEUE\s+LOAD\s+BATTERY\s+STATUS$/m,
+    );
     assert.match(table.stdout, /alpha\s+127\.0\.0\.1:\d+\s+0\.1\.0/);
   });
 });

@@ -119,7 +119,10 @@ describe('keys, versions and policy @integration', function () {
         'echo hi',
       ]);
       assert.equal(r.code, 125);
-      assert.match(r.stderr, /speaks protocol/);
+      assert.match(
+        r.stderr,
+        /runs Octask test \(protocol \d+\); this dispatcher runs Octask .* \(protocol \d+\)/,
+      );
     } finally {
       fake.close();
     }

@@ -97,7 +97,7 @@ describe('an agent receiving workspace syncs straight from the wire @integration
     assert.equal(again.written, 0);
   });
 
-  it('removes files gone from the manifest, but keeps preserved ones', async () => {
+  it('removes files gone from the manifest and keeps task-made ones; clean removes those too, but not preserved ones', async () => {
     const a = 'one\n';
     await sync('ws2', [file('a.txt', a), file('old.txt', 'old\n')], {
       [sha(a)]: a,
@@ -107,18 +107,27 @@ describe('an agent receiving workspace syncs straight from the wire @integration
       await run('ws2', 'mkdir -p node_modules/x && touch node_modules/x/i.js build.log'),
       '',
     );
-    const id = `s${++n}`;
-    peer.send({
-      t: 'sync',
-      sync: id,
-      workspace: 'ws2',
-      entries: [file('a.txt', a)],
-      preserve: ['node_modules'],
-      last: true,
-    });
-    await until('syncNeed');
-    const done = await until('syncDone');
-    assert.equal(done.removed, 2); // old.txt and build.log
+    const layOut = async (clean: boolean) => {
+      const id = `s${++n}`;
+      peer.send({
+        t: 'sync',
+        sync: id,
+        workspace: 'ws2',
+        entries: [file('a.txt', a)],
+        preserve: ['node_modules'],
+        last: true,
+        ...(clean ? { clean } : {}),
+      });
+      await until('syncNeed');
+      return until('syncDone');
+    };
+    const checkout = await layOut(false);
+    assert.equal(checkout.removed, 1); // old.txt came from the workspace; build.log did not
+    assert.equal(checkout.kept, 2);
+    assert.equal(await run('ws2', 'ls -A | sort | tr "\\n" " "'), 'a.txt build.log node_modules ');
+    const fresh = await layOut(true);
+    assert.equal(fresh.removed, 1); // build.log
+    assert.equal(fresh.kept, 1); // node_modules/x/i.js, preserved
     assert.equal(await run('ws2', 'ls -A | sort | tr "\\n" " "'), 'a.txt node_modules ');
   });
 

@@ -123,7 +123,7 @@ describe('octask run syncs the git workspace to the agent @integration', functio
     assert.equal(again.doc.artifacts?.files, 0);
   });
 
-  it('keeps --preserve folders on the agent between runs', async () => {
+  it('keeps what tasks made on the agent between runs, and --preserve folders even with --clean', async () => {
     await run([
       '--preserve',
       'node_modules',
@@ -132,7 +132,10 @@ describe('octask run syncs the git workspace to the agent @integration', functio
     ]);
     const r = await run(['--preserve', 'node_modules', '--', 'cat node_modules/marker']);
     assert.match(r.stderr, /^kept$/m);
-    const gone = await run(['--', 'test -e node_modules/marker || echo cleaned']);
+    // Task-made files stay without --preserve too (a checkout); --clean removes them.
+    const still = await run(['--', 'cat node_modules/marker']);
+    assert.match(still.stderr, /^kept$/m);
+    const gone = await run(['--clean', '--', 'test -e node_modules/marker || echo cleaned']);
     assert.match(gone.stderr, /^cleaned$/m);
   });
 

@@ -32,7 +32,19 @@ export class ArtifactFetches {
     exit: ExitMessage,
     done: (stats: ArtifactStats) => void,
   ): void {
-    const receiver = new ArtifactReceiver(root, exit.artifacts ?? [], this.logger);
+    let receiver: ArtifactReceiver;
+    try {
+      receiver = new ArtifactReceiver(root, exit.artifacts ?? [], this.logger);
+    } catch (err) {
+      // The local workspace is gone (moved, deleted): nothing can be brought back.
+      const reason = `not brought back: ${(err as Error).message}`;
+      done({
+        files: 0,
+        bytes: 0,
+        skipped: (exit.artifacts ?? []).map((e) => ({ path: e.path, reason })),
+      });
+      return;
+    }
     this.fetches.set(exit.task, { link, exit, receiver, done });
     receiver.plan().then(
       (hashes) => send({ t: 'fetch', task: exit.task, hashes }),

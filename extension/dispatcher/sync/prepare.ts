@@ -14,6 +14,8 @@ export interface PrepareOptions {
   inputs?: readonly string[];
   exclude?: readonly string[];
   preserve?: readonly string[];
+  /** Lay out a fresh copy on the agent (`--clean`). */
+  clean?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -51,7 +53,13 @@ export async function prepareWorkspaceAt(
   cache.pruneUnused();
   await cache.save();
   return {
-    workspace: prepareWorkspace(id, root, manifest.entries, [...(options.preserve ?? [])]),
+    workspace: prepareWorkspace(
+      id,
+      root,
+      manifest.entries,
+      [...(options.preserve ?? [])],
+      options.clean ?? false,
+    ),
     skipped: [...list.skipped, ...manifest.problems],
     ms: Math.round(performance.now() - started),
   };

@@ -8,9 +8,11 @@ export interface PreparedWorkspace {
   root: string;
   entries: ManifestEntry[];
   preserve: string[];
+  /** Lay out a fresh copy: remove what tasks made there (SyncMessage.clean). */
+  clean: boolean;
   /** Content hash → absolute local path of a file with that content. */
   sources: Map<string, string>;
-  /** Identifies this exact manifest (and preserve list), so an agent that has it is not asked again. */
+  /** Identifies this exact manifest (and preserve list, and clean), so an agent that has it is not asked again. */
   digest: string;
   /** Bytes of all files in the manifest. */
   bytes: number;
@@ -28,6 +30,7 @@ export function prepareWorkspace(
   root: string,
   entries: ManifestEntry[],
   preserve: string[],
+  clean = false,
 ): PreparedWorkspace {
   const sources = new Map<string, string>();
   const digest = createHash('sha256');
@@ -41,6 +44,6 @@ export function prepareWorkspace(
       digest.update(`${e.path}\0->${e.link}\n`);
     }
   }
-  digest.update(`preserve\0${preserve.join('\0')}`);
-  return { id, root, entries, preserve, sources, digest: digest.digest('hex'), bytes };
+  digest.update(`preserve\0${preserve.join('\0')}\0clean\0${clean}`);
+  return { id, root, entries, preserve, clean, sources, digest: digest.digest('hex'), bytes };
 }

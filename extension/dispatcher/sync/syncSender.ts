@@ -14,7 +14,17 @@ export interface SyncStats {
   files: number;
   filesSent: number;
   bytesSent: number;
+  /** Files the agent removed from its copy, and task-made files it kept. */
+  removed: number;
+  kept: number;
+  /** How long the agent waited for its tasks in the copy before laying it out. */
+  waitedMs: number;
   ms: number;
+}
+
+/** The figures of a sync that did not happen (it failed). */
+export function noSyncStats(files: number): SyncStats {
+  return { files, filesSent: 0, bytesSent: 0, removed: 0, kept: 0, waitedMs: 0, ms: 0 };
 }
 
 /**
@@ -31,14 +41,23 @@ export class SyncSender {
   private readonly started = performance.now();
   private filesSent = 0;
   private bytesSent = 0;
+  /** What the agent asked for, once it answered. */
+  private toSend = { files: 0, bytes: 0 };
 
   constructor(
     private readonly connection: FrameConnection,
     private readonly workspace: PreparedWorkspace,
     private readonly onProgress?: (bytes: number) => void,
+    /** The agent will lay out the copy only once this many running tasks of it end. */
+    private readonly onBusy?: (tasks: number) => void,
   ) {
     this.needed = new Promise((resolve) => (this.resolveNeed = resolve));
     this.done = new Promise((resolve) => (this.finish = resolve));
+  }
+
+  /** Contents sent so far, and how many the agent asked for (for progress). */
+  get progress(): { filesSent: number; bytesSent: number; files: number; bytes: number } {
+    return { filesSent: this.filesSent, bytesSent: this.bytesSent, ...this.toSend };
   }
 
   /** Runs the sync; the outcome (stats or error) arrives on `done`. */
@@ -49,12 +68,17 @@ export class SyncSender {
 
   /** A reply from the agent for this sync. */
   receive(message: DispatcherBound): void {
-    if (message.t === 'syncNeed') this.resolveNeed(message.hashes);
-    else if (message.t === 'syncDone') {
+    if (message.t === 'syncNeed') {
+      if (message.busy) this.onBusy?.(message.busy);
+      this.resolveNeed(message.hashes);
+    } else if (message.t === 'syncDone') {
       this.finish({
         files: this.workspace.entries.length,
         filesSent: this.filesSent,
         bytesSent: this.bytesSent,
+        removed: message.removed,
+        kept: message.kept ?? 0,
+        waitedMs: message.waitedMs ?? 0,
         ms: Math.round(performance.now() - this.started),
       });
     } else if (message.t === 'syncFailed') {
@@ -84,9 +108,16 @@ export class SyncSender {
         entries: entries.slice(i, i + ENTRIES_PER_FRAME),
         preserve: i === 0 ? this.workspace.preserve : [],
         last,
+        ...(i === 0 && this.workspace.clean ? { clean: true } : {}),
       });
     }
     const hashes = await this.needed;
+    const sizes = new Map<string, number>();
+    for (const e of entries) if ('hash' in e) sizes.set(e.hash, e.size);
+    this.toSend = {
+      files: hashes.length,
+      bytes: hashes.reduce((n, h) => n + (sizes.get(h) ?? 0), 0),
+    };
     const missing = await sendBlobs(
       this.connection,
       this.id,

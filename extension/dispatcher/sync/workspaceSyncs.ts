@@ -7,6 +7,19 @@ import { SyncSender } from './syncSender';
 
 export type SyncOutcome = SyncStats | OctaskError;
 
+/** A sync's contents sent so far, of those the agent asked for. */
+export interface SyncProgress {
+  filesSent: number;
+  bytesSent: number;
+  files: number;
+  bytes: number;
+  /** Set when the agent waits for this many running tasks of the workspace before laying it out. */
+  waitingForTasks?: number;
+}
+
+/** Progress is reported at most this often per sync. */
+const PROGRESS_EVERY_MS = 200;
+
 /**
  * The syncs of every agent: at most one per agent and workspace version at a
  * time, remembered once done so that tasks after the first on an agent (shards,
@@ -26,6 +39,11 @@ export class WorkspaceSyncs {
       workspace: PreparedWorkspace,
       outcome: SyncOutcome,
     ) => void,
+    private readonly onProgress?: (
+      link: string,
+      workspace: PreparedWorkspace,
+      progress: SyncProgress,
+    ) => void,
   ) {}
 
   /** Resolves when `link`'s copy of the workspace matches `workspace` (or the sync failed). */
@@ -38,7 +56,18 @@ export class WorkspaceSyncs {
     if (!perLink) this.held.set(link, (perLink = new Map()));
     const known = perLink.get(workspace.id);
     if (known && known.digest === workspace.digest) return known.outcome;
-    const sender = new SyncSender(connection, workspace);
+    let last = 0;
+    const sender: SyncSender = new SyncSender(
+      connection,
+      workspace,
+      () => {
+        const now = performance.now();
+        if (!this.onProgress || now - last < PROGRESS_EVERY_MS) return;
+        last = now;
+        this.onProgress(link, workspace, sender.progress);
+      },
+      (tasks) => this.onProgress?.(link, workspace, { ...sender.progress, waitingForTasks: tasks }),
+    );
     this.senders.set(sender.id, { link, sender });
     const outcome = sender.start().then((result) => {
       this.senders.delete(sender.id);
@@ -58,6 +87,11 @@ export class WorkspaceSyncs {
    */
   forget(link: string, workspace: string): void {
     this.held.get(link)?.delete(workspace);
+  }
+
+  /** Whether `link` has (or is getting) some version of the workspace: placement's tie-break. */
+  has(link: string, workspace: string): boolean {
+    return this.held.get(link)?.has(workspace) ?? false;
   }
 
   /** Routes an agent's sync reply; false if it was not one. */

@@ -1,0 +1,73 @@
+/**
+ * Who is using each workspace copy right now: tasks (and their setup) run
+ * in it, and a sync lays it out. A layout that would change a copy waits
+ * until no task of that workspace runs, and a task waits for a layout in
+ * progress, so a copy is never rearranged underneath a running task.
+ */
+export class CopyUsers {
+  private readonly running = new Map<string, number>();
+  private readonly idleWaiters = new Map<string, Array<() => void>>();
+  private readonly layouts = new Map<string, Promise<unknown>>();
+
+  /** Tasks running in the copy of `workspace`. */
+  tasksIn(workspace: string): number {
+    return this.running.get(workspace) ?? 0;
+  }
+
+  /**
+   * A task starts using the copy, once any layout in progress is done;
+   * resolves with the function that ends its use (safe to call twice).
+   */
+  async enter(workspace: string): Promise<() => void> {
+    while (this.layouts.has(workspace)) await this.layouts.get(workspace)?.catch(() => undefined);
+    this.running.set(workspace, this.tasksIn(workspace) + 1);
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      const n = this.tasksIn(workspace) - 1;
+      if (n > 0) {
+        this.running.set(workspace, n);
+        return;
+      }
+      this.running.delete(workspace);
+      const waiters = this.idleWaiters.get(workspace) ?? [];
+      this.idleWaiters.delete(workspace);
+      for (const resolve of waiters) resolve();
+    };
+  }
+
+  /**
+   * Runs `layOut` once no task runs in the copy (and no other layout of it
+   * is in progress); tasks arriving meanwhile wait for it. `waitedMs` says
+   * how long it waited for running tasks.
+   */
+  async layOut<T>(
+    workspace: string,
+    layOut: () => Promise<T>,
+  ): Promise<{ result: T; waitedMs: number }> {
+    const began = performance.now();
+    for (;;) {
+      const other = this.layouts.get(workspace);
+      if (other) await other.catch(() => undefined);
+      else if (this.tasksIn(workspace) > 0) await this.idle(workspace);
+      else break;
+    }
+    const waitedMs = Math.round(performance.now() - began);
+    const running = layOut();
+    this.layouts.set(workspace, running);
+    try {
+      return { result: await running, waitedMs };
+    } finally {
+      this.layouts.delete(workspace);
+    }
+  }
+
+  private idle(workspace: string): Promise<void> {
+    return new Promise((resolve) => {
+      const list = this.idleWaiters.get(workspace) ?? [];
+      list.push(resolve);
+      this.idleWaiters.set(workspace, list);
+    });
+  }
+}
