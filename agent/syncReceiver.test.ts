@@ -33,7 +33,7 @@ describe('sync receiver limits', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   function receiver(limits: Partial<SyncLimits> = {}, budget = new EntryBudget()): SyncReceiver {
-    return new SyncReceiver(connection, store, copies, silentLogger, undefined, budget, {
+    return new SyncReceiver(connection, store, copies, silentLogger, undefined, undefined, budget, {
       ...DEFAULT_SYNC_LIMITS,
       ...limits,
     });
