@@ -201,6 +201,8 @@ export const RpcMethod = {
   addAgent: 'octask/agents/add',
   /** client → dispatcher request: forget a listed agent; returns boolean. */
   removeAgent: 'octask/agents/remove',
+  /** client → dispatcher request: dial a known agent now, not after its backoff; returns boolean (known). */
+  reconnectAgent: 'octask/agents/reconnect',
   /** dispatcher → client notification: an agent's state changed (AgentInfo). */
   workersDidChange: 'octask/workers/didChange',
   /** dispatcher → client notification: a task's state changed (TaskInfo). */

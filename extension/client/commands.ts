@@ -1,17 +1,24 @@
+import { chmod, copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { pasteLine } from '../../shared/clusterKey';
-import type { TaskInfo } from '../../shared/rpc';
+import type { TaskInfo, TaskSpec } from '../../shared/rpc';
+import { showBlocked } from './blocked';
 import { isFinished } from './clusterModel';
 import type { ClusterKeyStore } from './clusterKeyStore';
 import { machineKeyFile } from './clusterKeyStore';
+import type { DiagnosisDocument } from './diagnose';
 import { diagnoseReport } from './diagnose';
 import { DispatcherUnavailable } from './dispatcherClient';
-import { taskDescription } from './format';
+import { taskDescription, taskFailed } from './format';
+import { keyFromPastedText } from './keyInput';
 import type { LocalAgent } from './localAgent';
 import type { OutputDocuments } from './outputDocuments';
 import { runOnCluster } from './runOnCluster';
 import { readSettings, updateListedAgents } from './settings';
+import { rerunTask } from './taskProvider';
 import type { TaskTerminalDeps } from './taskTerminal';
+import type { TaskNode } from './views/tasksTree';
 import type { WorkerNode } from './views/workersTree';
 
 export interface CommandDeps extends TaskTerminalDeps {
@@ -19,19 +26,34 @@ export interface CommandDeps extends TaskTerminalDeps {
   log: vscode.LogOutputChannel;
   keys: ClusterKeyStore;
   outputs: OutputDocuments;
+  diagnosis: DiagnosisDocument;
   localAgent: LocalAgent;
   /** Starts the dispatcher if it can (trusted, keyed) and is not running. */
   startDispatcher(): Promise<void>;
 }
 
 /** A tree node or a task id, as commands receive them from views, menus and tests. */
-type TaskArg = string | TaskInfo | WorkerNode | undefined;
+type TaskArg = string | TaskInfo | WorkerNode | TaskNode | undefined;
 
 function taskIdOf(arg: TaskArg): string | undefined {
   if (typeof arg === 'string') return arg;
   if (!arg) return undefined;
-  if ('kind' in arg) return arg.kind === 'task' ? arg.task.id : undefined;
+  if ('kind' in arg)
+    return arg.kind === 'task' ? arg.task.id : arg.kind === 'run' ? arg.tasks[0]?.id : undefined;
   return arg.id;
+}
+
+/** The tasks a menu item acts on: a run row means all of its tasks. */
+function tasksOf(arg: TaskArg, model: CommandDeps['model']): TaskInfo[] {
+  if (arg && typeof arg === 'object' && 'kind' in arg && arg.kind === 'run') return arg.tasks;
+  const id = taskIdOf(arg);
+  const task = id ? model.tasks.get(id) : undefined;
+  return task ? [task] : [];
+}
+
+/** An agent's address from a Workers row or as given. */
+function addressOf(arg: WorkerNode | string | undefined): string | undefined {
+  return typeof arg === 'string' ? arg : arg?.kind === 'agent' ? arg.agent.address : undefined;
 }
 
 /**
@@ -84,12 +106,19 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
 
   return [
     register('octask.runOnCluster', async () => {
-      if (!vscode.workspace.isTrusted)
-        throw new Error('Octask runs nothing in an untrusted workspace.');
+      const blocked = deps.blockedBy();
+      // Said before asking anything: no command typed in vain, no wait for a dispatcher that cannot start.
+      if (blocked) return void showBlocked(blocked);
       await runOnCluster(deps, model, context.workspaceState);
     }),
     register('octask.cancelTask', async (arg: TaskArg) => {
-      const id = taskIdOf(arg) ?? (await pickTask((t) => !isFinished(t), 'Cancel Task'));
+      const active = tasksOf(arg, model).filter((t) => !isFinished(t));
+      if (active.length > 1) {
+        const found = await Promise.all(active.map((t) => client.cancel(t.id)));
+        return found.some(Boolean);
+      }
+      const id =
+        active[0]?.id ?? taskIdOf(arg) ?? (await pickTask((t) => !isFinished(t), 'Cancel Task'));
       if (!id) return false;
       return client.cancel(id);
     }),
@@ -98,10 +127,35 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       if (!id) return undefined;
       const task = model.tasks.get(id);
       const spec = task ? model.specs.get(task.group) : undefined;
-      if (!spec) throw new Error('Octask no longer knows how that task was started.');
-      const result = await client.submit(spec);
-      return result.tasks.map((t) => t.id);
+      if (!task || !spec) throw new Error('Octask no longer knows how that task was started.');
+      return runAgain(deps, spec, model.labelOf(task.group, task.command));
     }),
+    register('octask.rerunFailed', async (arg: TaskArg) => {
+      const failed = (arg ? tasksOf(arg, model) : latestRuns(model)).filter(taskFailed);
+      const groups = [...new Set(failed.map((t) => t.group))];
+      if (groups.length === 0) {
+        void vscode.window.showInformationMessage('Octask: no failed run to rerun.');
+        return [];
+      }
+      const ids: string[] = [];
+      for (const group of groups) {
+        const spec = model.specs.get(group);
+        const first = failed.find((t) => t.group === group) as TaskInfo;
+        if (!spec) continue;
+        ids.push(
+          ...(await runAgain(
+            deps,
+            onlyFailed(
+              spec,
+              failed.filter((t) => t.group === group),
+            ),
+            model.labelOf(group, first.command),
+          )),
+        );
+      }
+      return ids;
+    }),
+    register('octask.clearFinished', async () => model.clearFinished()),
     register('octask.showTaskOutput', async (arg: TaskArg) => {
       const id = taskIdOf(arg) ?? (await pickTask(() => true, 'Show Task Output'));
       if (id) await deps.outputs.show(id);
@@ -122,8 +176,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       deps.log.info(`added agent ${addr} to octask.agents`);
     }),
     register('octask.removeAgent', async (arg?: WorkerNode | string) => {
-      let address =
-        typeof arg === 'string' ? arg : arg?.kind === 'agent' ? arg.agent.address : undefined;
+      let address = addressOf(arg);
       if (!address) {
         const listed = readSettings().agents;
         address = await vscode.window.showQuickPick(listed, { title: 'Octask: Remove Agent' });
@@ -133,8 +186,78 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       await updateListedAgents((list) => list.filter((a) => a !== addr));
       if (client.ready()) await client.removeAgent(addr);
     }),
+    register('octask.reconnectAgent', async (arg?: WorkerNode | string) => {
+      const address = addressOf(arg);
+      if (!address) return false;
+      const known = await client.reconnectAgent(address);
+      if (!known) deps.log.info(`the dispatcher does not know ${address}: nothing to reconnect`);
+      return known;
+    }),
+    register('octask.copyAgentAddress', async (arg?: WorkerNode | string) => {
+      const address = addressOf(arg);
+      if (address) await vscode.env.clipboard.writeText(address);
+      return address;
+    }),
+    register('octask.showAgentEvents', async (arg?: WorkerNode | string) => {
+      const agent = arg && typeof arg === 'object' && arg.kind === 'agent' ? arg.agent : undefined;
+      const address = addressOf(arg);
+      if (!address) return [];
+      const names = [address, agent?.name, agent?.id].filter((n): n is string => !!n);
+      const events = model.log
+        .filter((e) =>
+          names.some((n) => e.message.includes(n) || JSON.stringify(e.fields ?? {}).includes(n)),
+        )
+        .reverse();
+      const items = events.map((e) => ({
+        label: e.message,
+        description: new Date(e.time).toLocaleTimeString(),
+        detail: e.fields ? JSON.stringify(e.fields) : undefined,
+      }));
+      if (items.length === 0)
+        items.push({
+          label: `No events about ${agent?.name ?? address} yet`,
+          description: '',
+          detail: undefined,
+        });
+      void vscode.window.showQuickPick(items, {
+        title: `Octask: events of ${agent?.name ?? address}`,
+      });
+      return events.map((e) => e.message);
+    }),
+    register('octask.saveAgentFile', async (folder?: string) => {
+      const target =
+        folder ??
+        (
+          await vscode.window.showOpenDialog({
+            title: 'Octask: Save the Agent to a Folder',
+            canSelectFiles: false,
+            canSelectFolders: true,
+            openLabel: 'Save octask-agent.js here',
+          })
+        )?.[0]?.fsPath;
+      if (!target) return undefined;
+      const file = join(target, 'octask-agent.js');
+      await copyFile(context.asAbsolutePath('dist/octask-agent.js'), file);
+      await chmod(file, 0o755);
+      const line = 'node octask-agent.js';
+      deps.log.info(`saved the agent to ${file}`);
+      void vscode.commands.executeCommand('setContext', 'octask.agentSaved', true);
+      void vscode.window
+        .showInformationMessage(
+          `Saved ${file}. Copy it to the device and run there: ${line}`,
+          'Copy the Line',
+        )
+        .then((choice) => {
+          if (choice === 'Copy the Line') void vscode.env.clipboard.writeText(line);
+        });
+      return file;
+    }),
     register('octask.setClusterKey', async (given?: string) => {
-      if (given) return (await deps.keys.set(given)).key.id;
+      if (given) {
+        const found = keyFromPastedText(given);
+        if (!found.hex) throw new Error(found.error);
+        return (await deps.keys.set(found.hex)).key.id;
+      }
       return setKeyInteractively(deps);
     }),
     register('octask.startLocalAgent', async () => {
@@ -149,19 +272,19 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       }
       await deps.startDispatcher();
       const agent = await deps.localAgent.start(key.key, readSettings().nodePath);
-      if (client.ready()) await client.addAgent(agent.address);
+      if (client.ready()) model.agentAdded(await client.addAgent(agent.address));
       return agent.address;
     }),
     register('octask.stopLocalAgent', async () => {
       const running = deps.localAgent.running;
-      await deps.localAgent.stop();
+      // Removed before it stops: a deliberate stop is one removal, not an agent lost.
       if (running && client.ready()) await client.removeAgent(running.address);
+      await deps.localAgent.stop();
     }),
     register('octask.diagnose', async () => {
       const text = await diagnoseReport(client, model, deps.keys.current);
       deps.log.info(text);
-      const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: text });
-      await vscode.window.showTextDocument(doc, { preview: false });
+      await deps.diagnosis.show(text);
       return text;
     }),
     register('octask.showLog', async () => deps.log.show()),
@@ -179,13 +302,53 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   ];
 }
 
+/**
+ * Runs a spec again in a terminal of its own, as the first run had; resolves
+ * with the new tasks' ids once they are submitted (none if nothing was).
+ */
+async function runAgain(deps: CommandDeps, spec: TaskSpec, label: string): Promise<string[]> {
+  const submitted = new Promise<TaskInfo[] | undefined>((resolve) => {
+    void vscode.tasks
+      .executeTask(rerunTask(spec, label, deps, resolve))
+      .then(undefined, () => resolve(undefined));
+  });
+  return ((await submitted) ?? []).map((t) => t.id);
+}
+
+/** The tasks of the newest run of each label: what "Rerun Failed" looks at, as the Testing view does. */
+function latestRuns(model: CommandDeps['model']): TaskInfo[] {
+  const seen = new Set<string>();
+  const tasks: TaskInfo[] = [];
+  for (const run of model.runList().sort((a, b) => newest(b.tasks) - newest(a.tasks))) {
+    const label = model.labelOf(run.group, run.tasks[0]?.command ?? '');
+    if (seen.has(label)) continue;
+    seen.add(label);
+    // A label running again now is being rerun already.
+    if (run.tasks.every(isFinished)) tasks.push(...run.tasks);
+  }
+  return tasks;
+}
+
+function newest(tasks: TaskInfo[]): number {
+  return Math.max(...tasks.map((t) => t.queuedAt));
+}
+
+/** For a run on `all` agents, only the agents that failed; shards rerun whole (a shard is not addressable alone). */
+function onlyFailed(spec: TaskSpec, failed: TaskInfo[]): TaskSpec {
+  const agents = [...new Set(failed.map((t) => t.agent).filter((a): a is string => a !== null))];
+  const only = agents[0];
+  if (spec.target?.kind === 'all' && agents.length === 1 && only)
+    return { ...spec, target: { kind: 'agent', name: only } };
+  return spec;
+}
+
 async function setKeyInteractively(deps: CommandDeps): Promise<string | undefined> {
   const current = deps.keys.current;
   type Choice = vscode.QuickPickItem & { action: 'paste' | 'generate' | 'file' | 'copy' | 'clear' };
   const items: Choice[] = [
     {
       label: '$(key) Paste a key',
-      description: '64 hex digits, from an agent\'s first start or "octask key"',
+      description: 'the key, or the line an agent printed on its first start',
       action: 'paste',
     },
     {
@@ -217,14 +380,15 @@ async function setKeyInteractively(deps: CommandDeps): Promise<string | undefine
     case 'paste': {
       const text = await vscode.window.showInputBox({
         title: 'Octask: Set Cluster Key',
-        prompt: "The cluster key: 64 hex digits. It is kept in VS Code's secret storage.",
+        prompt:
+          "The key (64 hex digits), or the whole line an agent printed. It is kept in VS Code's secret storage.",
         password: true,
         ignoreFocusOut: true,
-        validateInput: (v) =>
-          /^\s*[0-9a-fA-F]{64}\s*$/.test(v) ? undefined : 'Expected 64 hex digits',
+        validateInput: (v) => keyFromPastedText(v).error,
       });
-      if (!text) return undefined;
-      return (await deps.keys.set(text)).key.id;
+      const hex = text ? keyFromPastedText(text).hex : undefined;
+      if (!hex) return undefined;
+      return (await deps.keys.set(hex)).key.id;
     }
     case 'generate': {
       const made = await deps.keys.generate();

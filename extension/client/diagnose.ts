@@ -94,16 +94,48 @@ export async function diagnoseReport(
   return lines.join('\n') + '\n';
 }
 
+/** What to do about an agent that is not online; what it said goes on a line of its own. */
 function whyNot(status: string, err: { code: string; message: string } | null): string {
-  const text = err ? `${err.code}: ${err.message}` : 'no answer yet';
+  const said = err ? `\n  - it said: ${err.code}: ${err.message}` : '';
   switch (status) {
     case 'wrong_key':
-      return `it holds another cluster key (${text}). Copy this key to it, or set the agent's key here.`;
+      return `it holds another cluster key. Copy this key to it, or set the agent's key here.${said}`;
     case 'version_mismatch':
-      return `it speaks another protocol version (${text}). Update the older side.`;
+      return `it speaks another protocol version. Update the older side.${said}`;
     case 'offline':
-      return `${text}. Is the agent running, and is the port open in its firewall?`;
+      return `no connection. Is the agent running, and is the port open in its firewall?${said}`;
     default:
-      return text;
+      return err ? `${err.code}: ${err.message}` : 'no answer yet';
+  }
+}
+
+export const DIAGNOSIS_SCHEME = 'octask-diagnosis';
+
+/**
+ * Shows the report as a read-only document (a virtual one: nothing to save,
+ * no "save changes?" on close), refreshed in place on each Diagnose.
+ */
+export class DiagnosisDocument implements vscode.TextDocumentContentProvider, vscode.Disposable {
+  static readonly uri = vscode.Uri.from({ scheme: DIAGNOSIS_SCHEME, path: '/Octask diagnosis.md' });
+  private text = '';
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
+
+  provideTextDocumentContent(): string {
+    return this.text;
+  }
+
+  async show(text: string): Promise<vscode.TextDocument> {
+    this.text = text;
+    this.changed.fire(DiagnosisDocument.uri);
+    const doc = await vscode.workspace.openTextDocument(DiagnosisDocument.uri);
+    if (doc.languageId !== 'markdown')
+      await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
+    await vscode.window.showTextDocument(doc, { preview: false });
+    return doc;
+  }
+
+  dispose(): void {
+    this.changed.dispose();
   }
 }

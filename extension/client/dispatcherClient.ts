@@ -28,6 +28,9 @@ import { SettingTraceChannel } from './traceChannel';
 export interface DispatcherStartOptions extends DispatcherLaunchOptions {
   /** A system Node to run the dispatcher with, instead of VS Code's own. */
   nodePath: string | undefined;
+  /** This window's storage for the dispatcher's journal: tasks survive a reload or a crash. */
+  stateDir: string | undefined;
+  lostAfterMs: number;
 }
 
 export type DispatcherState = 'stopped' | 'starting' | 'running' | 'restarting' | 'failed';
@@ -168,10 +171,11 @@ export class DispatcherClient implements vscode.Disposable {
     });
   }
 
-  async submit(spec: TaskSpec): Promise<SubmitResult> {
+  /** `label`: the VS Code task's name, which the views show for the run. */
+  async submit(spec: TaskSpec, label?: string): Promise<SubmitResult> {
     const result = await this.need().sendRequest<SubmitResult>(RpcMethod.submit, spec);
     const group = result.tasks[0]?.group;
-    if (group) this.model.rememberSpec(group, spec);
+    if (group) this.model.rememberSpec(group, spec, label);
     for (const t of result.tasks) this.model.applyTask(t);
     return result;
   }
@@ -182,6 +186,11 @@ export class DispatcherClient implements vscode.Disposable {
 
   addAgent(address: string): Promise<AgentInfo> {
     return this.need().sendRequest<AgentInfo>(RpcMethod.addAgent, { address });
+  }
+
+  /** Cuts a known agent's reconnect backoff short; false when the dispatcher does not know it. */
+  reconnectAgent(address: string): Promise<boolean> {
+    return this.need().sendRequest<boolean>(RpcMethod.reconnectAgent, { address });
   }
 
   async removeAgent(address: string): Promise<boolean> {
@@ -213,6 +222,18 @@ export class DispatcherClient implements vscode.Disposable {
       ]);
       for (const a of agents) this.model.applyAgent(a);
       for (const t of tasks) this.model.applyTask(t);
+      // A reloaded window knows no output yet: the journal has what came before.
+      const unknown = tasks.filter(
+        (t) => !this.model.outputs.has(t.id) || this.model.outputs.get(t.id)?.fresh,
+      );
+      await Promise.all(
+        unknown.map(async (t) => {
+          const earlier = await client.sendRequest<Array<{ text: string }>>(RpcMethod.taskOutput, {
+            id: t.id,
+          });
+          this.model.prependOutput(t.id, earlier.map((c) => c.text).join(''));
+        }),
+      );
     } catch (err) {
       this.log.warn(`reading the dispatcher's state: ${(err as Error).message}`);
     }
@@ -221,7 +242,10 @@ export class DispatcherClient implements vscode.Disposable {
   private onClosed(): { action: CloseAction; message?: string; handled: boolean } {
     const now = Date.now();
     this.crashes = [...this.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
-    this.model.dispatcherLost('the dispatcher process exited');
+    const restarting = this.stateValue !== 'stopped' && this.crashes.length <= MAX_CRASHES;
+    // With a journal the restarted dispatcher takes its tasks back: they wait, not lost.
+    if (restarting && this.options().stateDir) this.model.dispatcherAway();
+    else this.model.dispatcherLost('the dispatcher process exited');
     if (this.stateValue === 'stopped') return { action: CloseAction.DoNotRestart, handled: true };
     if (this.crashes.length > MAX_CRASHES) {
       this.lastError = `the dispatcher exited ${this.crashes.length} times in 3 minutes`;

@@ -6,6 +6,17 @@ export interface DispatcherLaunchOptions {
   key: string;
   agents: string[];
   mdns: boolean;
+  /** This window's storage for the dispatcher's journal: tasks survive a reload or a crash. */
+  stateDir?: string | undefined;
+  lostAfterMs?: number;
+}
+
+/** What `initialize` carries: everything but the key. */
+export interface LaunchInitOptions {
+  agents: string[];
+  mdns: boolean;
+  stateDir?: string;
+  lostAfterMs?: number;
 }
 
 /**
@@ -17,9 +28,14 @@ export interface DispatcherLaunchOptions {
 export function dispatcherLaunch(
   options: DispatcherLaunchOptions,
   env: NodeJS.ProcessEnv = process.env,
-): { env: NodeJS.ProcessEnv; initializationOptions: { agents: string[]; mdns: boolean } } {
+): { env: NodeJS.ProcessEnv; initializationOptions: LaunchInitOptions } {
   return {
     env: { ...env, [CLUSTER_KEY_ENV]: options.key },
-    initializationOptions: { agents: options.agents, mdns: options.mdns },
+    initializationOptions: {
+      agents: options.agents,
+      mdns: options.mdns,
+      ...(options.lostAfterMs !== undefined ? { lostAfterMs: options.lostAfterMs } : {}),
+      ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+    },
   };
 }

@@ -1,8 +1,11 @@
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { ClusterModel } from './clusterModel';
 import { ClusterKeyStore } from './clusterKeyStore';
 import { registerCommands } from './commands';
+import { DIAGNOSIS_SCHEME, DiagnosisDocument } from './diagnose';
 import { DispatcherClient } from './dispatcherClient';
+import { KeyAlerts } from './keyAlerts';
 import { LocalAgent } from './localAgent';
 import { OUTPUT_SCHEME, OutputDocuments } from './outputDocuments';
 import { readSettings } from './settings';
@@ -47,6 +50,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
       agents: listedNow(),
       mdns: s.discovery,
       nodePath: s.nodePath,
+      lostAfterMs: s.lostAfterMs,
+      // One journal per workspace (a window without a folder shares one).
+      stateDir: join(
+        context.storageUri?.fsPath ?? join(context.globalStorageUri.fsPath, 'no-workspace'),
+        'dispatcher',
+      ),
     };
   });
   const localAgent = new LocalAgent(
@@ -58,6 +67,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     },
   );
   const outputs = new OutputDocuments(model);
+  const diagnosis = new DiagnosisDocument();
   const views = {
     workers: new WorkersTree(model),
     tasks: new TasksTree(model),
@@ -70,9 +80,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
   const statusBar = new StatusBar(model, client, blockedBy);
   const setContext = (key: string, value: unknown): void =>
     void vscode.commands.executeCommand('setContext', key, value);
+  let ranTask = false;
   const updateContext = (): void => {
     setContext('octask.state', blockedBy() ?? client.state);
     setContext('octask.hasAgents', model.agents.size > 0);
+    /*
+     * The walkthrough's steps complete on these, not on their commands: a
+     * step marked done as its command starts re-renders the walkthrough,
+     * which takes focus from the command's own picker and input box.
+     */
+    setContext('octask.hasKey', keys.current !== undefined);
     statusBar.update();
   };
 
@@ -105,6 +122,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     keys,
     client,
     outputs,
+    diagnosis,
+    new KeyAlerts(model, () => keys.current?.key.id),
     views.workers,
     views.tasks,
     views.logs,
@@ -116,30 +135,51 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     vscode.window.createTreeView('octask.tasks', { treeDataProvider: views.tasks }),
     vscode.window.createTreeView('octask.logs', { treeDataProvider: views.logs }),
     vscode.workspace.registerTextDocumentContentProvider(OUTPUT_SCHEME, outputs),
-    vscode.tasks.registerTaskProvider(TASK_TYPE, new OctaskTaskProvider({ client, model })),
+    vscode.workspace.registerTextDocumentContentProvider(DIAGNOSIS_SCHEME, diagnosis),
+    vscode.tasks.registerTaskProvider(
+      TASK_TYPE,
+      new OctaskTaskProvider({ client, model, blockedBy }),
+    ),
     statusBar,
     ...registerCommands({
       context,
       log,
       keys,
       outputs,
+      diagnosis,
       localAgent,
       client,
       model,
+      blockedBy,
       startDispatcher,
     }),
     client.onDidChangeState(updateContext),
     { dispose: model.onAgents.on(updateContext).dispose },
+    {
+      dispose: model.onTask.on(() => {
+        if (!ranTask) void vscode.commands.executeCommand('setContext', 'octask.ranTask', true);
+        ranTask = true;
+      }).dispose,
+    },
     keys.onDidChange(async (loaded) => {
       log.info(loaded ? `cluster key ${loaded.key.id} (from ${loaded.source})` : 'no cluster key');
       // Every connection is keyed: a new key means a new dispatcher.
       await restartDispatcher('the cluster key changed');
     }),
-    vscode.workspace.onDidGrantWorkspaceTrust(() => void startDispatcher()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      // The log said "not trusted" at activation; say what holds now.
+      log.info(
+        keys.current
+          ? 'the workspace is trusted now'
+          : `the workspace is trusted now; ${NO_KEY_LOG}`,
+      );
+      void startDispatcher();
+    }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (
         e.affectsConfiguration('octask.discovery') ||
-        e.affectsConfiguration('octask.dispatcher')
+        e.affectsConfiguration('octask.dispatcher') ||
+        e.affectsConfiguration('octask.lostAfter')
       ) {
         await restartDispatcher('discovery or dispatcher settings changed');
       } else if (e.affectsConfiguration('octask.agents')) {
@@ -153,13 +193,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
     log.info('this workspace is not trusted: Octask stays off until it is');
   else if (!keys.current)
     log.info(
-      keys.fileProblem
-        ? `the machine's key file is not used: ${keys.fileProblem}`
-        : 'no cluster key yet: set one with "Octask: Set Cluster Key" or start a local agent',
+      keys.fileProblem ? `the machine's key file is not used: ${keys.fileProblem}` : NO_KEY_LOG,
     );
   await startDispatcher();
   return { model, client, views, logFolder: context.logUri };
 }
+
+const NO_KEY_LOG =
+  'no cluster key yet: set one with "Octask: Set Cluster Key" or start a local agent';
 
 /** Dials newly listed agents and drops the ones taken off the list. */
 async function syncListedAgents(
@@ -176,7 +217,7 @@ async function syncListedAgents(
     if (have.includes(address)) continue;
     try {
       const agent = await client.addAgent(address);
-      model.applyAgent(agent);
+      model.agentAdded(agent);
     } catch (err) {
       log.warn(`cannot add agent ${address}: ${(err as Error).message}`);
       void vscode.window.showWarningMessage(

@@ -1,12 +1,15 @@
 import * as vscode from 'vscode';
 import type { ClusterModel } from './clusterModel';
+import { outputTitle } from './format';
 
 export const OUTPUT_SCHEME = 'octask-output';
 
-/** The read-only document that shows a task's output: `octask-output:/<task id>/<command>.log`. */
-export function outputUri(taskId: string, command: string): vscode.Uri {
-  const name = command.replace(/[^\w.-]+/g, '_').slice(0, 40) || 'output';
-  return vscode.Uri.from({ scheme: OUTPUT_SCHEME, path: `/${taskId}/${name}.log` });
+/**
+ * The read-only document that shows a task's output:
+ * `octask-output:/<task id>/<run label> #<shard> (<agent>).log`; the tab shows the last part.
+ */
+export function outputUri(taskId: string, title: string): vscode.Uri {
+  return vscode.Uri.from({ scheme: OUTPUT_SCHEME, path: `/${taskId}/${title}` });
 }
 
 function taskIdOf(uri: vscode.Uri): string {
@@ -47,7 +50,10 @@ export class OutputDocuments implements vscode.TextDocumentContentProvider, vsco
 
   async show(taskId: string): Promise<void> {
     const task = this.model.tasks.get(taskId);
-    const uri = outputUri(taskId, task?.command ?? 'output');
+    const title = task
+      ? outputTitle(this.model.labelOf(task.group, task.command), task)
+      : 'output.log';
+    const uri = outputUri(taskId, title);
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.window.showTextDocument(doc, { preview: false });
   }

@@ -7,6 +7,8 @@ export interface OctaskSettings {
   defaultTarget: string;
   nodePath: string | undefined;
   sync: boolean;
+  /** Milliseconds an agent's link may be down before its tasks run elsewhere. */
+  lostAfterMs: number;
 }
 
 export function readSettings(): OctaskSettings {
@@ -20,6 +22,7 @@ export function readSettings(): OctaskSettings {
     defaultTarget: c.get<string>('defaultTarget', 'any') || 'any',
     nodePath: c.get<string>('dispatcher.nodePath') || undefined,
     sync: c.get<boolean>('sync.enabled', true),
+    lostAfterMs: Math.round(Math.max(0, c.get<number>('lostAfter', 60)) * 1000),
   };
 }
 

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import type { ClusterModel } from './clusterModel';
 import type { DispatcherClient } from './dispatcherClient';
+import { statusBarText } from './format';
 
 /** Agents online and tasks running; a click opens the Octask view. */
 export class StatusBar implements vscode.Disposable {
@@ -46,9 +47,7 @@ export class StatusBar implements vscode.Disposable {
       this.item.text = '$(warning) Octask';
       this.item.tooltip = `The Octask dispatcher is not running: ${this.client.lastError ?? ''}`;
     } else {
-      const busy = running > 0 ? ` $(sync~spin) ${running}` : '';
-      const wait = queued > 0 ? ` $(clock) ${queued}` : '';
-      this.item.text = `$(vm) ${online}${busy}${wait}`;
+      this.item.text = statusBarText(online, running, queued);
       this.item.tooltip = `Octask: ${online} agent${online === 1 ? '' : 's'} online, ${running} task${running === 1 ? '' : 's'} running, ${queued} queued`;
     }
   }

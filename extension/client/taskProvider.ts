@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { TaskSpec } from '../../shared/rpc';
+import type { TaskInfo, TaskSpec } from '../../shared/rpc';
 import { readSettings } from './settings';
 import type { OctaskTaskDefinition } from './taskDefinition';
 import { specFromDefinition } from './taskDefinition';
@@ -29,7 +29,7 @@ export function clusterTask(
       syncEnabled: settings.sync,
     });
     const spec: TaskSpec | { error: string } = result.spec ?? { error: result.error };
-    return new RemoteTaskTerminal(spec, deps);
+    return new RemoteTaskTerminal(spec, deps, name);
   });
   const task = new vscode.Task(
     definition,
@@ -40,6 +40,33 @@ export function clusterTask(
     problemMatchers,
   );
   task.detail = `on the Octask cluster: ${String(definition.command)}`;
+  return task;
+}
+
+/**
+ * A task that runs a spec as it was submitted before (Rerun Task): in its own
+ * terminal, as the first run was. `submitted` hears the new tasks, or
+ * undefined when nothing was submitted.
+ */
+export function rerunTask(
+  spec: TaskSpec,
+  label: string,
+  deps: TaskTerminalDeps,
+  submitted: (tasks: TaskInfo[] | undefined) => void,
+): vscode.Task {
+  const execution = new vscode.CustomExecution(
+    async () => new RemoteTaskTerminal(spec, deps, label, submitted),
+  );
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  const task = new vscode.Task(
+    { type: TASK_TYPE, command: spec.command },
+    folder ?? vscode.TaskScope.Workspace,
+    label,
+    TASK_TYPE,
+    execution,
+    [],
+  );
+  task.detail = `again on the Octask cluster: ${spec.command}`;
   return task;
 }
 

@@ -6,7 +6,14 @@ import type { ClusterModel } from './clusterModel';
 import { isFinished } from './clusterModel';
 import type { DispatcherClient } from './dispatcherClient';
 import { formatBytes, formatDuration, taskPlace } from './format';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { PathRewriter } from '../../shared/pathRewrite';
+import { taskNotice } from '../../shared/taskNotice';
+import type { Blocked } from './blocked';
+import { blockedMessage, showBlocked } from './blocked';
+import { CwdPathMapper } from './problemPaths';
+import { closeDelay } from './terminalTiming';
 
 const DIM = '\x1b[2m';
 const RED = '\x1b[31m';
@@ -19,6 +26,8 @@ const DISPATCHER_WAIT_MS = 30_000;
 export interface TaskTerminalDeps {
   client: DispatcherClient;
   model: ClusterModel;
+  /** Why nothing can run now (no key, untrusted), if so: said at once rather than waited out. */
+  blockedBy(): Blocked | undefined;
 }
 
 /**
@@ -34,19 +43,29 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
   readonly onDidClose = this.closeEmitter.event;
 
   private ids: string[] = [];
-  private readonly rewriters = new Map<string, { root: string; rewriter: PathRewriter }>();
+  private readonly rewriters = new Map<
+    string,
+    { root: string; rewriter: PathRewriter; cwd: CwdPathMapper | undefined }
+  >();
   /** Partial last lines per task and stream, when several tasks share the terminal. */
   private readonly partial = new Map<string, string>();
   private subs: Array<{ dispose(): void }> = [];
   private finished = false;
   private readonly syncedTo = new Set<string>();
+  private openedAt = 0;
+  private closeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly spec: TaskSpec | { error: string },
     private readonly deps: TaskTerminalDeps,
+    /** The VS Code task's label, for the Tasks view and output titles. */
+    private readonly label?: string,
+    /** Hears the submitted tasks once, or undefined when nothing was submitted. */
+    private readonly submitted?: (tasks: TaskInfo[] | undefined) => void,
   ) {}
 
   open(): void {
+    this.openedAt = Date.now();
     void this.run();
   }
 
@@ -71,7 +90,15 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     const spec = this.spec;
     const { client } = this.deps;
     const where = describeTarget(spec);
-    this.write(`${DIM}octask: ${spec.command}  →  ${where}${RESET}\n`);
+    // The label, not the command line: a command that prints a problem (`printf 'a.ts(1,2): error…'`)
+    // would otherwise match the task's problem matcher on this very line.
+    this.write(`${DIM}octask: ${this.label ?? spec.command}  →  ${where}${RESET}\n`);
+    const blocked = this.deps.blockedBy();
+    if (blocked) {
+      this.write(`${RED}octask: ${blockedMessage(blocked)}${RESET}\n`);
+      void showBlocked(blocked);
+      return this.finish(EXIT.octaskFailure);
+    }
     if (!client.ready()) {
       this.write(`${DIM}waiting for the dispatcher to start…${RESET}\n`);
       if (!(await client.waitUntilReady(DISPATCHER_WAIT_MS))) {
@@ -84,7 +111,8 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     if (spec.sync) this.write(`${DIM}syncing ${spec.sync.root} to the agent…${RESET}\n`);
     let tasks: TaskInfo[];
     try {
-      tasks = (await client.submit(spec)).tasks;
+      tasks = (await client.submit(spec, this.label)).tasks;
+      this.submitted?.(tasks);
     } catch (err) {
       this.write(`${RED}octask: ${(err as Error).message}${RESET}\n`);
       return this.finish(EXIT.octaskFailure);
@@ -96,6 +124,7 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
       return;
     }
     this.ids = tasks.map((t) => t.id);
+    for (const t of tasks) this.lastSeen.set(t.id, { ...(this.deps.model.tasks.get(t.id) ?? t) });
     const mine = new Set(this.ids);
     // Subscribe and replay in one synchronous step, so no chunk is missed or doubled.
     this.subs.push(
@@ -103,7 +132,15 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
         if (mine.has(e.task)) this.output(e);
       }),
       this.deps.model.onTask.on((t) => {
-        if (mine.has(t.id)) this.taskChanged();
+        if (!mine.has(t.id)) return;
+        // Said where the user is looking: waiting for a slot, reconnecting, run again.
+        const notice = taskNotice(this.lastSeen.get(t.id), t);
+        this.lastSeen.set(t.id, { ...t });
+        if (notice)
+          this.write(
+            `${DIM}${this.ids.length > 1 ? `[${t.agent ?? t.id}#${t.shard ?? 0}] ` : ''}${notice}${RESET}\n`,
+          );
+        this.taskChanged();
       }),
       this.deps.model.onSync.on((s) => this.synced(s)),
       this.deps.model.onArtifacts.on((a) => {
@@ -159,10 +196,23 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     if (!localRoot || !agentRoot) return text;
     let entry = this.rewriters.get(id);
     if (!entry || entry.root !== agentRoot) {
-      entry = { root: agentRoot, rewriter: new PathRewriter(agentRoot, localRoot) };
+      entry = {
+        root: agentRoot,
+        rewriter: new PathRewriter(agentRoot, localRoot),
+        cwd: cwdMapper(localRoot, 'command' in this.spec ? this.spec.cwd : undefined),
+      };
       this.rewriters.set(id, entry);
     }
-    return entry.rewriter.write(text);
+    const mapped = entry.rewriter.write(text);
+    return entry.cwd ? entry.cwd.write(mapped) : mapped;
+  }
+
+  /** What a task's rewriters still hold, once it ended. */
+  private flushRewriters(id: string): string {
+    const entry = this.rewriters.get(id);
+    if (!entry) return '';
+    const rest = entry.rewriter.flush();
+    return entry.cwd ? entry.cwd.write(rest) + entry.cwd.flush() : rest;
   }
 
   /** With several tasks in one terminal, whole lines only, each tagged `[agent#shard]`. */
@@ -177,13 +227,16 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
     return lines.map((l) => tag + l).join('\n') + '\n';
   }
 
+  /** Each task as this terminal last saw it, to tell what changed. */
+  private readonly lastSeen = new Map<string, TaskInfo>();
+
   private taskChanged(): void {
     if (this.finished) return;
     const tasks = this.ids.map((id) => this.deps.model.tasks.get(id));
     if (tasks.some((t) => t === undefined || !isFinished(t))) return;
     const done = tasks as TaskInfo[];
     for (const t of done) {
-      const rest = this.rewriters.get(t.id)?.rewriter.flush() ?? '';
+      const rest = this.flushRewriters(t.id);
       if (this.ids.length > 1) {
         this.write(this.prefixLines(t, 'stdout', rest, true));
         this.write(this.prefixLines(t, 'stderr', '', true));
@@ -204,16 +257,32 @@ export class RemoteTaskTerminal implements vscode.Pseudoterminal {
 
   private finish(code: number | null): void {
     if (this.finished && code !== null) return;
+    if (this.ids.length === 0) this.submitted?.(undefined);
     this.finished = true;
     for (const s of this.subs) s.dispose();
     this.subs = [];
-    if (code !== null) this.closeEmitter.fire(code);
+    if (code === null) {
+      if (this.closeTimer) clearTimeout(this.closeTimer);
+      return;
+    }
+    const wait = closeDelay(this.openedAt, Date.now());
+    if (wait === 0) this.closeEmitter.fire(code);
+    else this.closeTimer = setTimeout(() => this.closeEmitter.fire(code), wait);
   }
 
   private write(text: string): void {
     // A pseudoterminal is a raw terminal: a bare \n moves down without returning.
     this.writeEmitter.fire(text.replace(/\r?\n/g, '\r\n'));
   }
+}
+
+/**
+ * Paths printed relative to a task's cwd become workspace-relative, so
+ * problem matchers find the files; only for a cwd below the workspace root.
+ */
+function cwdMapper(localRoot: string, cwd: string | undefined): CwdPathMapper | undefined {
+  if (!cwd) return undefined;
+  return new CwdPathMapper(cwd, (rel) => existsSync(join(localRoot, rel)));
 }
 
 function describeTarget(spec: TaskSpec): string {

@@ -226,6 +226,10 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     guard((params: { address: string }) => need().removeAgent(params.address)),
   );
   connection.onRequest(
+    RpcMethod.reconnectAgent,
+    guard((params: { address: string }) => need().reconnect(params.address)),
+  );
+  connection.onRequest(
     RpcMethod.taskOutput,
     guard((params: { id: string }): OutputChunk[] => history.get(params.id) ?? []),
   );

@@ -22,9 +22,17 @@ listed=$("$code_server" --extensions-dir "$tmp/ext" --user-data-dir "$tmp/ud" --
 echo "$listed" | grep -qx "octask.octask@$(node -p 'require("./package.json").version')" ||
   { echo "checkVsix: not installed; code-server lists: $listed" >&2; exit 1; }
 installed=$(ls -d "$tmp"/ext/octask.octask-*)
-for f in dist/extension.js dist/octask.js dist/octask-agent.js package.json media/octask.svg; do
+for f in dist/extension.js dist/octask.js dist/octask-agent.js package.json media/octask.svg media/icon.png; do
   [ -s "$installed/$f" ] || { echo "checkVsix: the installed extension lacks $f" >&2; exit 1; }
 done
+# The details page shows the user's README, not the repository's developer one.
+readme=$(ls "$installed" | grep -i '^readme.md$' | head -1)
+grep -q 'Save the Agent to a Folder' "$installed/$readme" ||
+  { echo "checkVsix: the packaged README is not media/vsix/README.md" >&2; exit 1; }
+if grep -q 'npm run demo' "$installed/$readme"; then
+  echo "checkVsix: the packaged README is the developer one" >&2
+  exit 1
+fi
 # The bundles run with plain Node and no node_modules, as on a Pi.
 node "$installed/dist/octask-agent.js" --version
 node "$installed/dist/octask.js" --version

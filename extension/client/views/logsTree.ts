@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { LogEvent, TaskInfo } from '../../../shared/rpc';
 import type { ClusterModel } from '../clusterModel';
-import { TASK_STATUS_ICON, taskPlace } from '../format';
+import { TASK_STATUS_ICON, nameTasksIn, taskPlace } from '../format';
 
 export type LogNode =
   | { kind: 'events' }
@@ -70,16 +70,19 @@ export class LogsTree implements vscode.TreeDataProvider<LogNode>, vscode.Dispos
       }
       case 'event': {
         const e = node.event;
-        const item = new vscode.TreeItem(e.message, Collapsed.None);
+        const item = new vscode.TreeItem(
+          nameTasksIn(e.message, (id) => this.taskName(id)),
+          Collapsed.None,
+        );
         item.id = `logs:event:${node.index}`;
         item.description = new Date(e.time).toLocaleTimeString();
         item.iconPath = new vscode.ThemeIcon(LEVEL_ICON[e.level]);
-        item.tooltip = `${e.level}: ${e.message}${e.fields ? `\n${JSON.stringify(e.fields, null, 2)}` : ''}`;
+        item.tooltip = `${e.level}: ${String(item.label)}${e.fields ? `\n${JSON.stringify(e.fields, null, 2)}` : ''}`;
         return item;
       }
       case 'output': {
         const t = node.task;
-        const item = new vscode.TreeItem(t.command, Collapsed.None);
+        const item = new vscode.TreeItem(this.model.labelOf(t.group, t.command), Collapsed.None);
         item.id = `logs:output:${t.id}`;
         item.description = taskPlace(t);
         item.iconPath = new vscode.ThemeIcon(TASK_STATUS_ICON[t.status]);
@@ -92,6 +95,14 @@ export class LogsTree implements vscode.TreeDataProvider<LogNode>, vscode.Dispos
         return item;
       }
     }
+  }
+
+  /** `"label"`, with `#shard` for a shard: how the Tasks view names the task. */
+  private taskName(id: string): string | undefined {
+    const t = this.model.tasks.get(id);
+    if (!t) return undefined;
+    const shard = t.shardCount > 1 && t.shard !== null ? ` #${t.shard}` : '';
+    return `"${this.model.labelOf(t.group, t.command)}"${shard}`;
   }
 
   /** Output arrives in bursts; redraw at most a few times a second. */

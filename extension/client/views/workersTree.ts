@@ -1,17 +1,23 @@
 import * as vscode from 'vscode';
 import type { AgentInfo, TaskInfo } from '../../../shared/rpc';
+import { OCTASK_VERSION } from '../../../shared/version';
 import type { ClusterModel } from '../clusterModel';
 import {
   AGENT_STATUS_ICON,
-  AGENT_STATUS_LABEL,
+  AGENT_STATUS_TONE,
   agentDescription,
+  agentDetails,
+  agentIsOutdated,
   taskDescription,
 } from '../format';
-import { taskItem } from './tasksTree';
+import { taskItem, toneColor } from './tasksTree';
 
 export type WorkerNode = { kind: 'agent'; agent: AgentInfo } | { kind: 'task'; task: TaskInfo };
 
-/** The Workers view: every agent found or listed, with its running tasks as children. */
+/**
+ * The Workers view: every agent found or listed, with its running tasks as
+ * children. A row says status and slots in a few words; the tooltip the rest.
+ */
 export class WorkersTree implements vscode.TreeDataProvider<WorkerNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<WorkerNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
@@ -38,27 +44,34 @@ export class WorkersTree implements vscode.TreeDataProvider<WorkerNode>, vscode.
   }
 
   getTreeItem(node: WorkerNode): vscode.TreeItem {
-    if (node.kind === 'task') return taskItem(node.task, taskDescription(node.task));
+    if (node.kind === 'task') {
+      const t = node.task;
+      return taskItem(t, taskDescription(t), this.model.labelOf(t.group, t.command));
+    }
     const a = node.agent;
     const hasTasks = a.running > 0;
     const item = new vscode.TreeItem(
-      a.name,
+      // `name (2)` where two agents share a name.
+      a.label || a.name,
       hasTasks ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None,
     );
     item.id = `agent:${a.address}`;
-    item.description = agentDescription(a);
-    item.iconPath = new vscode.ThemeIcon(AGENT_STATUS_ICON[a.status]);
-    item.contextValue = `agent.${a.source}`;
+    item.description = agentDescription(a, OCTASK_VERSION);
+    const outdated = agentIsOutdated(a, OCTASK_VERSION);
+    const tone =
+      outdated && AGENT_STATUS_TONE[a.status] === 'ok' ? 'warn' : AGENT_STATUS_TONE[a.status];
+    item.iconPath = new vscode.ThemeIcon(AGENT_STATUS_ICON[a.status], toneColor(tone));
+    // `agent.listed.online`, `agent.mdns.offline`…: menus match on the parts they need.
+    item.contextValue = `agent.${a.source}.${a.status}${outdated ? '.outdated' : ''}`;
     const tip = new vscode.MarkdownString();
-    tip.appendMarkdown(`**${a.name}** — ${AGENT_STATUS_LABEL[a.status]}\n\n`);
-    tip.appendMarkdown(
-      `- address: \`${a.address}\` (${a.source === 'mdns' ? 'found by mDNS' : 'listed'})\n`,
-    );
-    if (a.os) tip.appendMarkdown(`- ${a.os}/${a.arch ?? '?'}, ${a.cpus ?? '?'} cpus\n`);
-    if (a.version)
-      tip.appendMarkdown(`- octask-agent ${a.version}, protocol ${a.protocol ?? '?'}\n`);
-    tip.appendMarkdown(`- slots: ${a.running} of ${a.maxJobs} in use\n`);
-    if (a.lastError) tip.appendMarkdown(`\n${a.lastError.code}: ${a.lastError.message}\n`);
+    const [head, ...rest] = agentDetails(a, OCTASK_VERSION);
+    tip.appendText(head ?? a.label);
+    tip.appendMarkdown('\n\n');
+    for (const line of rest) {
+      tip.appendMarkdown('- ');
+      tip.appendText(line);
+      tip.appendMarkdown('\n');
+    }
     item.tooltip = tip;
     return item;
   }

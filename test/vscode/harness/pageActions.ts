@@ -17,7 +17,9 @@ export type DriverAction =
   | { action: 'input'; text: string }
   | { action: 'openView'; title: string }
   | { action: 'screenshot'; name: string }
-  | { action: 'textOf'; selector: string };
+  | { action: 'textOf'; selector: string }
+  | { action: 'click'; selector: string; text: string }
+  | { action: 'boxes'; selector: string };
 
 export type DriverReply = { ok: true; value?: string } | { ok: false; error: string };
 
@@ -247,6 +249,10 @@ export function parseAction(body: unknown): DriverAction {
       return { action: 'screenshot', name: str('name') };
     case 'textOf':
       return { action: 'textOf', selector: str('selector') };
+    case 'click':
+      return { action: 'click', selector: str('selector'), text: str('text') };
+    case 'boxes':
+      return { action: 'boxes', selector: str('selector') };
     default:
       throw new Error(`unknown action ${JSON.stringify(b.action)}`);
   }
@@ -280,6 +286,27 @@ export async function perform(page: Page, a: DriverAction): Promise<string | und
       const target = page.locator(a.selector).filter({ visible: true }).first();
       await target.waitFor({ state: 'visible', timeout: ACTION_TIMEOUT_MS });
       return target.innerText();
+    }
+    case 'click': {
+      const target = page
+        .locator(a.selector)
+        .filter({ visible: true, hasText: new RegExp(escapeRegExp(a.text)) })
+        .first();
+      try {
+        await target.waitFor({ state: 'visible', timeout: ACTION_TIMEOUT_MS });
+      } catch {
+        throw new Error(`nothing visible matches ${a.selector} with text "${a.text}"`);
+      }
+      await target.click({ timeout: ACTION_TIMEOUT_MS });
+      return undefined;
+    }
+    case 'boxes': {
+      const boxes = [];
+      for (const el of await page.locator(a.selector).filter({ visible: true }).all()) {
+        const box = await el.boundingBox();
+        if (box) boxes.push({ top: box.y, bottom: box.y + box.height, text: await el.innerText() });
+      }
+      return JSON.stringify(boxes);
     }
   }
 }

@@ -83,6 +83,18 @@ export const ui = {
   async screenshot(name: string): Promise<string> {
     return (await send({ action: 'screenshot', name })) ?? '';
   },
+  /** Clicks the first visible element matching a CSS selector whose text contains `text`. */
+  async click(selector: string, text: string): Promise<void> {
+    await send({ action: 'click', selector, text });
+  },
+  /** Where each visible element matching a CSS selector lies on the page, top to bottom, with its text. */
+  async boxes(selector: string): Promise<Array<{ top: number; bottom: number; text: string }>> {
+    return JSON.parse((await send({ action: 'boxes', selector })) ?? '[]') as Array<{
+      top: number;
+      bottom: number;
+      text: string;
+    }>;
+  },
   /** The innerText of the first element matching a CSS selector in the workbench. */
   async textOf(selector: string): Promise<string> {
     return (await send({ action: 'textOf', selector })) ?? '';

@@ -4,6 +4,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { OctaskApi } from '../../../extension/client/extension';
+import type { ClusterKey } from '../../../shared/clusterKey';
+import { pasteLine } from '../../../shared/clusterKey';
+import { EXIT } from '../../../shared/exitCode';
 import type { SyncInfo, TaskInfo } from '../../../shared/rpc';
 import type { StartedAgent } from '../../helpers/agentProcess';
 import { newKeyFile, startAgent, tempDir } from '../../helpers/agentProcess';
@@ -60,6 +63,58 @@ function newestTask(api: OctaskApi, command: string): TaskInfo | undefined {
   return api.model.taskList().find((t) => t.command === command);
 }
 
+/** The text of the terminal panel once it shows `want` (xterm's DOM renderer: see settings.json). */
+async function terminalText(want: RegExp): Promise<string> {
+  const end = Date.now() + 15_000;
+  let seen = '';
+  while (Date.now() < end) {
+    seen = await ui.textOf('.part.panel .terminal-wrapper.active .xterm-rows');
+    if (want.test(seen)) return seen;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the terminal never showed ${String(want)}; it shows:\n${seen}`);
+}
+
+/** Resolves once VS Code's task `name` ends (its terminal closed). */
+function nextTaskEnd(name: string): Promise<void> {
+  return new Promise((resolve) => {
+    const sub = vscode.tasks.onDidEndTaskProcess((e) => {
+      if (e.execution.task.name !== name) return;
+      sub.dispose();
+      resolve();
+    });
+  });
+}
+
+/** Resolves with the name of the next task VS Code starts. */
+function nextTaskStart(): Promise<string> {
+  return new Promise((resolve) => {
+    const sub = vscode.tasks.onDidStartTask((e) => {
+      sub.dispose();
+      resolve(e.execution.task.name);
+    });
+  });
+}
+
+const WORKERS_PANE = '.pane:has(.pane-header[aria-label^="Workers"]) .pane-body';
+const TASKS_PANE = '.pane:has(.pane-header[aria-label^="Tasks"]) .pane-body';
+
+/** Every button and link of the Workers welcome shows whole inside its pane (1400×900 window). */
+async function assertWelcomeFits(): Promise<void> {
+  const pane = WORKERS_PANE;
+  const [body] = await ui.boxes(pane);
+  assert.ok(body, 'the Workers pane is open');
+  const actions = await ui.boxes(
+    `${pane} .welcome-view-content a, ${pane} .welcome-view-content .monaco-button`,
+  );
+  assert.ok(actions.length >= 3, `the welcome offers its actions: ${JSON.stringify(actions)}`);
+  for (const a of actions)
+    assert.ok(
+      a.bottom <= body.bottom + 1,
+      `"${a.text}" is cut off at the bottom of the Workers pane`,
+    );
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -74,7 +129,7 @@ describe('Octask in VS Code', function () {
   let api: OctaskApi;
   let dir: { path: string; cleanup(): void } | undefined;
   const agents: StartedAgent[] = [];
-  let keyHex = '';
+  let clusterKey: ClusterKey | undefined;
 
   before(async () => {
     const ext = vscode.extensions.getExtension<OctaskApi>(EXTENSION_ID);
@@ -82,7 +137,7 @@ describe('Octask in VS Code', function () {
     api = await ext.activate();
     dir = tempDir('octask-e2e-');
     const key = newKeyFile(dir.path);
-    keyHex = key.key.secret.toString('hex');
+    clusterKey = key.key;
     for (const name of ['desk', 'pi']) agents.push(await startAgent({ keyFile: key.path, name }));
   });
 
@@ -104,6 +159,25 @@ describe('Octask in VS Code', function () {
     assert.equal(api.client.state, 'stopped', 'no dispatcher without a key');
     await ui.openView('Octask');
     await ui.screenshot('welcome');
+    await assertWelcomeFits();
+  });
+
+  it('with no key, Run on cluster says so at once, with Set Cluster Key and Start Local Agent', async () => {
+    await ui.command('Octask: Run on cluster');
+    const toast = await ui.textOf('.notification-toast');
+    assert.match(toast, /no cluster key yet/, toast);
+    assert.match(toast, /Set Cluster Key/, toast);
+    assert.match(toast, /Start Local Agent/, toast);
+    await ui.screenshot('no-key-run');
+    await vscode.commands.executeCommand('notifications.clearAll');
+    // A tasks.json task says it in its terminal and ends, rather than waiting for a dispatcher.
+    const started = Date.now();
+    assert.equal(await runTask(await octaskTask('remote ok')), EXIT.octaskFailure);
+    assert.ok(Date.now() - started < 15_000, 'it ended without waiting out the dispatcher');
+    const text = await terminalText(/no cluster key yet/);
+    assert.doesNotMatch(text, /waiting for the dispatcher/);
+    assert.equal(api.model.tasks.size, 0, 'nothing was submitted');
+    await vscode.commands.executeCommand('notifications.clearAll');
   });
 
   it('a command needing the dispatcher explains instead of throwing while it is down', async () => {
@@ -114,10 +188,20 @@ describe('Octask in VS Code', function () {
     await vscode.commands.executeCommand('notifications.clearAll');
   });
 
-  it('pairs with the key and shows both agents in the Workers view', async () => {
-    const id = await vscode.commands.executeCommand<string>('octask.setClusterKey', keyHex);
-    assert.match(id ?? '', /^[0-9a-f]{16}$/);
+  it('pairs by pasting the line an agent prints, and shows both agents in the Workers view', async () => {
+    assert.ok(clusterKey);
+    await ui.command('Octask: Set Cluster Key');
+    await ui.pick('Paste a key');
+    // The whole `mkdir … echo <key> > …/key` line, as an agent prints it on its first start.
+    await ui.input(pasteLine(clusterKey));
     await poll(() => api.client.state === 'running', 'the dispatcher to run');
+    assert.equal(
+      await vscode.commands.executeCommand(
+        'octask.setClusterKey',
+        clusterKey.secret.toString('hex'),
+      ),
+      clusterKey.id,
+    );
     for (const a of agents) await vscode.commands.executeCommand('octask.addAgent', a.address);
     const items = await waitForModel(
       api.model,
@@ -131,12 +215,13 @@ describe('Octask in VS Code', function () {
     const labels = items
       .map((n) => api.views.workers.getTreeItem(n))
       .map((i) => `${String(i.label)} ${String(i.description)}`);
+    // Short enough for the default side bar: name and slots; the rest is in the tooltip.
     assert.ok(
-      labels.some((l) => l.startsWith('desk online · 127.0.0.1:')),
+      labels.some((l) => /^desk 0\/\d+ slots$/.test(l)),
       labels.join('\n'),
     );
     assert.ok(
-      labels.some((l) => l.startsWith('pi online · 127.0.0.1:')),
+      labels.some((l) => /^pi 0\/\d+ slots$/.test(l)),
       labels.join('\n'),
     );
     const listed = vscode.workspace.getConfiguration('octask').get<string[]>('agents') ?? [];
@@ -185,20 +270,165 @@ describe('Octask in VS Code', function () {
     await ui.screenshot('run-on-cluster');
   });
 
+  it("the walkthrough's Run on cluster button runs a typed command while the walkthrough has focus", async () => {
+    await vscode.commands.executeCommand(
+      'workbench.action.openWalkthrough',
+      {
+        category: `${EXTENSION_ID}#octask.gettingStarted`,
+        step: `${EXTENSION_ID}#octask.gettingStarted#run`,
+      },
+      false,
+    );
+    await ui.click('.gettingStartedContainer .getting-started-step', 'Run a first task');
+    await ui.screenshot('walkthrough-run');
+    await ui.click('.gettingStartedContainer .monaco-button', 'Run on cluster');
+    const command = 'echo from-the-walkthrough';
+    await ui.pick('Type a command');
+    // Typed and entered on the keyboard, as a person does, so focus moves as it does for them.
+    // The command box, not the first picker (both are titled "Octask: Run on cluster").
+    await poll(
+      async () => /A shell command/.test(await ui.textOf('.quick-input-widget')),
+      'the command box',
+    );
+    await ui.press('Control+a');
+    await ui.type(command);
+    await ui.press('Enter');
+    await ui.pick('Any agent');
+    const task = await waitForModel(
+      api.model,
+      () => {
+        const t = newestTask(api, command);
+        return t && t.status === 'completed' ? t : undefined;
+      },
+      'the command typed from the walkthrough to run',
+    );
+    assert.match(api.model.outputs.get(task.id)?.text() ?? '', /from-the-walkthrough/);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+
   it('an octask task from tasks.json ends with the remote exit code, 0 and non-zero', async () => {
     assert.equal(await runTask(await octaskTask('remote ok')), 0);
     const ok = newestTask(api, 'echo remote-ok from $OCTASK_AGENT_NAME');
     assert.equal(ok?.status, 'completed');
     assert.match(api.model.outputs.get(ok.id)?.text() ?? '', /remote-ok from (desk|pi)/);
-    // Rerun, as the Tasks view's inline action does: the same spec, new tasks.
+    // Rerun, as the Tasks view's inline action does: the same spec, new tasks, in a terminal of
+    // its own under the same label, as the first run had.
+    const startedAgain = nextTaskStart();
     const again = await vscode.commands.executeCommand<string[]>('octask.rerunTask', ok.id);
     assert.equal(again?.length, 1);
+    assert.equal(await startedAgain, 'remote ok');
     await waitForModel(
       api.model,
       () => api.model.tasks.get(again?.[0] ?? '')?.status === 'completed',
       'the rerun to complete',
     );
     assert.equal(await runTask(await octaskTask('remote fail')), 3);
+  });
+
+  it('a task that fails at once reads "terminated with exit code", not "failed to launch"', async () => {
+    assert.equal(await runTask(await octaskTask('fast fail')), 7);
+    const text = await terminalText(/exit code: 7/);
+    assert.match(text, /terminated with exit code: 7/);
+    assert.doesNotMatch(text, /failed to launch/);
+    // Fastest of all: a definition refused before anything is sent ends within open().
+    assert.equal(await runTask(await octaskTask('bad definition')), EXIT.usage);
+    const refused = await terminalText(/exit code: 2/);
+    assert.match(refused, /"shards" must be a whole number/);
+    assert.match(refused, /terminated with exit code: 2/);
+    assert.doesNotMatch(refused, /failed to launch/);
+  });
+
+  it('$tsc in a task with "cwd": "packages/app" links its problem to packages/app/src/index.ts', async () => {
+    const file = vscode.Uri.file(join(workspaceRoot(), 'packages', 'app', 'src', 'index.ts'));
+    assert.equal(await runTaskByLabel('app typecheck'), 2);
+    const diagnostics = await poll(
+      () => {
+        const found = vscode.languages.getDiagnostics(file);
+        return found.length > 0 ? found : undefined;
+      },
+      `a diagnostic on ${file.fsPath}`,
+      10_000,
+    );
+    assert.match((diagnostics[0] as vscode.Diagnostic).message, /not assignable/);
+    assert.equal((diagnostics[0] as vscode.Diagnostic).range.start.line, 1);
+    const stray = vscode.languages
+      .getDiagnostics()
+      .filter(
+        ([uri, d]) => d.length > 0 && uri.fsPath === join(workspaceRoot(), 'src', 'index.ts'),
+      );
+    assert.equal(stray.length, 0, 'nothing lands on <root>/src/index.ts, which does not exist');
+    // Opening it from the Problems view opens the file, as a user would.
+    await vscode.commands.executeCommand('workbench.actions.view.problems');
+    await ui.click('.markers-panel .monaco-list-row', 'not assignable');
+    await ui.press('Enter');
+    await poll(
+      () => vscode.window.activeTextEditor?.document.uri.fsPath === file.fsPath,
+      `the Problems row to open ${file.fsPath} (active: ${vscode.window.activeTextEditor?.document.uri.fsPath})`,
+      10_000,
+    );
+    await ui.screenshot('problem-in-subfolder');
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it('Tasks groups a sharded run under its label; Rerun Failed and Clear Finished act on runs', async () => {
+    await ui.command('Octask: Clear Finished');
+    await poll(() => api.model.tasks.size === 0, 'Clear Finished to empty the Tasks view');
+    assert.equal(api.views.tasks.getChildren().length, 0, 'no finished run is left');
+    assert.equal(await runTaskByLabel('shards'), 1);
+    const runs = () =>
+      api.views.tasks
+        .getChildren()
+        .filter((n) => n.kind === 'run' && api.views.tasks.getTreeItem(n).label === 'shards');
+    const [run] = runs();
+    assert.ok(run && run.kind === 'run', 'the Tasks view has a run labelled "shards"');
+    const item = api.views.tasks.getTreeItem(run);
+    assert.match(String(item.description), /^3 shards · 2 passed, 1 failed · /);
+    const shards = api.views.tasks.getChildren(run).map((n) => api.views.tasks.getTreeItem(n));
+    assert.equal(shards.length, 3);
+    assert.deepEqual(
+      shards.map((s) => String(s.label).replace(/^\w+/, 'agent')),
+      ['agent#0', 'agent#1', 'agent#2'],
+    );
+    assert.match(String(shards[1]?.description), /exit 1/);
+    await ui.openView('Octask');
+    // What the view draws, not only what the provider returns.
+    await poll(
+      async () => /3 shards · 2 passed, 1 failed/.test(await ui.textOf(TASKS_PANE)),
+      'the Tasks view to draw the finished run',
+      10_000,
+    );
+    await ui.screenshot('tasks-view');
+    // Waited out in VS Code too: a task still closing is "already active" to VS Code.
+    let ended = nextTaskEnd('shards');
+    await ui.command('Octask: Rerun Failed');
+    await ended;
+    await waitForModel(
+      api.model,
+      () =>
+        runs().length === 2 &&
+        runs().every(
+          (r) =>
+            r.kind === 'run' &&
+            r.tasks.every((t) => t.status !== 'running' && t.status !== 'pending'),
+        ),
+      'the failed run to run again and finish',
+    );
+    await ui.screenshot('workers-view');
+    // Only the newest run of a label counts: a second Rerun Failed reruns the rerun, not both.
+    const before = api.model.tasks.size;
+    ended = nextTaskEnd('shards');
+    const again = await vscode.commands.executeCommand<string[]>('octask.rerunFailed');
+    await ended;
+    assert.equal(again?.length, 3, 'the three shards of the newest "shards" run');
+    await waitForModel(
+      api.model,
+      () =>
+        [...api.model.tasks.values()].every(
+          (t) => t.status !== 'running' && t.status !== 'pending',
+        ),
+      'the second rerun to finish',
+    );
+    assert.equal(api.model.tasks.size, before + 3);
   });
 
   it('a task with inputs and artifacts syncs only the inputs and brings its artifacts back', async () => {
@@ -323,12 +553,68 @@ describe('Octask in VS Code', function () {
     }
   });
 
-  it('Diagnose reports TLS-PSK in this runtime, the key id and each agent', async () => {
+  it('Diagnose reports TLS-PSK in this runtime, the key id and each agent, read-only', async () => {
     const text = await vscode.commands.executeCommand<string>('octask.diagnose');
+    const doc = vscode.window.activeTextEditor?.document;
+    assert.equal(doc?.uri.scheme, 'octask-diagnosis', 'a virtual document, not Untitled-1');
+    assert.equal(doc?.isUntitled, false);
+    assert.equal(doc?.isDirty, false);
+    assert.equal(doc?.getText(), text);
     assert.match(text ?? '', /TLS-PSK in this VS Code's runtime: \*\*works\*\*/);
     assert.match(text ?? '', /Cluster key: id `[0-9a-f]{16}`, from secret storage/);
     assert.match(text ?? '', /\*\*desk\*\* `127\.0\.0\.1:\d+` \(listed\): online/);
     await ui.screenshot('diagnose');
+  });
+
+  it('an agent with another key raises one alert with Set Cluster Key and Diagnose, and a log entry', async () => {
+    assert.ok(dir);
+    const other = newKeyFile(dir.path, 'other-key');
+    const stranger = await startAgent({ keyFile: other.path, name: 'stranger' });
+    agents.push(stranger);
+    await vscode.commands.executeCommand('notifications.clearAll');
+    await vscode.commands.executeCommand('octask.addAgent', stranger.address);
+    await waitForModel(
+      api.model,
+      () => api.model.agents.get(stranger.address)?.status === 'wrong_key',
+      'the agent with another key to be refused',
+    );
+    const toast = await ui.textOf('.notification-toast');
+    assert.match(toast, /holds another cluster key/, toast);
+    assert.match(toast, /Set Cluster Key/, toast);
+    assert.match(toast, /Diagnose/, toast);
+    assert.ok(
+      api.model.log.some(
+        (e) => e.level === 'warn' && e.message.includes('holds another cluster key'),
+      ),
+      'the Logs view records it',
+    );
+    const row = api.views.workers
+      .getChildren()
+      .map((n) => api.views.workers.getTreeItem(n))
+      .find((i) => i.id === `agent:${stranger.address}`);
+    assert.equal(row?.description, 'wrong key');
+    assert.match(String(row?.contextValue), /^agent\.listed\.wrong_key/);
+    await ui.openView('Octask');
+    await ui.screenshot('workers-wrong-key');
+    await vscode.commands.executeCommand('octask.removeAgent', stranger.address);
+    await vscode.commands.executeCommand('notifications.clearAll');
+  });
+
+  it('Save the Agent to a Folder writes the bundled octask-agent.js there', async () => {
+    const folder = tempDir('octask-save-agent-');
+    try {
+      const file = await vscode.commands.executeCommand<string>(
+        'octask.saveAgentFile',
+        folder.path,
+      );
+      assert.equal(file, join(folder.path, 'octask-agent.js'));
+      assert.match(readFileSync(file, 'utf8').slice(0, 40), /^#!/);
+      const toast = await ui.textOf('.notification-toast');
+      assert.match(toast, /node octask-agent\.js/);
+      await vscode.commands.executeCommand('notifications.clearAll');
+    } finally {
+      folder.cleanup();
+    }
   });
 
   it('Start Local Agent runs the bundled agent on this machine and adds it to the pool', async () => {

@@ -44,15 +44,15 @@ export function waitForModel<T>(
   });
 }
 
-/** For state nothing announces to the test (diagnostics, processes): checks every 100 ms. */
+/** For state nothing announces to the test (diagnostics, processes, the page): checks every 100 ms. */
 export async function poll<T>(
-  probe: () => T | undefined | false | null,
+  probe: () => T | undefined | false | null | Promise<T | undefined | false | null>,
   what: string,
   timeoutMs = 30_000,
 ): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value) return value;
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
