@@ -104,9 +104,9 @@ export class TaskProcess {
     this.pipe(child.stderr, 'stderr');
     child.once('exit', () => {
       this.exited = true;
-      // The leader is gone; anything it left in its group goes too, and
-      // whatever left the group carrying the task's marker.
-      this.signalGroup('SIGKILL');
+      // The leader is gone; anything it left in its group goes too, and (in
+      // release) whatever left the group carrying the task's marker.
+      this.signalGroup('SIGKILL', false);
       void (this.request.containment?.release() ?? Promise.resolve()).then(() => {
         // Something that escaped every net may still hold the pipes open: the
         // task is over all the same, and must not outlast its timeout for it.
@@ -158,7 +158,8 @@ export class TaskProcess {
     this.killTimer = setTimeout(() => this.signalGroup('SIGKILL'), this.request.killGraceMs);
   }
 
-  private signalGroup(signal: NodeJS.Signals): void {
+  /** Signals the task's process group, and with `marked` what left it carrying the marker. */
+  private signalGroup(signal: NodeJS.Signals, marked = true): void {
     const pid = this.child?.pid;
     if (pid === undefined) return;
     try {
@@ -170,7 +171,7 @@ export class TaskProcess {
     } catch {
       // ESRCH: the group is already empty.
     }
-    this.request.containment?.signal(signal);
+    if (marked) this.request.containment?.signal(signal);
   }
 
   private finish(code: number | null, signal: NodeJS.Signals | null): void {

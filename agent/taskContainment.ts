@@ -68,7 +68,7 @@ export class TaskContainment {
    */
   signal(signal: NodeJS.Signals): number {
     if (this.pgid === undefined) return 0;
-    let reached = killMarked(this.marker, signal);
+    let reached = killMarked(this.marker, signal, undefined, this.pgid);
     if (signal === 'SIGKILL' && this.cgroup) reached += this.cgroup.kill();
     return reached;
   }

@@ -84,6 +84,19 @@ describe('task marker on real processes @integration', () => {
     await waitFor('stdout to close', () => stdoutClosed);
   });
 
+  it('reads only processes started after the leader when told its pid, and still finds its children', async () => {
+    // An older process with the same marker (never so in real life) shows what is not read.
+    const older = task('exec sleep 306');
+    await waitFor('the older one', () => findMarked(marker).includes(older.pid as number));
+    const child = task('setsid sleep 305 & wait');
+    const leader = child.pid as number;
+    await waitFor('the leader and its child', () => findMarked(marker).length >= 3);
+    const newer = findMarked(marker, undefined, leader);
+    assert.ok(newer.includes(leader), 'the leader itself is read');
+    assert.ok(newer.length >= 2, `its setsid child is found: ${newer}`);
+    assert.ok(!newer.includes(older.pid as number), 'a process older than the leader was read');
+  });
+
   it('finds processes of another uid and leaves unmarked ones alone', async () => {
     const other = task('exec sleep 303', { uid: 65534, gid: 65534 });
     const unmarked = spawn('sleep', ['304'], { stdio: 'ignore' });

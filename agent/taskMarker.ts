@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { listPids, PROC_ROOT, readEnviron } from './procfs';
 
 /**
@@ -39,22 +40,47 @@ export function environHasMarker(environ: Buffer, marker: string): boolean {
  * there is nothing to scan and the answer is []; the process group is then
  * all that ends a task.
  */
-export function findMarked(marker: string, root = PROC_ROOT): number[] {
+export function findMarked(marker: string, root = PROC_ROOT, since?: number): number[] {
   // A malformed marker (say, empty) must never match every process.
   if (!isMarker(marker)) throw new Error(`not a task marker: ${JSON.stringify(marker)}`);
   const found: number[] = [];
+  // What a task started was forked after its leader, so has a higher pid unless
+  // pids wrapped since: reading only those keeps a task's end cheap on a busy machine.
+  const floor = since !== undefined && !pidsWrappedSince(since, root) ? since : 0;
   for (const pid of listPids(root)) {
-    if (pid === process.pid) continue;
+    if (pid === process.pid || pid < floor) continue;
     const environ = readEnviron(pid, root);
     if (environ && environHasMarker(environ, marker)) found.push(pid);
   }
   return found;
 }
 
-/** Signals every process carrying the marker; returns how many were signalled. */
-export function killMarked(marker: string, signal: NodeJS.Signals, root = PROC_ROOT): number {
+/**
+ * Whether the kernel's pid counter went past its maximum and started again
+ * since `pid` was handed out (so a newer process may have a lower pid). When
+ * it cannot tell, it says yes: the caller then scans everything.
+ */
+function pidsWrappedSince(pid: number, root: string): boolean {
+  try {
+    const last = Number(readFileSync(`${root}/sys/kernel/ns_last_pid`, 'latin1').trim());
+    return !Number.isSafeInteger(last) || last < pid;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Signals every process carrying the marker; returns how many were signalled.
+ * `since`: the task's leader pid, to read only processes started after it.
+ */
+export function killMarked(
+  marker: string,
+  signal: NodeJS.Signals,
+  root = PROC_ROOT,
+  since?: number,
+): number {
   let signalled = 0;
-  for (const pid of findMarked(marker, root)) {
+  for (const pid of findMarked(marker, root, since)) {
     try {
       process.kill(pid, signal);
       signalled++;

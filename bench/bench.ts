@@ -16,7 +16,7 @@
  *   --unloaded N         tasks in the closed-loop latency run (200)
  *   --submitters N       closed-loop submitters (2)
  *   --bytes N            bytes streamed by one task (268435456)
- *   --only LIST          comma list of: batch,unloaded,local,stream,sync
+ *   --only LIST          comma list of: batch,shared,unloaded,local,stream,sync
  *   --sync-files N       files in the sync section's generated workspace (10000)
  *   --sync-mb N          its total size in MB (20)
  *   --agent-cpu-prof DIR write a V8 CPU profile of the agent into DIR
@@ -35,12 +35,13 @@ import { FINAL_STATUSES } from '../shared/protocol';
 import type { TaskInfo } from '../shared/rpc';
 import type { StartedAgent } from '../test/helpers/agentProcess';
 import { startAgent } from '../test/helpers/agentProcess';
+import { dispatcherHello, rawDial } from '../test/helpers/rawPeer';
 import { MB, mean, num, percentile } from './stats';
 import type { SyncBenchResult } from './syncBench';
 import { syncBench } from './syncBench';
 
 const SLOTS = 2;
-const SECTIONS = ['batch', 'unloaded', 'local', 'stream', 'sync'] as const;
+const SECTIONS = ['batch', 'shared', 'unloaded', 'local', 'stream', 'sync'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface BenchOptions {
@@ -182,6 +183,40 @@ async function batch(
     latencies: timings.map((t) => t.endedAt - t.submittedAt),
     wallMs,
   };
+}
+
+/**
+ * Two dispatchers (two ids, as two editor windows) each submit `n` tasks to
+ * the same agent at once. A third connection only listens to the agent's
+ * load reports: the agent's own running count, never more than its slots.
+ */
+async function twoDispatchers(
+  key: ReturnType<typeof writeNewKey>,
+  agent: StartedAgent,
+  n: number,
+): Promise<{ tasksPerSec: number; peakRunning: number }> {
+  const watch = await rawDial(agent.port, key);
+  watch.send(dispatcherHello({ name: 'bench-observer' }));
+  await watch.next();
+  const pair = [0, 1].map(() => new Dispatcher({ key, agents: [agent.address], mdns: false }));
+  try {
+    for (const d of pair) d.start();
+    await Promise.all(pair.map((d) => d.settled()));
+    const runners = pair.map((d) => new TaskRunner(d));
+    const start = performance.now();
+    const timings = await Promise.all(
+      runners.flatMap((r) => Array.from({ length: n }, () => r.run('true'))),
+    );
+    const wallMs = performance.now() - start;
+    mustComplete('two dispatchers', timings);
+    return {
+      tasksPerSec: timings.length / (wallMs / 1000),
+      peakRunning: Math.max(0, ...watch.loads.map((l) => l.running)),
+    };
+  } finally {
+    for (const d of pair) d.close();
+    watch.ws.close();
+  }
 }
 
 /** `submitters` loops, each submitting its next task when the previous one ends: no task waits for a slot. */
@@ -421,6 +456,26 @@ async function main(): Promise<number> {
           batchP99Ms: percentile(b.latencies, 99),
         });
       }
+    }
+    if (options.only.has('shared')) {
+      const shared = await race(twoDispatchers(key, agent, 500));
+      const xargsMs = await timeShell(`seq 1000 | xargs -P${SLOTS} -I{} sh -c true`);
+      row(
+        `2 dispatchers x 500 "true" at once on one agent, tasks/s`,
+        num(shared.tasksPerSec, 0),
+        `${num(1000 / (xargsMs / 1000), 0)} (xargs -P${SLOTS}, 1000)`,
+        '',
+      );
+      row(
+        `  the agent's peak running count (its own reports)`,
+        String(shared.peakRunning),
+        '',
+        aim(shared.peakRunning <= SLOTS, `<= ${SLOTS}`),
+      );
+      Object.assign(figures, {
+        sharedTasksPerSec: shared.tasksPerSec,
+        sharedPeakRunning: shared.peakRunning,
+      });
     }
     if (options.only.has('unloaded')) {
       const u = await race(closedLoop(runner, options.unloaded, options.submitters));
