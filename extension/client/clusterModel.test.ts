@@ -181,3 +181,27 @@ describe('ClusterModel agents', () => {
     assert.equal(model.agents.get('10.0.0.2:7879')?.status, 'wrong_key');
   });
 });
+
+describe('ClusterModel through a dispatcher restart with a journal', () => {
+  it('keeps tasks, and puts the journal’s earlier output before what came since', () => {
+    const model = new ClusterModel();
+    model.applyTask(task('t1', { status: 'pending', phase: 'queued' }));
+    model.applyTask(task('t1'));
+    model.applyOutput({ task: 't1', stream: 'stdout', text: 'one\ntwo\n' });
+    model.dispatcherAway();
+    assert.equal(model.tasks.get('t1')?.status, 'running');
+    // Relayed again by the new dispatcher (the journal had only "one").
+    model.applyOutput({ task: 't1', stream: 'stdout', text: 'two\n' });
+    model.prependOutput('t1', 'one\n');
+    assert.equal(model.outputs.get('t1')?.text(), 'one\ntwo\n');
+  });
+
+  it('reads back the output of a task first seen running (a reloaded window)', () => {
+    const model = new ClusterModel();
+    model.applyTask(task('t2'));
+    model.applyOutput({ task: 't2', stream: 'stdout', text: 'later\n' });
+    assert.equal(model.outputs.get('t2')?.fresh, true);
+    model.prependOutput('t2', 'earlier\n');
+    assert.equal(model.outputs.get('t2')?.text(), 'earlier\nlater\n');
+  });
+});

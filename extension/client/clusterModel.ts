@@ -193,6 +193,15 @@ export class ClusterModel {
    * its agents went with it, its tasks will be taken back.
    */
   dispatcherAway(): void {
+    // Their output is read back from the journal: what came before it, then
+    // what the new dispatcher relays (from the journal's last chunk on, so a
+    // line relayed twice across the crash shows once).
+    for (const task of this.tasks.values()) {
+      if (isFinished(task) || !this.outputs.has(task.id)) continue;
+      const out = new TaskOutput();
+      out.fresh = true;
+      this.outputs.set(task.id, out);
+    }
     this.agents.clear();
     this.onAgents.fire(undefined);
   }

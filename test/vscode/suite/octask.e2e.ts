@@ -535,6 +535,31 @@ describe('Octask in VS Code', function () {
     assert.equal(await runTask(await octaskTask('remote ok')), 0);
   });
 
+  it('a task running when the dispatcher crashes is taken back: it completes, its output whole', async () => {
+    const command = 'i=1; while [ $i -le 15 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done';
+    const { tasks } = await api.client.submit({ command });
+    const id = tasks[0]?.id;
+    assert.ok(id, 'the task was submitted');
+    await poll(
+      () => (api.model.outputs.get(id)?.text() ?? '').includes('tick 3'),
+      'the task to print its first lines',
+    );
+    const mine = `octask.js dispatcher --stdio --clientProcessId=${process.pid}`;
+    for (const pid of execFileSync('pgrep', ['-f', mine], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(Number))
+      process.kill(pid, 'SIGKILL');
+    // Not marked lost: the restarted dispatcher reads its journal and reattaches.
+    await poll(
+      () => api.model.tasks.get(id)?.status === 'completed',
+      'the task to complete',
+      40_000,
+    );
+    const expected = Array.from({ length: 15 }, (_, i) => `tick ${i + 1}\n`).join('');
+    assert.equal(api.model.outputs.get(id)?.text(), expected);
+  });
+
   it('octask.trace.server shows the JSON-RPC traffic in the Octask log', async () => {
     const config = vscode.workspace.getConfiguration('octask');
     await config.update('trace.server', 'messages', vscode.ConfigurationTarget.Workspace);
