@@ -34,7 +34,7 @@ import type { TaskFrame } from './session';
 import { Session } from './session';
 import { SetupSteps } from './setupSteps';
 import { SlotQueue } from './slotQueue';
-import { SyncReceiver } from './syncReceiver';
+import { EntryBudget, SyncReceiver } from './syncReceiver';
 import type { TaskFolder } from './taskFolder';
 import { scratchName, taskFolder } from './taskFolder';
 import type { WorkspaceCopies } from './workspaceCopy';
@@ -117,6 +117,9 @@ export class Agent {
   /** Lost tasks of a previous life, by owner, told to that dispatcher once. */
   private readonly orphans = new Map<string, string[]>();
 
+  /** Manifest entries of unfinished syncs, bounded across all sessions. */
+  private readonly syncBudget = new EntryBudget();
+
   constructor(private readonly config: AgentConfig) {
     mkdirSync(join(config.workdir, 'tasks'), { recursive: true });
     this.setups = new SetupSteps(config.copies);
@@ -158,6 +161,7 @@ export class Agent {
           this.config.logger,
           this.config.keepWorkspacesMs,
           this.copyUsers,
+          this.syncBudget,
         ),
       log: (level, msg, fields) => this.config.logger[level](msg, fields),
       heartbeatMs: this.config.heartbeatMs,

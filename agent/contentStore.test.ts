@@ -1,8 +1,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { OctaskError } from '../shared/errors';
 import { ContentStore } from './contentStore';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -77,5 +86,50 @@ describe('content store', () => {
     const second = new ContentStore(dir, 1e9);
     assert.ok(second.has(hash));
     assert.equal(second.size, 10);
+  });
+
+  it('evicts least recently used blobs to make room for a sync, sparing what it keeps', async () => {
+    const store = new ContentStore(dir, 30, 0);
+    const a = await put(store, Buffer.alloc(10, 'a'));
+    await new Promise((r) => setTimeout(r, 5));
+    const b = await put(store, Buffer.alloc(10, 'b'));
+    await new Promise((r) => setTimeout(r, 5));
+    const c = await put(store, Buffer.alloc(10, 'c'));
+    await store.makeRoom(15, 15, new Set([a]));
+    assert.ok(store.has(a) && !store.has(b) && !store.has(c), 'b, then c, went; a was kept');
+    assert.equal(store.size, 10);
+    assert.equal(existsSync(store.pathOf(b)), false);
+  });
+
+  it('refuses with E_NO_SPACE, saying needed and free, what no eviction can fit on disk', async () => {
+    const store = new ContentStore(dir, 100);
+    const a = await put(store, Buffer.alloc(50, 'a'));
+    const b = await put(store, Buffer.alloc(50, 'b'));
+    const tooMuch = (store.freeBytes() ?? 0) + 1e12;
+    await assert.rejects(
+      store.makeRoom(10, tooMuch, new Set([b])),
+      (err: unknown) =>
+        err instanceof OctaskError &&
+        err.code === 'E_NO_SPACE' &&
+        new RegExp(`needs [\\d.]+ MiB \\(${tooMuch} bytes\\), [\\d.]+ MiB free on disk`).test(
+          err.message,
+        ),
+    );
+    assert.equal(store.has(a), false, 'it evicted what it could first');
+    assert.ok(store.has(b), 'but not what the sync keeps');
+  });
+
+  it('lets a sync larger than the cap through when the disk has room', async () => {
+    const store = new ContentStore(dir, 10);
+    await store.makeRoom(1000, 2000, new Set());
+    assert.equal(store.size, 0);
+    assert.ok((store.freeBytes() ?? 0) > 0, 'statfs works on this Node');
+  });
+
+  it('clears half-written blobs a dead process left behind', () => {
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    writeFileSync(join(dir, 'tmp', '999-1'), Buffer.alloc(1000));
+    new ContentStore(dir, 1e9);
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
   });
 });

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { WriteStream } from 'node:fs';
-import { createWriteStream, mkdirSync, readdirSync, statSync } from 'node:fs';
+import * as fs from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ErrorCode, OctaskError } from '../shared/errors';
 
 const HASH = /^[0-9a-f]{64}$/;
 
@@ -43,8 +45,56 @@ export class ContentStore {
     /** Blobs used more recently than this are not touched again: a touch is a syscall per blob. */
     private readonly touchAfterMs = 3600_000,
   ) {
+    // Half-written blobs of a process that died hold space no index knows of.
+    rmSync(join(dir, 'tmp'), { recursive: true, force: true });
     mkdirSync(join(dir, 'tmp'), { recursive: true });
     this.loadIndex();
+  }
+
+  /** Bytes free on the store's file system for this process, or undefined where statfs is missing (Node < 18.15). */
+  freeBytes(): number | undefined {
+    const statfs = (fs as { statfsSync?: (path: string) => { bavail: number; bsize: number } })
+      .statfsSync;
+    if (!statfs) return undefined;
+    try {
+      const st = statfs(this.dir);
+      return st.bavail * st.bsize;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Evicts least recently used blobs (never `keep`) until `storeBytes` more
+   * fit under the cap and `diskBytes` fit on the disk. The cap yields to a
+   * workspace larger than it (as after a sync); the disk does not: if even
+   * evicting all it may does not free `diskBytes`, this throws E_NO_SPACE
+   * saying how much was needed and how much is free.
+   */
+  async makeRoom(storeBytes: number, diskBytes: number, keep: ReadonlySet<string>): Promise<void> {
+    const diskFits = (): boolean => {
+      const free = this.freeBytes();
+      return free === undefined || free >= diskBytes;
+    };
+    const fits = (): boolean => this.total + storeBytes <= this.capBytes && diskFits();
+    if (fits()) return;
+    const order = [...this.blobs.entries()]
+      .filter(([h]) => !keep.has(h))
+      .sort((a, b) => a[1].used - b[1].used);
+    for (const [hash] of order) {
+      await this.remove(hash);
+      if (fits()) return;
+    }
+    if (!diskFits()) throw noSpace(diskBytes, this.freeBytes());
+  }
+
+  /** Drops one blob (a failed sync's, or an evicted one); a missing one is no error. */
+  async remove(hash: string): Promise<void> {
+    const info = this.blobs.get(hash);
+    if (!info) return;
+    this.blobs.delete(hash);
+    this.total -= info.size;
+    await rm(this.pathOf(hash), { force: true });
   }
 
   get size(): number {
@@ -98,7 +148,7 @@ export class ContentStore {
         const actual = digest.digest('hex');
         if (failed || actual !== hash || written !== size) {
           await rm(tmp, { force: true });
-          if (failed) throw failed;
+          if (failed) throw asNoSpace(failed, size, this.freeBytes());
           throw new Error(
             `blob ${hash.slice(0, 12)}… did not match: got ${written} bytes hashing to ${actual.slice(0, 12)}…`,
           );
@@ -127,7 +177,12 @@ export class ContentStore {
     }
     if (this.blobs.has(hash)) return;
     const tmp = join(this.dir, 'tmp', `${process.pid}-${++this.tmpCounter}`);
-    await writeFile(tmp, data, { mode: 0o444 });
+    try {
+      await writeFile(tmp, data, { mode: 0o444 });
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw asNoSpace(err as Error, data.byteLength, this.freeBytes());
+    }
     this.ensurePrefix(hash);
     await rename(tmp, this.pathOf(hash));
     this.added(hash, data.byteLength);
@@ -152,12 +207,10 @@ export class ContentStore {
       .filter(([h]) => !keep.has(h))
       .sort((a, b) => a[1].used - b[1].used);
     let removed = 0;
-    for (const [hash, info] of order) {
+    for (const [hash] of order) {
       if (this.total <= this.capBytes) break;
-      this.blobs.delete(hash);
-      this.total -= info.size;
       removed++;
-      await rm(this.pathOf(hash), { force: true });
+      await this.remove(hash);
     }
     return removed;
   }
@@ -173,4 +226,27 @@ export class ContentStore {
       }
     }
   }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+/** E_NO_SPACE with the figures a user needs to act: needed and free on disk. */
+export function noSpace(needed: number | undefined, free: number | undefined): OctaskError {
+  const needText =
+    needed === undefined
+      ? 'the workspace copy did not fit'
+      : `needs ${mib(needed)} (${needed} bytes)`;
+  const freeText = free === undefined ? 'free space unknown' : `${mib(free)} free on disk`;
+  return new OctaskError(
+    ErrorCode.NoSpace,
+    `no space for the sync: ${needText}, ${freeText} after evicting old synced files; free disk space on the agent`,
+  );
+}
+
+/** A write error as E_NO_SPACE when the disk (or quota) is full; others unchanged. */
+export function asNoSpace(err: Error, needed: number | undefined, free: number | undefined): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? noSpace(needed, free) : err;
 }

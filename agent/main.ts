@@ -1,6 +1,7 @@
 import { arch, platform } from 'node:os';
 import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
 import { pasteLine } from '../shared/clusterKey';
+import type { AgentKeyFile } from '../shared/clusterKey';
 import { PROTOCOL_VERSION } from '../shared/protocol';
 import { OCTASK_VERSION } from '../shared/version';
 import { join } from 'node:path';
@@ -13,7 +14,8 @@ import { TaskCgroups } from './cgroup';
 import { Keeper } from './keeper';
 import { reapOrphans } from './taskRecords';
 import { createAuditLog } from './audit';
-import { loadOrCreateKey } from './keyFile';
+import { loadOrCreateAgentKey } from './keyFile';
+import { agentKeyCommand, repairHint } from './keyCommand';
 import { createStreamLogger, stderrWriter } from './log';
 import { countCpus } from './cpuCount';
 import { findPortOwner, portTakenMessage } from './portOwner';
@@ -28,6 +30,7 @@ import { isLoopback, listen } from './transport';
  * process exit code; the caller exits.
  */
 export async function runAgentCli(argv: string[]): Promise<number> {
+  if (argv[0] === 'key') return agentKeyCommand(argv.slice(1));
   if (argv[0] === 'service') {
     try {
       return serviceCommand(argv.slice(1));
@@ -72,13 +75,16 @@ async function serve(options: AgentOptions): Promise<number> {
     );
   }
   const policy = compilePolicy(options.allow, options.deny);
-  const { key, created } = loadOrCreateKey(options.keyFile);
+  const { file, created } = loadOrCreateAgentKey(options.keyFile);
+  const key = file.key;
   if (created) {
     stderrWriter()(
       `Created a new cluster key in ${options.keyFile} (id ${key.id}).\n` +
-        `Every agent and dispatcher with this key forms one cluster. To add another machine, run there:\n\n  ${pasteLine(key)}\n\n`,
+        `To make another machine a dispatcher of this cluster, run there:\n\n  ${pasteLine(file.key)}\n\n` +
+        `To add another agent, run "octask key --pair NAME" on a dispatcher machine and paste the line it prints on the agent.\n\n`,
     );
   }
+  const name = agentName(file, options);
   const audit = createAuditLog(options.auditFile, logger);
   // Before listening: end what a previous life of this agent left running
   // (it was killed, and its keeper may have been too), and start the keeper
@@ -108,7 +114,7 @@ async function serve(options: AgentOptions): Promise<number> {
   });
   const agent = new Agent({
     id: loadOrCreateAgentId(options.workdir),
-    name: options.name,
+    name,
     maxJobs: options.maxJobs,
     tags: options.tags,
     shell: options.shell,
@@ -144,7 +150,7 @@ async function serve(options: AgentOptions): Promise<number> {
           os: hello.os,
           arch: hello.arch,
           cpus: hello.cpus,
-          keyId: key.id,
+          keyId: clusterIdOf(file),
           secure: server.secure,
         },
         logger,
@@ -156,11 +162,19 @@ async function serve(options: AgentOptions): Promise<number> {
     address: options.bind,
     port: server.port,
     secure: server.secure,
-    keyId: key.id,
+    keyId: clusterIdOf(file),
+    ...(file.kind === 'paired' ? { pairing: file.key.pairing, agentKeyId: file.key.id } : {}),
     maxJobs: options.maxJobs,
     shell: options.shell,
     version: OCTASK_VERSION,
   });
+
+  if (file.kind === 'cluster' && !options.insecure) {
+    logger.warn(
+      `this agent holds the cluster key itself: any task here can read it and reach every agent. ${repairHint(name)}`,
+      { keyFile: options.keyFile },
+    );
+  }
 
   const running = agent;
   return await new Promise<number>((resolve) => {
@@ -190,6 +204,26 @@ async function serve(options: AgentOptions): Promise<number> {
     // The terminal or ssh session went away: shut down as for TERM, rather than die with tasks left running.
     process.on('SIGHUP', onSignal);
   });
+}
+
+/** The cluster this agent belongs to, as mDNS and logs name it. */
+function clusterIdOf(file: AgentKeyFile): string {
+  return file.kind === 'paired' ? file.key.clusterId : file.key.id;
+}
+
+/**
+ * A paired agent is named by its pairing: dispatchers check that the name in
+ * its hello is the pairing its key proves, so no agent can pass for another.
+ */
+function agentName(file: AgentKeyFile, options: AgentOptions): string {
+  if (file.kind !== 'paired') return options.name;
+  if (options.nameGiven && options.name !== file.key.pairing) {
+    throw new OctaskError(
+      ErrorCode.BadKeyFile,
+      `this agent is paired as ${file.key.pairing}, so that is its name; drop --name ${options.name} (or OCTASK_NAME), or pair it as ${options.name}: run "octask key --pair ${options.name}" on a dispatcher machine`,
+    );
+  }
+  return file.key.pairing;
 }
 
 /** listen(), with "address in use" turned into one line that says who and what to do. */

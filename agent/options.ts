@@ -12,6 +12,8 @@ import { parseArgs } from './flags';
 
 export interface AgentOptions {
   name: string;
+  /** Whether --name or OCTASK_NAME set the name (a paired agent takes its pairing's). */
+  nameGiven: boolean;
   bind: string;
   port: number;
   maxJobs: number;
@@ -135,6 +137,7 @@ export function parseAgentOptions(
 
   return {
     name,
+    nameGiven: values.name !== undefined || Boolean(env.OCTASK_NAME),
     bind: values.bind ?? env.OCTASK_BIND ?? '0.0.0.0',
     port: integer('--port', values.port ?? env.OCTASK_PORT, DEFAULT_AGENT_PORT, 0, 65535),
     maxJobs: integer('--max-jobs', values['max-jobs'] ?? env.OCTASK_MAX_JOBS, cpuCount, 1, 1024),

@@ -3,11 +3,49 @@ import type { FrameConnection } from '../shared/frameConnection';
 import type { Logger } from '../shared/logger';
 import type { BlobMessage, ManifestEntry, SyncMessage } from '../shared/protocol';
 import type { BlobWriter, ContentStore } from './contentStore';
+import { asNoSpace } from './contentStore';
 import { CopyUsers } from './copyUsers';
 import type { WorkspaceCopies } from './workspaceCopy';
 
-/** Most manifest entries one sync may carry (10 parts of the largest frame's worth, roughly). */
-const MAX_ENTRIES = 500_000;
+/** What one key holder may leave the agent holding for unfinished syncs. */
+export interface SyncLimits {
+  /** Most manifest entries one sync may carry (10 parts of the largest frame's worth, roughly). */
+  entriesPerSync: number;
+  /** Most syncs one connection may have open at once (the dispatcher runs one per workspace). */
+  openSyncs: number;
+  /** A sync with no part or blob for this long is dropped, and its memory with it. */
+  idleMs: number;
+}
+
+export const DEFAULT_SYNC_LIMITS: SyncLimits = {
+  entriesPerSync: 500_000,
+  openSyncs: 8,
+  idleMs: 5 * 60_000,
+};
+
+/**
+ * Manifest entries held by unfinished syncs, across every connection: a
+ * held entry costs a few hundred bytes, so this bounds the memory syncs can
+ * pin (about 250 MB at the default) whoever sends them.
+ */
+export class EntryBudget {
+  private used = 0;
+  constructor(readonly limit = 1_000_000) {}
+
+  get inFlight(): number {
+    return this.used;
+  }
+
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
 
 interface PendingSync {
   workspace: string;
@@ -16,7 +54,11 @@ interface PendingSync {
   clean: boolean;
   /** Blobs still to arrive, by hash, with their writer once the first chunk came. */
   waiting: Map<string, { size: number; received: number; writer?: BlobWriter }>;
+  /** Blobs this sync put in the store: a failed sync removes them, so a full disk is not left full. */
+  added: Set<string>;
   done: boolean;
+  /** Drops the sync once it stops making progress. */
+  idle: NodeJS.Timeout;
 }
 
 /**
@@ -39,21 +81,41 @@ export class SyncReceiver {
     private readonly keepWorkspacesMs: number = 7 * 24 * 3600 * 1000,
     /** The agent's tasks per copy: a layout that changes a copy waits for them. */
     private readonly users: CopyUsers = new CopyUsers(),
+    /** Shared by every connection of the agent. */
+    private readonly budget: EntryBudget = new EntryBudget(),
+    private readonly limits: SyncLimits = DEFAULT_SYNC_LIMITS,
   ) {}
 
+  /** Syncs begun and not yet done or failed. */
+  get open(): number {
+    return this.syncs.size;
+  }
+
   part(message: SyncMessage): void {
+    if (this.failed.has(message.sync)) return;
     let sync = this.syncs.get(message.sync);
     if (!sync) {
+      if (this.syncs.size >= this.limits.openSyncs) {
+        this.fail(
+          message.sync,
+          ErrorCode.Limit,
+          `a connection may have at most ${this.limits.openSyncs} syncs open at once`,
+        );
+        return;
+      }
       sync = {
         workspace: message.workspace,
         entries: [],
         preserve: [],
         clean: message.clean ?? false,
         waiting: new Map(),
+        added: new Set(),
         done: false,
+        idle: this.idleTimer(message.sync),
       };
       this.syncs.set(message.sync, sync);
     }
+    sync.idle.refresh();
     if (sync.done || sync.workspace !== message.workspace) {
       this.fail(
         message.sync,
@@ -62,16 +124,24 @@ export class SyncReceiver {
       );
       return;
     }
-    sync.entries.push(...message.entries);
-    sync.preserve.push(...message.preserve);
-    if (sync.entries.length > MAX_ENTRIES) {
+    if (sync.entries.length + message.entries.length > this.limits.entriesPerSync) {
       this.fail(
         message.sync,
         ErrorCode.BadField,
-        `a manifest may hold at most ${MAX_ENTRIES} entries`,
+        `a manifest may hold at most ${this.limits.entriesPerSync} entries`,
       );
       return;
     }
+    if (!this.budget.take(message.entries.length)) {
+      this.fail(
+        message.sync,
+        ErrorCode.Limit,
+        `the agent holds ${this.budget.inFlight} manifest entries of unfinished syncs, at most ${this.budget.limit}; try again once they finish`,
+      );
+      return;
+    }
+    sync.entries.push(...message.entries);
+    sync.preserve.push(...message.preserve);
     if (!message.last) return;
     sync.done = true;
     try {
@@ -84,12 +154,44 @@ export class SyncReceiver {
     const sizes = new Map<string, number>();
     for (const e of sync.entries) if ('hash' in e) sizes.set(e.hash, e.size);
     const need = this.store.missing(sizes.keys());
-    for (const hash of need) sync.waiting.set(hash, { size: sizes.get(hash) ?? 0, received: 0 });
+    let bytes = 0;
+    for (const hash of need) {
+      const size = sizes.get(hash) ?? 0;
+      bytes += size;
+      sync.waiting.set(hash, { size, received: 0 });
+    }
     const id = message.sync;
-    void this.busyFor(sync).then((busy) => {
-      this.connection.send({ t: 'syncNeed', sync: id, hashes: need, ...(busy ? { busy } : {}) });
-      this.maybeLayOut(id, sync);
-    });
+    // Each new blob lands twice: in the store and, copied, in the workspace.
+    this.store
+      .makeRoom(bytes, 2 * bytes, new Set(sizes.keys()))
+      .then(() => this.busyFor(sync))
+      .then(
+        (busy) => {
+          if (this.syncs.get(id) !== sync) return;
+          this.connection.send({
+            t: 'syncNeed',
+            sync: id,
+            hashes: need,
+            ...(busy ? { busy } : {}),
+          });
+          this.maybeLayOut(id, sync);
+        },
+        (err: unknown) => this.failWith(id, err),
+      );
+  }
+
+  private idleTimer(id: string): NodeJS.Timeout {
+    const timer = setTimeout(
+      () =>
+        this.fail(
+          id,
+          ErrorCode.Timeout,
+          `the sync made no progress for ${Math.round(this.limits.idleMs / 1000)} s`,
+        ),
+      this.limits.idleMs,
+    );
+    timer.unref();
+    return timer;
   }
 
   blob(message: BlobMessage): void {
@@ -116,6 +218,7 @@ export class SyncReceiver {
       );
       return;
     }
+    sync.idle.refresh();
     const whole = !slot.writer && message.data.byteLength === slot.size;
     if (!whole) {
       slot.writer ??= this.store.writer(message.hash, slot.size);
@@ -128,23 +231,56 @@ export class SyncReceiver {
       : (slot.writer as BlobWriter).finish();
     stored.then(
       () => {
+        if (this.syncs.get(message.sync) !== sync) {
+          // The sync failed while this blob was being written: it goes too.
+          sync.added = new Set([message.hash]);
+          this.removeAdded(sync);
+          return;
+        }
+        sync.added.add(message.hash);
         sync.waiting.delete(message.hash);
         this.maybeLayOut(message.sync, sync);
       },
-      (err: Error) => this.fail(message.sync, ErrorCode.BadContent, err.message),
+      (err: Error) =>
+        isOctaskError(err)
+          ? this.fail(message.sync, err.code, err.message)
+          : this.fail(message.sync, ErrorCode.BadContent, err.message),
     );
   }
 
-  /** The connection is gone: drop half-received blobs. */
+  /** The connection is gone: drop unfinished syncs, their half-received blobs and their memory. */
   close(): void {
-    for (const sync of this.syncs.values())
-      for (const slot of sync.waiting.values()) slot.writer?.abort();
-    this.syncs.clear();
+    for (const id of [...this.syncs.keys()]) this.drop(id, true);
+  }
+
+  /** Ends a pending sync: stops its timer, returns its entries to the budget, aborts its writers. */
+  private drop(id: string, removeAdded: boolean): PendingSync | undefined {
+    const sync = this.syncs.get(id);
+    if (!sync) return undefined;
+    this.syncs.delete(id);
+    clearTimeout(sync.idle);
+    this.budget.give(sync.entries.length);
+    for (const slot of sync.waiting.values()) slot.writer?.abort();
+    if (removeAdded) this.removeAdded(sync);
+    return sync;
+  }
+
+  /** Removes the blobs a failed sync stored, except those another open sync of this connection needs. */
+  private removeAdded(sync: PendingSync): void {
+    if (sync.added.size === 0) return;
+    const inUse = new Set<string>();
+    for (const other of this.syncs.values())
+      for (const e of other.entries) if ('hash' in e) inUse.add(e.hash);
+    for (const hash of sync.added)
+      if (!inUse.has(hash))
+        this.store
+          .remove(hash)
+          .catch((err: unknown) => this.logger.warn('blob removal failed', { err }));
   }
 
   private maybeLayOut(id: string, sync: PendingSync): void {
     if (!sync.done || sync.waiting.size > 0) return;
-    this.syncs.delete(id);
+    this.drop(id, false);
     const started = performance.now();
     // Checked whole in part(), before any blob was asked for.
     this.layOutWhenFree(sync).then(
@@ -172,7 +308,11 @@ export class SyncReceiver {
           .evict(keep)
           .catch((err: unknown) => this.logger.warn('store eviction failed', { err }));
       },
-      (err: unknown) => this.failWith(id, err),
+      (err: unknown) => {
+        // The copy could not be laid out (a full disk, say): what this sync stored goes.
+        this.removeAdded(sync);
+        this.failWith(id, err);
+      },
     );
   }
 
@@ -209,14 +349,13 @@ export class SyncReceiver {
   }
 
   private failWith(id: string, err: unknown): void {
-    if (isOctaskError(err)) this.fail(id, err.code, err.message);
+    const coded = asNoSpace(err as Error, undefined, this.store.freeBytes());
+    if (isOctaskError(coded)) this.fail(id, coded.code, coded.message);
     else this.fail(id, ErrorCode.BadPath, (err as Error).message);
   }
 
   private fail(id: string, code: string, message: string): void {
-    const sync = this.syncs.get(id);
-    if (sync) for (const slot of sync.waiting.values()) slot.writer?.abort();
-    this.syncs.delete(id);
+    this.drop(id, true);
     if (this.failed.size > 1000) this.failed.clear();
     this.failed.add(id);
     this.logger.warn('sync failed', { sync: id, code, message });

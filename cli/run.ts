@@ -14,6 +14,7 @@ import {
 import { EXIT, runExitCode } from '../shared/exitCode';
 import { OutputPaths } from './outputPaths';
 import { OutputPrinter } from './outputPrinter';
+import { MAX_TIMEOUT_SEC, timeoutSecProblem } from '../shared/validate';
 import { whileSlow } from './progressLine';
 import { watchTransfers } from './transfers';
 import { warnSharedNames } from './agents';
@@ -364,9 +365,9 @@ function buildSpec(
     return n;
   };
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
-  if (timeout !== undefined && !(timeout > 0))
+  if (timeout !== undefined && (!(timeout > 0) || timeoutSecProblem(timeout)))
     throw new UsageError(
-      `--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`,
+      `--timeout must be a positive number of seconds up to ${MAX_TIMEOUT_SEC} (about 24 days), got ${JSON.stringify(values.timeout)}`,
     );
   const retries = count('retries', values.retries, 0);
   return {

@@ -54,6 +54,10 @@ export const ErrorCode = {
   BadKeyFile: 'E_BAD_KEY_FILE',
   /** The editor's dispatcher process exited while the task was unfinished (the editor says this; no process sends it). */
   DispatcherLost: 'E_DISPATCHER_LOST',
+  /** The agent's disk (or its --cache-size) cannot hold what a sync needs, even after evicting; the message says how much was needed and how much is free. */
+  NoSpace: 'E_NO_SPACE',
+  /** A key holder went past a limit on work it may leave the agent holding (open syncs, manifest entries in flight). */
+  Limit: 'E_LIMIT',
   /** The agent cannot listen: its port is taken (by another agent, most likely). */
   PortInUse: 'E_PORT_IN_USE',
 } as const;

@@ -170,6 +170,27 @@ const ENUMS: Partial<Record<string, ReadonlySet<string>>> = {
 /** Longest id or name we accept; keeps hostile frames from bloating logs and maps. */
 const MAX_ID_LENGTH = 256;
 
+/**
+ * Longest task timeout, in ms: Node's timers take a signed 32-bit delay and
+ * fire at once (with a warning) above it, which would end the task at start.
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** The longest task timeout in whole seconds, as users give it. */
+export const MAX_TIMEOUT_SEC = Math.floor(MAX_TIMEOUT_MS / 1000);
+
+/** What is wrong with a task timeout given in seconds (0 or absent: none), or undefined. */
+export function timeoutSecProblem(sec: unknown): string | undefined {
+  if (sec === undefined) return undefined;
+  if (typeof sec === 'number' && sec >= 0 && sec <= MAX_TIMEOUT_SEC) return undefined;
+  return `a timeout must be 0 to ${MAX_TIMEOUT_SEC} seconds (about 24 days), got ${JSON.stringify(sec)}`;
+}
+
+/** Inclusive ranges for the numeric fields that have them. */
+const RANGES: Partial<Record<string, readonly [number, number]>> = {
+  timeoutMs: [0, MAX_TIMEOUT_MS],
+};
+
 function fits(kind: FieldKind, value: unknown): boolean {
   switch (kind) {
     case 'string':
@@ -268,6 +289,13 @@ export function validateMessage(value: unknown): Message {
       throw new OctaskError(
         ErrorCode.BadField,
         `${type}.${field} has unknown value ${JSON.stringify(v).slice(0, 64)}`,
+      );
+    }
+    const range = RANGES[field];
+    if (range && typeof v === 'number' && (v < range[0] || v > range[1])) {
+      throw new OctaskError(
+        ErrorCode.BadField,
+        `${type}.${field} must be ${range[0]} to ${range[1]}, got ${v}`,
       );
     }
     if (

@@ -1,7 +1,13 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import type { ClusterKey } from '../../shared/clusterKey';
-import { defaultKeyFile, formatKey, generateKey, parseKey } from '../../shared/clusterKey';
+import {
+  defaultKeyFile,
+  formatKey,
+  generateKey,
+  keyFileModeProblem,
+  parseKey,
+} from '../../shared/clusterKey';
 
 const SECRET = 'octask.clusterKey';
 
@@ -32,6 +38,9 @@ export class ClusterKeyStore implements vscode.Disposable {
       if (e.key === SECRET) void this.load();
     });
   }
+
+  /** Why the machine's key file was not used, when it exists (too open, not a cluster key). */
+  fileProblem: string | undefined;
 
   get current(): LoadedKey | undefined {
     return this.loaded;
@@ -77,9 +86,17 @@ export class ClusterKeyStore implements vscode.Disposable {
       }
     }
     const file = machineKeyFile();
+    this.fileProblem = undefined;
     try {
+      const problem = keyFileModeProblem(file, (await stat(file)).mode, process.platform);
+      if (problem) {
+        this.fileProblem = problem;
+        return undefined;
+      }
       return { key: parseKey(await readFile(file, 'utf8'), file), source: file };
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.fileProblem = (err as Error).message;
       return undefined;
     }
   }

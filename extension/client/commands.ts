@@ -394,7 +394,7 @@ async function setKeyInteractively(deps: CommandDeps): Promise<string | undefine
       const made = await deps.keys.generate();
       await vscode.env.clipboard.writeText(pasteLine(made.key));
       void vscode.window.showInformationMessage(
-        `New cluster key ${made.key.id}. The line that installs it on an agent's machine is on the clipboard.`,
+        `New cluster key ${made.key.id}. The line that installs it on another dispatcher machine is on the clipboard; give each agent device its own key with "octask key --pair NAME".`,
       );
       return made.key.id;
     }

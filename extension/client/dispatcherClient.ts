@@ -20,13 +20,12 @@ import type {
 } from '../../shared/rpc';
 import { RpcMethod } from '../../shared/rpc';
 import type { ClusterModel } from './clusterModel';
+import type { DispatcherLaunchOptions } from './dispatcherLaunch';
+import { dispatcherLaunch } from './dispatcherLaunch';
 import { SettingTraceChannel } from './traceChannel';
 
 /** What the dispatcher is started with; read afresh at each (re)start. */
-export interface DispatcherStartOptions {
-  key: string;
-  agents: string[];
-  mdns: boolean;
+export interface DispatcherStartOptions extends DispatcherLaunchOptions {
   /** A system Node to run the dispatcher with, instead of VS Code's own. */
   nodePath: string | undefined;
   /** This window's storage for the dispatcher's journal: tasks survive a reload or a crash. */
@@ -75,32 +74,25 @@ export class DispatcherClient implements vscode.Disposable {
     await this.stop();
     const opts = this.options();
     this.setState('starting');
+    const launch = dispatcherLaunch(opts);
     const node: NodeModule = {
       module: this.scriptPath,
       args: ['dispatcher'],
       transport: TransportKind.stdio,
+      options: { env: launch.env },
       ...(opts.nodePath ? { runtime: opts.nodePath } : {}),
     };
     // When the extension itself is being debugged, the dispatcher waits for a
     // debugger on 9229 too (launch.json: "Attach to the dispatcher").
     const serverOptions: ServerOptions = {
       run: node,
-      debug: { ...node, options: { execArgv: ['--nolazy', '--inspect=9229'] } },
+      debug: { ...node, options: { env: launch.env, execArgv: ['--nolazy', '--inspect=9229'] } },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],
       outputChannel: this.log,
       traceOutputChannel: this.trace,
-      initializationOptions: () => {
-        const now = this.options();
-        return {
-          key: now.key,
-          agents: now.agents,
-          mdns: now.mdns,
-          lostAfterMs: now.lostAfterMs,
-          ...(now.stateDir ? { stateDir: now.stateDir } : {}),
-        };
-      },
+      initializationOptions: () => dispatcherLaunch(this.options()).initializationOptions,
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue, handled: true }),
         closed: () => this.onClosed(),

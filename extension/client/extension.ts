@@ -191,7 +191,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
   updateContext();
   if (!vscode.workspace.isTrusted)
     log.info('this workspace is not trusted: Octask stays off until it is');
-  else if (!keys.current) log.info(NO_KEY_LOG);
+  else if (!keys.current)
+    log.info(
+      keys.fileProblem ? `the machine's key file is not used: ${keys.fileProblem}` : NO_KEY_LOG,
+    );
   await startDispatcher();
   return { model, client, views, logFolder: context.logUri };
 }

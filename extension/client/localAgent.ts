@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type * as vscode from 'vscode';
 import type { ClusterKey } from '../../shared/clusterKey';
-import { formatKey } from '../../shared/clusterKey';
+import { deriveAgentKey, formatAgentKey } from '../../shared/clusterKey';
 
 export interface RunningLocalAgent {
   address: string;
@@ -39,8 +39,9 @@ export class LocalAgent {
     const keyFile = join(this.storageDir, 'agent-key');
     const workdir = join(this.storageDir, 'agent');
     await mkdir(workdir, { recursive: true });
-    await writeFile(keyFile, formatKey(key) + '\n', { mode: 0o600 });
     const name = `${hostname().split('.')[0] || 'this-machine'}-local`;
+    // Its own pairing key: a task it runs can read this file, and must not find the cluster key there.
+    await writeFile(keyFile, formatAgentKey(deriveAgentKey(key, name)) + '\n', { mode: 0o600 });
     // prettier-ignore
     const args = [
       this.agentScript,

@@ -1,5 +1,6 @@
 import type { TaskSpec } from '../../shared/rpc';
 import { parseTarget } from '../../shared/rpc';
+import { timeoutSecProblem } from '../../shared/validate';
 
 /** A task of type `octask` as written in tasks.json (see package.json's taskDefinitions). */
 export interface OctaskTaskDefinition {
@@ -69,6 +70,8 @@ export function specFromDefinition(raw: unknown, defaults: SpecDefaults): SpecRe
   };
   const shards = count('shards', 1);
   const timeoutSec = count('timeout', 0);
+  const badTimeout = timeoutSecProblem(timeoutSec);
+  if (badTimeout) problems.push(`"timeout": ${badTimeout}`);
   const retries = count('retries', 0);
   const inputs = strings('inputs');
   const artifacts = strings('artifacts');

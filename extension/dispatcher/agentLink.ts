@@ -13,7 +13,7 @@ import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol';
 import { OCTASK_VERSION } from '../../shared/version';
 import type { AgentInfo, AgentStatus } from '../../shared/rpc';
 import type { AgentAddress } from './transport';
-import { dial, formatAddress } from './transport';
+import { dial, formatAddress, pairingOf } from './transport';
 
 /** Longest wait between dials while tasks there wait to be reattached. */
 const URGENT_MAX_BACKOFF_MS = 2000;
@@ -229,6 +229,7 @@ export class AgentLink implements Link {
       return;
     }
     this.greeted = false;
+    this.pairing = pairingOf(ws);
     const connection = new FrameConnection(
       ws,
       {
@@ -239,6 +240,19 @@ export class AgentLink implements Link {
     );
     this.connection = connection;
     connection.send(this.options.hello);
+  }
+
+  /** The pairing the current connection's key proved (see transport's pairingOf). */
+  private pairing: string | undefined;
+
+  /** A paired agent named itself other than its pairing: it may be passing for another agent. */
+  private failPairing(connection: FrameConnection, name: string): void {
+    const error = {
+      code: ErrorCode.WrongKey,
+      message: `${this.key} is paired as ${this.pairing ?? '?'} but calls itself ${name}; refusing it, since its key only proves it is ${this.pairing ?? '?'}`,
+    };
+    this.lastError = error;
+    connection.fail(error.code, error.message);
   }
 
   private receive(connection: FrameConnection, message: Message): void {
@@ -260,6 +274,10 @@ export class AgentLink implements Link {
         };
         this.lastError = error;
         connection.fail(error.code, error.message, CloseCode.VersionMismatch);
+        return;
+      }
+      if (this.pairing !== undefined && message.name !== this.pairing) {
+        this.failPairing(connection, message.name);
         return;
       }
       this.greeted = true;
@@ -294,7 +312,8 @@ export class AgentLink implements Link {
       };
     const versionMismatch =
       code === CloseCode.VersionMismatch || why.code === ErrorCode.ProtocolVersion;
-    this.setStatus(versionMismatch ? 'version_mismatch' : 'offline', why);
+    const wrongKey = why.code === ErrorCode.WrongKey;
+    this.setStatus(versionMismatch ? 'version_mismatch' : wrongKey ? 'wrong_key' : 'offline', why);
     if (wasOnline) this.events.down(this, why);
     this.settle();
     this.scheduleReconnect();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { arch, cpus, hostname, platform, totalmem } from 'node:os';
 import type { ClusterKey } from '../../shared/clusterKey';
+import { timeoutSecProblem } from '../../shared/validate';
 import { ErrorCode, OctaskError } from '../../shared/errors';
 import type { ConnectionError } from '../../shared/frameConnection';
 import type { Logger } from '../../shared/logger';
@@ -237,6 +238,8 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     if (!Number.isInteger(shards) || shards < 1 || shards > 10_000) {
       throw new OctaskError(ErrorCode.BadRequest, 'shards must be a whole number from 1 to 10000');
     }
+    const badTimeout = timeoutSecProblem(spec.timeoutSec);
+    if (badTimeout) throw new OctaskError(ErrorCode.BadRequest, badTimeout);
     // Before anything is synced: a run refused for its cwd leaves the copies alone.
     if (workspace) checkWorkspaceTask(workspace, spec);
     const placements: Array<{ where: Placement; shard: number | null; agent: string | null }> = [];

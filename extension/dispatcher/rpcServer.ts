@@ -1,7 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { createConnection, ResponseError } from 'vscode-languageserver/node';
 import type { ClusterKey } from '../../shared/clusterKey';
-import { parseKey } from '../../shared/clusterKey';
 import { ErrorCode, isOctaskError } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
 import type { LogEvent, OutputEvent, SubmitResult, TaskSpec } from '../../shared/rpc';
@@ -13,10 +12,11 @@ import type { OutputChunk } from './journal';
 import { Journal } from './journal';
 import type { RestoredTask } from './dispatcher';
 
-/** What the editor may pass in `initializationOptions`; each overrides the CLI's flag. */
+/**
+ * What the editor may pass in `initializationOptions`; each overrides the
+ * CLI's flag. Never the key: a verbose trace logs these (see CLUSTER_KEY_ENV).
+ */
 export interface DispatcherInitOptions {
-  /** The cluster key as 64 hex digits (the editor keeps it in its secret storage). */
-  key?: string;
   agents?: string[];
   mdns?: boolean;
   /** Milliseconds an agent's link may be down before its tasks run elsewhere. */
@@ -29,7 +29,7 @@ export interface DispatcherInitOptions {
 }
 
 export interface RpcServerDefaults {
-  /** Loads the key from the key file when the editor passes none. */
+  /** Loads the key: the one the editor handed over, or the key file's. */
   loadKey(): ClusterKey;
   agents: string[];
   mdns: boolean;
@@ -117,7 +117,7 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     const init = (params.initializationOptions ?? {}) as DispatcherInitOptions;
     let key: ClusterKey;
     try {
-      key = init.key ? parseKey(init.key, 'the key from the editor') : defaults.loadKey();
+      key = defaults.loadKey();
     } catch (err) {
       throw new ResponseError(RPC_ERROR, (err as Error).message, {
         code: isOctaskError(err) ? err.code : ErrorCode.BadKeyFile,

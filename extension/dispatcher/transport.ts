@@ -44,6 +44,18 @@ export function parseAddress(text: string, defaultPort: number): AgentAddress {
   return { host: m[1], port, secure };
 }
 
+/** The pairing each paired agent's socket proved in its TLS handshake. */
+const pairings = new WeakMap<WsLike, string>();
+
+/**
+ * The pairing an agent's connection proved (its key is derived for it), or
+ * undefined for an agent that holds the cluster key itself. A paired agent's
+ * hello must carry this name, so that no agent can pass for another.
+ */
+export function pairingOf(ws: WsLike): string | undefined {
+  return pairings.get(ws);
+}
+
 /**
  * The dispatcher's only contact with `ws`: dials an agent and resolves with
  * the open socket, or rejects with E_WRONG_KEY or E_UNREACHABLE.
@@ -53,7 +65,10 @@ export function dial(address: AgentAddress, key: ClusterKey, timeoutMs: number):
   return new Promise((resolve, reject) => {
     // ws types checkServerIdentity as returning boolean; Node's TLS (which
     // receives these options) wants Error | undefined, which is what we give.
-    const tls = (address.secure ? pskClientOptions(key) : {}) as unknown as WebSocket.ClientOptions;
+    let pairing: string | undefined;
+    const tls = (address.secure
+      ? pskClientOptions(key, (p) => (pairing = p))
+      : {}) as unknown as WebSocket.ClientOptions;
     const ws = new WebSocket(url, {
       ...tls,
       maxPayload: MAX_FRAME_BYTES,
@@ -68,7 +83,9 @@ export function dial(address: AgentAddress, key: ClusterKey, timeoutMs: number):
         reject(
           new OctaskError(
             ErrorCode.WrongKey,
-            `${formatAddress(address)} refused the TLS handshake: it does not hold this cluster key (key id ${key.id}). Use the same key file on both sides (octask key).`,
+            pairing === undefined
+              ? `${formatAddress(address)} refused the TLS handshake: it does not hold this cluster key (key id ${key.id}). Use the same key file on both sides (octask key).`
+              : `${formatAddress(address)} refused the TLS handshake: it is paired as ${pairing}, but not by this cluster key (key id ${key.id}), or its key file is damaged. Pair it again: run "octask key --pair ${pairing}" here and the line it prints on that device.`,
           ),
         );
       } else if (err.code === 'ECONNREFUSED') {
@@ -98,6 +115,7 @@ export function dial(address: AgentAddress, key: ClusterKey, timeoutMs: number):
     });
     ws.once('open', () => {
       ws.removeListener('error', fail);
+      if (pairing !== undefined) pairings.set(ws, pairing);
       resolve(ws);
     });
   });

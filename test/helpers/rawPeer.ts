@@ -6,6 +6,7 @@ import type { ClusterKey } from '../../shared/clusterKey';
 import { decodeMessage, encodeMessage } from '../../shared/codec';
 import type { AgentLoad, HelloMessage, Message } from '../../shared/protocol';
 import { PROTOCOL_VERSION } from '../../shared/protocol';
+import type { ServerKey } from '../../shared/tlsPsk';
 import { pskClientOptions, pskServerOptions } from '../../shared/tlsPsk';
 
 /** A hand-driven peer over a real TLS-PSK WebSocket, for sending what a real dispatcher never would. */
@@ -86,7 +87,7 @@ export function rawDial(port: number, key: ClusterKey): Promise<RawPeer> {
 
 /** An "agent" that completes the TLS handshake and answers hello with whatever the test says. */
 export async function fakeAgent(
-  key: ClusterKey,
+  key: ServerKey,
   hello: Partial<HelloMessage>,
 ): Promise<{ port: number; close(): void }> {
   const server = createServer(pskServerOptions(key));

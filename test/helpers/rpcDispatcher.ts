@@ -11,6 +11,7 @@ import { formatKey } from '../../shared/clusterKey';
 import type { OutputEvent, TaskInfo, TaskSpec } from '../../shared/rpc';
 import { RpcMethod } from '../../shared/rpc';
 import { CLI_BIN } from './agentProcess';
+import { dispatcherLaunch } from '../../extension/client/dispatcherLaunch';
 
 /** `octask dispatcher --stdio` as an editor window runs it, driven over JSON-RPC. */
 export interface RpcDispatcher {
@@ -34,9 +35,15 @@ export async function startRpcDispatcher(options: {
   lostAfterMs?: number;
   env?: NodeJS.ProcessEnv;
 }): Promise<RpcDispatcher> {
+  // The key goes the way the editor hands it over: in the environment, never in a message.
+  const launch = dispatcherLaunch({
+    key: formatKey(options.key),
+    agents: options.agents,
+    mdns: false,
+  });
   const proc = spawn(process.execPath, [CLI_BIN, 'dispatcher', '--stdio', '--no-mdns'], {
     stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, ...options.env },
+    env: { ...launch.env, ...options.env },
   });
   const rpc = createMessageConnection(
     new StreamMessageReader(proc.stdout!),
@@ -60,9 +67,7 @@ export async function startRpcDispatcher(options: {
     rootUri: null,
     capabilities: {},
     initializationOptions: {
-      key: formatKey(options.key),
-      agents: options.agents,
-      mdns: false,
+      ...launch.initializationOptions,
       ...(options.stateDir ? { stateDir: options.stateDir } : {}),
       ...(options.lostAfterMs !== undefined ? { lostAfterMs: options.lostAfterMs } : {}),
     },

@@ -8,6 +8,7 @@ import {
   createMessageConnection,
   StreamMessageReader,
   StreamMessageWriter,
+  Trace,
 } from 'vscode-jsonrpc/node';
 import type {
   AgentInfo,
@@ -18,7 +19,9 @@ import type {
   TaskInfo,
 } from '../../shared/rpc';
 import { RpcMethod } from '../../shared/rpc';
-import { formatKey } from '../../shared/clusterKey';
+import type { ClusterKey } from '../../shared/clusterKey';
+import { deriveAgentKey, formatKey } from '../../shared/clusterKey';
+import { dispatcherLaunch } from '../../extension/client/dispatcherLaunch';
 import type { StartedAgent } from '../helpers/agentProcess';
 import { CLI_BIN, newKeyFile, startAgent, tempDir } from '../helpers/agentProcess';
 
@@ -35,18 +38,25 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
   const syncs: SyncInfo[] = [];
   /** Every task and output notification in arrival order, as `id status` or `id output`. */
   const arrivals: string[] = [];
+  /** A verbose trace of every message both ways, as the editor's octask.trace.server writes it. */
+  const trace: string[] = [];
+  let key: ClusterKey;
 
   before(async () => {
-    const { path: keyFile, key } = newKeyFile(dir.path);
+    let keyFile: string;
+    ({ path: keyFile, key } = newKeyFile(dir.path));
     mkdirSync(join(dir.path, 'ws'));
     agent = await startAgent({ keyFile, name: 'rpc-agent' });
-    // No key file on the command line: the editor hands the key over in initializationOptions.
+    // No key file on the command line: the key comes the way the editor hands it over.
+    const launch = dispatcherLaunch({
+      key: formatKey(key),
+      agents: [agent.address],
+      mdns: false,
+    });
     proc = spawn(
       process.execPath,
       [CLI_BIN, 'dispatcher', '--stdio', '--no-mdns', '--key-file', `${dir.path}/absent`],
-      {
-        stdio: ['pipe', 'pipe', 'inherit'],
-      },
+      { stdio: ['pipe', 'pipe', 'inherit'], env: launch.env },
     );
     rpc = createMessageConnection(
       new StreamMessageReader(proc.stdout!),
@@ -64,11 +74,17 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
     rpc.onNotification(RpcMethod.syncProgress, (p: SyncProgressInfo) => void syncProgress.push(p));
     rpc.onNotification(RpcMethod.syncDidChange, (s: SyncInfo) => void syncs.push(s));
     rpc.listen();
+    await rpc.trace(Trace.Verbose, {
+      log: (message: unknown, data?: string) =>
+        void trace.push(
+          `${typeof message === 'string' ? message : JSON.stringify(message)} ${data ?? ''}`,
+        ),
+    });
     const init = await rpc.sendRequest<{ serverInfo: { name: string } }>('initialize', {
       processId: process.pid,
       rootUri: null,
       capabilities: {},
-      initializationOptions: { key: formatKey(key), agents: [agent.address], mdns: false },
+      initializationOptions: launch.initializationOptions,
     });
     assert.equal(init.serverInfo.name, 'octask-dispatcher');
     await rpc.sendNotification('initialized', {});
@@ -220,5 +236,15 @@ describe('octask dispatcher --stdio speaks JSON-RPC @integration', function () {
       rpc.sendRequest(RpcMethod.submit, { command: '' }),
       (err: { data?: { code?: string } }) => err.data?.code === 'E_BAD_REQUEST',
     );
+  });
+
+  it('never carries key material in a message: a verbose trace holds no key', () => {
+    const text = trace.join('\n');
+    assert.ok(trace.length > 20, `the trace caught ${trace.length} lines`);
+    assert.match(text, /initializationOptions/, 'the trace holds the initialize request');
+    const hex = formatKey(key);
+    const derived = deriveAgentKey(key, 'rpc-agent').secret.toString('hex');
+    for (const needle of [hex, hex.toUpperCase(), key.secret.toString('base64'), derived])
+      assert.equal(text.includes(needle), false, 'key material is in the trace');
   });
 });

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StartedAgent } from '../helpers/agentProcess';
+import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
+import { git, initRepo, writeFile } from '../helpers/gitRepo';
+
+const MIB = 1024 * 1024;
+
+/** Bytes in use on a file system. */
+function used(path: string): number {
+  const st = statfsSync(path);
+  return (st.blocks - st.bfree) * st.bsize;
+}
+
+describe('an agent whose disk is full @integration', function () {
+  this.timeout(120_000);
+  const dir = tempDir();
+  const workdir = join(dir.path, 'tmpfs');
+  let keyFile: string;
+  let agent: StartedAgent | undefined;
+  let mounted = false;
+
+  const repo = (name: string, files: Record<string, string | Buffer>): string => {
+    const root = join(dir.path, name);
+    mkdirSync(root, { recursive: true });
+    initRepo(root);
+    for (const [rel, body] of Object.entries(files)) writeFile(root, rel, body as string);
+    git(root, 'add', '-A');
+    git(root, 'commit', '-qm', 'fixture');
+    return root;
+  };
+  const start = async (args: string[] = []): Promise<StartedAgent> =>
+    (agent = await startAgent({ keyFile, name: 'small', args: ['--workdir', workdir, ...args] }));
+  const run = (cwd: string, command = 'cat *.txt | wc -c') =>
+    runCli(['run', '--agent', agent!.address, '--key-file', keyFile, '--no-mdns', '--', command], {
+      cwd,
+    });
+
+  before(() => {
+    keyFile = newKeyFile(dir.path).path;
+    mkdirSync(workdir);
+    // Root is needed to mount; without it this suite must fail, not skip.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', workdir]);
+    mounted = true;
+  });
+  after(async () => {
+    await agent?.stop();
+    if (mounted) execFileSync('umount', [workdir]);
+    dir.cleanup();
+  });
+
+  it('refuses a sync that cannot fit with E_NO_SPACE, leaves nothing behind, and a 6-byte sync then works', async () => {
+    await start();
+    const idle = used(workdir);
+    const big: Record<string, Buffer> = {};
+    for (let i = 0; i < 12; i++) big[`part${i}.bin`] = randomBytes(MIB);
+    const r = await run(repo('big', big));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /E_NO_SPACE/);
+    assert.match(r.stderr, /needs 24\.0 MiB \(\d+ bytes\), [\d.]+ MiB free on disk/);
+    assert.ok(
+      used(workdir) - idle < 256 * 1024,
+      `the failed sync left ${used(workdir) - idle} bytes`,
+    );
+    const small = await run(repo('tiny', { 'six.txt': 'six b\n' }));
+    assert.equal(small.code, 0, small.stderr);
+    assert.match(small.stdout, /^6$/m);
+  });
+
+  it('evicts old blobs to fit a new sync, also after a restart with a small --cache-size', async () => {
+    // 3 MiB synced: its blobs in the store plus its copy fill 6 of the 8 MiB.
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 6; i++) files[`half${i}.bin`] = randomBytes(MIB / 2);
+    const first = await run(repo('first', files));
+    assert.equal(first.code, 0, first.stderr);
+    await agent!.stop();
+    await start(['--cache-size', '1M']);
+    const before = used(workdir);
+    // 1.5 MiB more needs 3 MiB (store and copy): only evicting the old blobs makes it fit.
+    const next: Record<string, Buffer> = {};
+    for (let i = 0; i < 3; i++) next[`next${i}.bin`] = randomBytes(MIB / 2);
+    const r = await run(repo('second', next));
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(
+      used(workdir) <= before + 256 * 1024,
+      `old blobs made room: ${(before / MIB).toFixed(1)} MiB in use before, ${(used(workdir) / MIB).toFixed(1)} after`,
+    );
+    const small = await run(repo('after-restart', { 'six.txt': 'six b\n' }));
+    assert.equal(small.code, 0, small.stderr);
+    assert.match(small.stdout, /^6$/m);
+  });
+});
