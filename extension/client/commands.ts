@@ -1,7 +1,7 @@
 import { chmod, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import { pasteLine } from '../../shared/clusterKey';
+import { deriveAgentKey, isPairingId, pairLine, pasteLine } from '../../shared/clusterKey';
 import type { TaskInfo, TaskSpec } from '../../shared/rpc';
 import { showBlocked } from './blocked';
 import { isFinished } from './clusterModel';
@@ -259,6 +259,33 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
         return (await deps.keys.set(found.hex)).key.id;
       }
       return setKeyInteractively(deps);
+    }),
+    register('octask.pairDevice', async (given?: string) => {
+      const cluster = deps.keys.current ?? (await deps.keys.load());
+      if (!cluster) throw new Error('Set a cluster key first (Octask: Set Cluster Key).');
+      const name =
+        given ??
+        (await vscode.window.showInputBox({
+          title: 'Pair a device',
+          prompt: 'The name the agent on that device will have (its pairing)',
+          placeHolder: 'pi',
+          validateInput: (v) =>
+            isPairingId(v.trim()) ? undefined : 'Use 1 to 63 of A-Z a-z 0-9 _ -',
+        }));
+      if (!name) return undefined;
+      // The device gets a key derived for it alone: it reaches no other agent.
+      const line = pairLine(deriveAgentKey(cluster.key, name.trim()));
+      if (given === undefined)
+        void vscode.window
+          .showInformationMessage(
+            `Run this line on ${name.trim()}, then (re)start octask-agent there. It holds a key for that device only.`,
+            { detail: line, modal: false },
+            'Copy the Line',
+          )
+          .then((choice) => {
+            if (choice === 'Copy the Line') void vscode.env.clipboard.writeText(line);
+          });
+      return line;
     }),
     register('octask.startLocalAgent', async () => {
       if (!vscode.workspace.isTrusted)

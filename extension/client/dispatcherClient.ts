@@ -48,6 +48,8 @@ export class DispatcherClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private stateValue: DispatcherState = 'stopped';
   private crashes: number[] = [];
+  /** Set while a deliberate restart stops the old process: its tasks are kept. */
+  private keepTasks = false;
   /** The JSON-RPC traffic, when `octask.trace.server` asks for it. */
   private readonly trace: SettingTraceChannel;
   private readonly stateEmitter = new vscode.EventEmitter<DispatcherState>();
@@ -71,7 +73,8 @@ export class DispatcherClient implements vscode.Disposable {
 
   /** Starts (or restarts) the dispatcher with the current key, agents and settings. */
   async start(): Promise<void> {
-    await this.stop();
+    // A restart (new key, new settings) with a journal takes the tasks back.
+    await this.stop(this.client !== undefined && this.options().stateDir !== undefined);
     const opts = this.options();
     this.setState('starting');
     const launch = dispatcherLaunch(opts);
@@ -136,17 +139,21 @@ export class DispatcherClient implements vscode.Disposable {
     }
   }
 
-  async stop(): Promise<void> {
+  /** Stops the dispatcher; with `restarting` its tasks wait for the next one instead of ending lost. */
+  async stop(restarting = false): Promise<void> {
     const client = this.client;
     this.client = undefined;
     if (!client) return;
+    this.keepTasks = restarting;
     this.setState('stopped');
     try {
       if (client.isRunning()) await client.stop(5000);
     } catch (err) {
       this.log.warn(`stopping the dispatcher: ${(err as Error).message}`);
     }
-    this.model.dispatcherLost('the dispatcher was stopped');
+    if (restarting) this.model.dispatcherAway();
+    else this.model.dispatcherLost('the dispatcher was stopped');
+    this.keepTasks = false;
   }
 
   /** The running client, or undefined; callers explain the wait to the user. */
@@ -243,7 +250,7 @@ export class DispatcherClient implements vscode.Disposable {
     this.crashes = [...this.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
     const restarting = this.stateValue !== 'stopped' && this.crashes.length <= MAX_CRASHES;
     // With a journal the restarted dispatcher takes its tasks back: they wait, not lost.
-    if (restarting && this.options().stateDir) this.model.dispatcherAway();
+    if (this.keepTasks || (restarting && this.options().stateDir)) this.model.dispatcherAway();
     else this.model.dispatcherLost('the dispatcher process exited');
     if (this.stateValue === 'stopped') return { action: CloseAction.DoNotRestart, handled: true };
     if (this.crashes.length > MAX_CRASHES) {

@@ -107,7 +107,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Octask
   const restartDispatcher = async (why: string): Promise<void> => {
     await starting;
     log.info(`${why}: restarting the dispatcher`);
-    await client.stop();
+    // Its journal carries the tasks over: queued ones run once agents answer the new key.
+    await client.stop(true);
     await startDispatcher();
   };
 

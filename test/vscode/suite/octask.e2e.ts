@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { OctaskApi } from '../../../extension/client/extension';
@@ -671,6 +671,33 @@ describe('Octask in VS Code', function () {
       api.model,
       () => !api.model.agents.has(address ?? ''),
       'the local agent to leave the pool',
+    );
+  });
+
+  it('Pair a Device gives one line; an agent holding its key joins, named by the pairing', async () => {
+    const line = await vscode.commands.executeCommand<string>('octask.pairDevice', 'phone');
+    assert.match(
+      line ?? '',
+      /^mkdir -p ~\/\.config\/octask && \(umask 077 && echo 'octask-pair phone [0-9a-f]+ [0-9a-f]{64}' > ~\/\.config\/octask\/key\)$/,
+    );
+    assert.ok(
+      clusterKey && !(line ?? '').includes(clusterKey.secret.toString('hex')),
+      'the line must not carry the cluster key',
+    );
+    // The device: a home of its own, where the pasted line installs the key.
+    const home = join(dir?.path ?? '', 'phone-home');
+    mkdirSync(home, { recursive: true });
+    execFileSync('sh', ['-c', line ?? 'false'], { env: { ...process.env, HOME: home } });
+    const phone = await startAgent({
+      keyFile: join(home, '.config', 'octask', 'key'),
+      name: 'phone',
+    });
+    agents.push(phone);
+    await vscode.commands.executeCommand('octask.addAgent', phone.address);
+    await waitForModel(
+      api.model,
+      () => api.model.agents.get(phone.address)?.status === 'online',
+      'the paired phone to come online',
     );
   });
 });
