@@ -1,31 +1,10 @@
 import assert from 'node:assert/strict';
 import type { TaskInfo } from './rpc';
 import { runExitCode, taskExitCode } from './exitCode';
+import { taskInfo } from '../test/helpers/taskInfo';
 
 function task(over: Partial<TaskInfo>): TaskInfo {
-  return {
-    id: 't',
-    group: 'g',
-    command: 'x',
-    status: 'completed',
-    agent: 'a',
-    shard: null,
-    shardCount: 1,
-    exitCode: 0,
-    signal: null,
-    attempts: 1,
-    queuedAt: 0,
-    startedAt: 0,
-    endedAt: 0,
-    durationMs: 0,
-    agentRoot: null,
-    error: null,
-    phase: 'running',
-    ahead: null,
-    previousAgent: null,
-    retryReason: null,
-    ...over,
-  };
+  return taskInfo({ status: 'completed', exitCode: 0, endedAt: 0, durationMs: 0, ...over });
 }
 
 describe('exit status', () => {

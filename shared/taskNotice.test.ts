@@ -1,31 +1,10 @@
 import assert from 'node:assert/strict';
 import type { TaskInfo } from './rpc';
 import { taskNotice } from './taskNotice';
+import { taskInfo } from '../test/helpers/taskInfo';
 
 function info(over: Partial<TaskInfo>): TaskInfo {
-  return {
-    id: 't',
-    group: 'g',
-    command: 'x',
-    status: 'running',
-    agent: 'pi',
-    shard: null,
-    shardCount: 1,
-    exitCode: null,
-    signal: null,
-    attempts: 1,
-    queuedAt: 0,
-    startedAt: null,
-    endedAt: null,
-    durationMs: null,
-    agentRoot: null,
-    error: null,
-    phase: 'waiting',
-    ahead: null,
-    previousAgent: null,
-    retryReason: null,
-    ...over,
-  };
+  return taskInfo({ agent: 'pi', startedAt: null, phase: 'waiting', ...over });
 }
 
 describe('task notices', () => {

@@ -1,31 +1,10 @@
 import assert from 'node:assert/strict';
 import type { AgentInfo, TaskInfo } from '../../shared/rpc';
 import { ClusterModel, FINISHED_TASKS_KEPT, OUTPUT_LIMIT, TaskOutput } from './clusterModel';
+import { taskInfo } from '../../test/helpers/taskInfo';
 
 function task(id: string, over: Partial<TaskInfo> = {}): TaskInfo {
-  return {
-    id,
-    group: `g-${id}`,
-    command: 'x',
-    status: 'running',
-    agent: 'a',
-    shard: null,
-    shardCount: 1,
-    exitCode: null,
-    signal: null,
-    attempts: 1,
-    queuedAt: 0,
-    startedAt: 0,
-    endedAt: null,
-    durationMs: null,
-    agentRoot: null,
-    error: null,
-    phase: 'running',
-    ahead: null,
-    previousAgent: null,
-    retryReason: null,
-    ...over,
-  };
+  return taskInfo({ id, group: `g-${id}`, ...over });
 }
 
 describe('ClusterModel', () => {
