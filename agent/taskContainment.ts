@@ -4,6 +4,9 @@ import type { Keeper } from './keeper';
 import { killMarked, newMarker, TASK_MARKER_VAR } from './taskMarker';
 import { recordTask, removeTaskRecord } from './taskRecords';
 
+/** How long a task runs before it is recorded on disk for a later agent to reap. */
+const RECORD_AFTER_MS = 250;
+
 /** What the agent holds once for all its tasks' containment. */
 export interface ContainmentContext {
   workdir: string;
@@ -26,6 +29,8 @@ export class TaskContainment {
   private cgroup: TaskCgroup | undefined;
   private pgid: number | undefined;
   private released = false;
+  private recorded = false;
+  private recordTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly context: ContainmentContext,
@@ -41,12 +46,23 @@ export class TaskContainment {
 
   /** The task's leader started (it leads its own process group). */
   started(pid: number): void {
-    const { keeper, cgroups, workdir, logger } = this.context;
+    const { keeper, cgroups, logger } = this.context;
     this.pgid = pid;
     this.cgroup = cgroups?.createTaskCgroup(this.task, logger);
     // What the leader forks before it is moved is still caught by the marker.
     if (this.cgroup && !this.cgroup.add(pid)) logger.debug('task left before its cgroup', { pid });
     keeper?.track(this.task, pid, this.marker);
+    // The record is for the rare case that the agent and its keeper both die
+    // while the task runs: most tasks end sooner than that matters, and
+    // writing, renaming and removing a file for each costs a busy agent
+    // throughput, so it is written only once the task has run a moment.
+    this.recordTimer = setTimeout(() => this.record(pid), RECORD_AFTER_MS);
+    this.recordTimer.unref();
+  }
+
+  private record(pid: number): void {
+    if (this.released) return;
+    const { workdir, logger } = this.context;
     try {
       recordTask(workdir, {
         task: this.task,
@@ -55,6 +71,7 @@ export class TaskContainment {
         pgid: pid,
         marker: this.marker,
       });
+      this.recorded = true;
     } catch (err) {
       // Without a record only a restarted agent's reaping is lost; the task runs.
       logger.warn('cannot record the running task', { task: this.task, err });
@@ -83,8 +100,9 @@ export class TaskContainment {
       // ESRCH: the group is empty.
     }
     this.signal('SIGKILL');
+    clearTimeout(this.recordTimer);
     this.context.keeper?.untrack(this.task);
-    removeTaskRecord(this.context.workdir, this.owner, this.task);
+    if (this.recorded) removeTaskRecord(this.context.workdir, this.owner, this.task);
     if (this.cgroup && !(await this.cgroup.remove())) {
       this.context.logger.warn('task cgroup still busy; left in place', { path: this.cgroup.path });
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -257,6 +257,11 @@ describe('tasks survive link cuts, killed agents and killed dispatchers @integra
       peer.send({ t: 'run', task: 'orphan', command: `sleep ${n}`, env: {}, timeoutMs: 0 });
       const [sleeper] = await waitUntilRunning(`^sleep ${n}`);
       assert.ok(sleeper);
+      // A task is recorded for reaping once it has run a moment (250 ms).
+      const records = (): string[] =>
+        existsSync(join(workdir, 'running')) ? readdirSync(join(workdir, 'running')) : [];
+      for (let i = 0; i < 50 && records().length === 0; i++) await sleep(50);
+      assert.equal(records().length, 1, 'the running task was never recorded');
       // Both die at once, as when Android kills the app: nobody ends the task now.
       const keepers = processesMatching('octask-keeper').filter((pid) =>
         processIsChildOf(pid, agent.proc.pid ?? -1),
