@@ -142,7 +142,7 @@ export class Scheduler {
    */
   place(): Assignment[] {
     const out: Assignment[] = [];
-    if (this.queue.length === 0) return out;
+    if (this.queue.length === 0 || !this.anyRoom()) return out;
     const remaining: Queued[] = [];
     for (const q of this.queue) {
       const agent = this.choose(q);
@@ -155,6 +155,15 @@ export class Scheduler {
     }
     this.queue = remaining;
     return out;
+  }
+
+  /** Whether some agent could take some task now (a free slot, or room to wait there). */
+  private anyRoom(): boolean {
+    for (const a of this.agents.values()) {
+      if (!a.online || a.resting || a.maxJobs === 0) continue;
+      if (this.free(a) > 0 || this.canWaitAt(a)) return true;
+    }
+    return false;
   }
 
   private choose(q: Queued): AgentState | undefined {
@@ -175,7 +184,7 @@ export class Scheduler {
           best = a;
           bestKey = key;
         }
-      } else if (mine.size - a.yoursRunning < a.maxJobs && mine.size < 2 * a.maxJobs) {
+      } else if (this.canWaitAt(a)) {
         const key = [load, sameGroup, affinity];
         if (!waitBest || less(key, waitKey)) {
           waitBest = a;
@@ -184,6 +193,12 @@ export class Scheduler {
       }
     }
     return best ?? waitBest;
+  }
+
+  /** Whether one more of this dispatcher's tasks may wait in the agent's queue (at most maxJobs do). */
+  private canWaitAt(a: AgentState): boolean {
+    const mine = this.heldOn(a.id).size;
+    return mine - a.yoursRunning < a.maxJobs && mine < 2 * a.maxJobs;
   }
 
   /** Running plus waiting at the agent, counting what this dispatcher sent that its report does not show yet. */
