@@ -700,4 +700,30 @@ describe('Octask in VS Code', function () {
       'the paired phone to come online',
     );
   });
+
+  it('a task queued under a wrong key runs once the right key is back (not lost)', async () => {
+    assert.ok(clusterKey, 'an earlier test set the cluster key');
+    const right = clusterKey.secret.toString('hex');
+    await vscode.commands.executeCommand('octask.setClusterKey', 'ab'.repeat(32));
+    await poll(
+      () =>
+        api.client.state === 'running' &&
+        [...api.model.agents.values()].some((a) => a.status === 'wrong_key'),
+      'the agents to refuse the wrong key',
+    );
+    const { tasks } = await api.client.submit({ command: 'echo back with the right key' });
+    const id = tasks[0]?.id ?? '';
+    assert.equal(api.model.tasks.get(id)?.status, 'pending');
+    await vscode.commands.executeCommand('octask.setClusterKey', right);
+    const done = await waitForModel(
+      api.model,
+      () => {
+        const t = api.model.tasks.get(id);
+        return t && t.status !== 'pending' && t.status !== 'running' ? t : undefined;
+      },
+      'the queued task to end',
+    );
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    assert.equal(api.model.outputs.get(id)?.text(), 'back with the right key\n');
+  });
 });
