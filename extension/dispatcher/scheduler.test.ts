@@ -105,7 +105,7 @@ describe('scheduler', () => {
     s.enqueue('named', { kind: 'name', name: 'b' }, 'g2');
     s.enqueue('free', any, 'g3');
     assert.deepEqual(s.place(), [{ task: 'free', agent: 'a' }]);
-    assert.deepEqual(s.unplaceable(), ['pinned', 'named']);
+    assert.deepEqual(s.queued, ['pinned', 'named']);
     s.agentUpdate(agent('b', { maxJobs: 2 }));
     assert.deepEqual(s.place(), [
       { task: 'pinned', agent: 'b' },

@@ -125,11 +125,6 @@ export class Scheduler {
     return this.queue.map((q) => q.task);
   }
 
-  /** Tasks queued for agents that are not online, so could not be placed now. */
-  unplaceable(): string[] {
-    return this.queue.filter((q) => this.eligible(q.where).next().done).map((q) => q.task);
-  }
-
   /** The room this dispatcher sees on an agent now, as it would place. */
   freeSlots(id: string): number {
     const a = this.agents.get(id);
