@@ -418,19 +418,23 @@ export class WorkspaceCopies {
     for (const entry of targets) {
       const n = (left.get(entry.hash) ?? 1) - 1;
       left.set(entry.hash, n);
+      // The staged file's own stamp is recorded: a rename and a chmod change neither size nor mtime.
+      let stamp = from.staging.stampOf(entry.hash);
+      if (!stamp)
+        throw new OctaskError(ErrorCode.BadContent, `${entry.path}: its content was not staged`);
       if (n === 0) {
-        tree.moveIn(from.staging.pathOf(entry.hash), entry.path, entry.mode);
+        tree.moveIn(from.staging.pathOf(entry.hash), entry.path, entry.mode, stamp.mode);
         from.staging.moved(entry.hash);
       } else {
-        tree.moveIn(from.staging.duplicate(entry.hash), entry.path, entry.mode);
+        const copy = from.staging.duplicate(entry.hash);
+        stamp = copy.stamp;
+        tree.moveIn(copy.path, entry.path, entry.mode, stamp.mode);
       }
-      const st = tree.lstat(entry.path);
-      if (!st) throw new OctaskError(ErrorCode.BadPath, `${entry.path} vanished while laid out`);
       after[entry.path] = {
         hash: entry.hash,
         mode: entry.mode,
-        size: st.size,
-        mtimeMs: st.mtimeMs,
+        size: stamp.size,
+        mtimeMs: stamp.mtimeMs,
       };
       if (performance.now() - slice > SLICE_MS) {
         await new Promise((resolve) => setImmediate(resolve));
