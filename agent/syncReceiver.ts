@@ -99,34 +99,34 @@ export class SyncReceiver {
   check(message: SyncCheckMessage): void {
     const { workspace } = message;
     const started = performance.now();
-    let same: { kept?: number } | undefined;
-    try {
+    const answer = async (): Promise<{ kept?: number } | undefined> =>
       // A layout in progress (another dispatcher's) is about to change the record: send the manifest.
-      same = this.users.layingOut(workspace)
+      this.users.layingOut(workspace)
         ? undefined
         : this.copies.check(workspace, message.digest, {
             changes: this.users.changes(workspace),
             busy: this.users.tasksIn(workspace) > 0,
           });
-    } catch (err) {
-      this.failWith(message.sync, err);
-      return;
-    }
-    if (!same) {
-      this.connection.send({ t: 'syncStale', sync: message.sync });
-      return;
-    }
-    this.logger.info('workspace checked', {
-      workspace,
-      ms: Math.round(performance.now() - started),
-    });
-    this.connection.send({
-      t: 'syncDone',
-      sync: message.sync,
-      written: 0,
-      removed: 0,
-      ...(same.kept !== undefined ? { kept: same.kept } : {}),
-    });
+    answer().then(
+      (same) => {
+        if (!same) {
+          this.connection.send({ t: 'syncStale', sync: message.sync });
+          return;
+        }
+        this.logger.info('workspace checked', {
+          workspace,
+          ms: Math.round(performance.now() - started),
+        });
+        this.connection.send({
+          t: 'syncDone',
+          sync: message.sync,
+          written: 0,
+          removed: 0,
+          ...(same.kept !== undefined ? { kept: same.kept } : {}),
+        });
+      },
+      (err: unknown) => this.failWith(message.sync, err),
+    );
   }
 
   part(message: SyncMessage): void {
