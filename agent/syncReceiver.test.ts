@@ -108,7 +108,9 @@ describe('sync receiver limits', () => {
   const staged = (): string[] => {
     const incoming = join(dir, 'ws', 'w1', 'incoming');
     return existsSync(incoming)
-      ? readdirSync(incoming).flatMap((s) => readdirSync(join(incoming, s)))
+      ? readdirSync(incoming).flatMap((s) =>
+          readdirSync(join(incoming, s)).flatMap((b) => readdirSync(join(incoming, s, b))),
+        )
       : [];
   };
 
