@@ -30,7 +30,7 @@ describe('sync receiver limits', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   function receiver(limits: Partial<SyncLimits> = {}, budget = new EntryBudget()): SyncReceiver {
-    return new SyncReceiver(connection, copies, silentLogger, undefined, undefined, budget, {
+    return new SyncReceiver(connection, copies, silentLogger, undefined, budget, {
       ...DEFAULT_SYNC_LIMITS,
       ...limits,
     });
