@@ -69,6 +69,11 @@ export class CopyWatch {
     this.touched = false;
   }
 
+  /** Something outside the watch found a change: dirty until the files are seen as laid out again. */
+  markTouched(): void {
+    this.touched = true;
+  }
+
   close(): void {
     for (const w of this.watchers.splice(0)) w.close();
     this.touched = true;

@@ -187,11 +187,18 @@ export class SyncReceiver {
       this.failWith(message.sync, err);
       return;
     }
-    const id = message.sync;
+    void this.ask(message.sync, sync);
+  }
+
+  /** Works out what the copy lacks and asks for it (`syncNeed`), once the whole manifest is in. */
+  private async ask(id: string, sync: PendingSync): Promise<void> {
+    const { workspace } = sync;
     let bytes = 0;
     try {
-      const changes = this.users.changes(sync.workspace);
-      const plan = this.copies.plan(sync.workspace, sync.entries);
+      const changes = this.users.changes(workspace);
+      const untouched = await this.copies.untouched(workspace, this.users.tasksIn(workspace) > 0);
+      if (this.syncs.get(id) !== sync) return;
+      const plan = this.copies.plan(workspace, sync.entries, untouched);
       sync.plan = { plan, changes };
       for (const [hash, size] of plan.need) {
         bytes += size;
@@ -202,27 +209,21 @@ export class SyncReceiver {
         if ('hash' in e && !sync.modes.has(e.hash) && plan.need.has(e.hash))
           sync.modes.set(e.hash, e.mode);
       // Each content is written once (staged, then renamed into place), so this is all the disk it takes.
-      const free = freeBytes(this.copies.folderOf(sync.workspace));
+      const free = freeBytes(this.copies.folderOf(workspace));
       if (free !== undefined && free < bytes) throw noSpace(bytes, free);
-      if (plan.need.size > 0) sync.staging = this.copies.staging(sync.workspace);
+      if (plan.need.size > 0) sync.staging = this.copies.staging(workspace);
+      const busy = await this.busyFor(sync);
+      if (this.syncs.get(id) !== sync) return;
+      this.connection.send({
+        t: 'syncNeed',
+        sync: id,
+        hashes: [...sync.waiting.keys()],
+        ...(busy ? { busy } : {}),
+      });
+      this.maybeLayOut(id, sync);
     } catch (err) {
       this.failWith(id, err);
-      return;
     }
-    const need = [...sync.waiting.keys()];
-    this.busyFor(sync).then(
-      (busy) => {
-        if (this.syncs.get(id) !== sync) return;
-        this.connection.send({
-          t: 'syncNeed',
-          sync: id,
-          hashes: need,
-          ...(busy ? { busy } : {}),
-        });
-        this.maybeLayOut(id, sync);
-      },
-      (err: unknown) => this.failWith(id, err),
-    );
   }
 
   private idleTimer(id: string): NodeJS.Timeout {

@@ -184,16 +184,16 @@ export class WorkspaceCopies {
     const record = this.record(workspace);
     if (record.digest !== digest) return undefined;
     if (record.verifiedAt !== use.changes || use.busy) {
-      // The kernel queued a watch's events when the files were written; a
-      // whole turn of the loop (a poll phase between two immediates) reads
-      // them before the watch is believed.
-      await new Promise((resolve) => setImmediate(resolve));
-      await new Promise((resolve) => setImmediate(resolve));
+      await deliverEvents();
       if (this.records.get(workspace) !== record || record.digest !== digest) return undefined;
       if (use.busy || !record.watch?.clean) {
         // Reset first: a write during or after the stats still counts.
         record.watch?.reset();
-        if (!this.filesAsLaidOut(workspace, record.files)) return undefined;
+        if (!this.filesAsLaidOut(workspace, record.files)) {
+          // Changed: the watch must not vouch for these files until a layout.
+          record.watch?.markTouched();
+          return undefined;
+        }
         record.watch ??= CopyWatch.start(this.dirOf(workspace), Object.keys(record.files));
       }
       if (!use.busy) record.verifiedAt = use.changes;
@@ -229,12 +229,31 @@ export class WorkspaceCopies {
   }
 
   /**
+   * Whether the copy's watch vouches that no file of its last layout was
+   * touched: as check() does, after a turn of the loop delivers the
+   * watch's events; never while a task runs in the copy.
+   */
+  async untouched(workspace: string, busy: boolean): Promise<boolean> {
+    if (busy) return false;
+    const record = this.record(workspace);
+    if (!record.watch) return false;
+    await deliverEvents();
+    return this.records.get(workspace) === record && record.watch.clean;
+  }
+
+  /**
    * What laying out `entries` needs: which listed files are already in
    * place, which contents can be taken from elsewhere in the copy, and
    * which must be sent. Reads metadata only.
    */
-  plan(workspace: string, entries: readonly ManifestEntry[]): SyncPlan {
-    const { files: before } = this.record(workspace);
+  plan(
+    workspace: string,
+    entries: readonly ManifestEntry[],
+    /** The copy's watch saw none of its files touched (see untouched()): they need no stat. */
+    untouched = false,
+  ): SyncPlan {
+    const record = this.record(workspace);
+    const { files: before } = record;
     const dir = this.dirOf(workspace);
     // Plain paths, not a ConfinedTree: this only reads metadata, and a stat
     // through a link a task put in the copy can at worst make a file look
@@ -243,7 +262,8 @@ export class WorkspaceCopies {
     const found = new Map<string, string>();
     for (const [path, was] of Object.entries(before)) {
       if (!('hash' in was)) continue;
-      if (!sameAsLaidOut(lstatSync(join(dir, path), { throwIfNoEntry: false }), was)) continue;
+      if (!untouched && !sameAsLaidOut(lstatSync(join(dir, path), { throwIfNoEntry: false }), was))
+        continue;
       intact.add(path);
       if (!found.has(was.hash)) found.set(was.hash, path);
     }
@@ -565,6 +585,16 @@ export class WorkspaceCopies {
     }
     return { entries, paths };
   }
+}
+
+/**
+ * The kernel queued a watch's events when the files were written; a whole
+ * turn of the loop (a poll phase between two immediates) reads them before
+ * the watch is believed.
+ */
+async function deliverEvents(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
 }
 
 function readRecord(path: string): CopyRecord {
