@@ -146,6 +146,14 @@ describe('Octask in VS Code', function () {
     dir?.cleanup();
   });
 
+  // A failed test shows what the agents said last: the editor's own log is in test-results.
+  afterEach(function () {
+    if (this.currentTest?.state !== 'failed') return;
+    for (const a of agents)
+      for (const record of a.logs.slice(-25))
+        console.log(`[agent ${a.name}] ${JSON.stringify(record)}`);
+  });
+
   it('activates and, with no key yet, shows the welcome view', async () => {
     assert.equal(vscode.extensions.getExtension(EXTENSION_ID)?.isActive, true);
     const commands = await vscode.commands.getCommands(true);
