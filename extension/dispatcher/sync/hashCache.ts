@@ -1,11 +1,13 @@
 /**
  * SHA-256 of file contents, remembered by (path, size, mtime, ctime, inode)
  * so that an unchanged workspace is stat'ed, not re-read. The cache lives in
- * one JSON file chosen by the caller; a missing or corrupt file just means
- * starting empty, since every entry can be recomputed.
+ * one JSON file chosen by the caller, in a columnar form (paths, then numbers,
+ * then one string of hashes) that parses several times faster than an
+ * object keyed by path; a missing, old or corrupt file just means starting
+ * empty, since every entry can be recomputed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -32,26 +34,22 @@ export interface HashCacheOptions {
    * granularity would leave the stamp unchanged ("racily clean" in git).
    */
   racyWindowMs?: number;
-  /** Files hashed at once. */
-  concurrency?: number;
 }
 
-const FORMAT_VERSION = 1;
+/** 2: columnar (paths, stamps, hashes); 1 was an object keyed by path. */
+const FORMAT_VERSION = 2;
 const CHUNK_BYTES = 256 * 1024;
+/**
+ * Files up to this size are hashed with synchronous calls in one go: for
+ * source trees (mostly small files) a thread-pool round trip per call costs
+ * far more than the read. Bigger ones are read asynchronously, in chunks.
+ */
+export const SYNC_HASH_MAX_BYTES = 1024 * 1024;
+const HEX_HASH_LENGTH = 64;
 /** Times a file that changes while being hashed is retried before giving up. */
 const MAX_ATTEMPTS = 3;
 
 type Row = [size: number, mtimeMs: number, ctimeMs: number, ino: number, hash: string];
-
-function isRow(v: unknown): v is Row {
-  return (
-    Array.isArray(v) &&
-    v.length === 5 &&
-    v.slice(0, 4).every((n) => typeof n === 'number' && Number.isFinite(n)) &&
-    typeof v[4] === 'string' &&
-    /^[0-9a-f]{64}$/.test(v[4])
-  );
-}
 
 function sameStamp(a: FileStamp, b: FileStamp): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
@@ -98,22 +96,37 @@ export async function hashFile(path: string): Promise<HashResult> {
   }
 }
 
-/** Run `fn` over `items` with at most `limit` calls in flight; results keep their order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T, index);
+/** One buffer for every synchronous read: the reads never overlap. */
+let syncBuffer: Buffer | undefined;
+
+/**
+ * hashFile with synchronous calls, for a file of at most `maxBytes`
+ * (checked on the open file); null when it is bigger, to be hashed with
+ * hashFile instead. Same flags, same before/after check, same retries.
+ */
+export function hashFileSync(path: string, maxBytes = SYNC_HASH_MAX_BYTES): HashResult | null {
+  syncBuffer ??= Buffer.allocUnsafe(CHUNK_BYTES);
+  const buffer = syncBuffer;
+  for (let attempt = 1; ; attempt++) {
+    const fd = openSync(path, OPEN_FLAGS);
+    try {
+      const before = fstatSync(fd);
+      if (!before.isFile()) throw new Error(`${path} is no longer a regular file`);
+      if (before.size > maxBytes) return null;
+      const hash = createHash('sha256');
+      for (;;) {
+        const bytesRead = readSync(fd, buffer, 0, CHUNK_BYTES, null);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+      }
+      const digest = hash.digest('hex');
+      const after = fstatSync(fd);
+      if (sameStamp(before, after)) return { hash: digest, stamp: stampOf(after) };
+      if (attempt >= MAX_ATTEMPTS) throw new Error(`${path} kept changing while being hashed`);
+    } finally {
+      closeSync(fd);
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
+  }
 }
 
 export class HashCache {
@@ -121,7 +134,6 @@ export class HashCache {
   private readonly used = new Set<string>();
   private dirty = false;
   private readonly racyWindowMs: number;
-  readonly concurrency: number;
   /** Lookups answered from the cache, and files actually read, since loading. */
   hits = 0;
   misses = 0;
@@ -133,7 +145,6 @@ export class HashCache {
   ) {
     this.rows = rows;
     this.racyWindowMs = options.racyWindowMs ?? 2000;
-    this.concurrency = options.concurrency ?? 16;
   }
 
   /** The cache stored at `file` (null: in memory only); empty if it is missing or unreadable. */
@@ -151,17 +162,43 @@ export class HashCache {
    * `stamp`: from the cache if the stamp matches, else by reading the file.
    */
   async hash(path: string, stamp: FileStamp): Promise<HashResult> {
+    const known = this.lookup(path, stamp);
+    if (known) return known;
+    this.misses++;
+    const started = Date.now();
+    const result = hashFileSync(path) ?? (await hashFile(path));
+    this.remember(path, result, started);
+    return result;
+  }
+
+  /**
+   * `hash` without waiting: from the cache, or read at once when the file
+   * is small; null for a bigger file, which the caller passes to `hash`.
+   */
+  hashSync(path: string, stamp: FileStamp): HashResult | null {
+    const known = this.lookup(path, stamp);
+    if (known) return known;
+    const started = Date.now();
+    const result = hashFileSync(path);
+    if (result === null) return null;
+    this.misses++;
+    this.remember(path, result, started);
+    return result;
+  }
+
+  private lookup(path: string, stamp: FileStamp): HashResult | null {
     this.used.add(path);
     const row = this.rows.get(path);
     if (row && sameStamp(rowStamp(row), stamp)) {
       this.hits++;
       return { hash: row[4], stamp: stampOf(stamp) };
     }
-    this.misses++;
-    const started = Date.now();
-    const result = await hashFile(path);
-    this.remember(path, result, started);
-    return result;
+    return null;
+  }
+
+  /** Start a new round of use: the next pruneUnused forgets paths not asked about from now on. */
+  resetUsage(): void {
+    this.used.clear();
   }
 
   private isRacy(stamp: FileStamp, started: number): boolean {
@@ -192,10 +229,46 @@ export class HashCache {
   /** Write the cache if it changed: to a temporary file, then renamed over, so it is never torn. */
   async save(): Promise<void> {
     if (this.file === null || !this.dirty) return;
-    const json = JSON.stringify({ version: FORMAT_VERSION, rows: Object.fromEntries(this.rows) });
-    await writeAtomically(this.file, json);
+    await writeAtomically(this.file, encodeRows(this.rows));
     this.dirty = false;
   }
+}
+
+/** The stored form: parallel columns, so parsing makes a few big arrays rather than an object per path. */
+interface StoredRows {
+  version: number;
+  paths: string[];
+  /** size, mtimeMs, ctimeMs, ino for each path in turn. */
+  stamps: number[];
+  /** Each path's hex sha256, concatenated. */
+  hashes: string;
+}
+
+function encodeRows(rows: ReadonlyMap<string, Row>): string {
+  const paths: string[] = [];
+  const stamps: number[] = [];
+  const hashes: string[] = [];
+  for (const [path, [size, mtimeMs, ctimeMs, ino, hash]] of rows) {
+    paths.push(path);
+    stamps.push(size, mtimeMs, ctimeMs, ino);
+    hashes.push(hash);
+  }
+  const stored: StoredRows = { version: FORMAT_VERSION, paths, stamps, hashes: hashes.join('') };
+  return JSON.stringify(stored);
+}
+
+function isStoredRows(v: unknown): v is StoredRows {
+  if (typeof v !== 'object' || v === null) return false;
+  const { version, paths, stamps, hashes } = v as Partial<Record<keyof StoredRows, unknown>>;
+  return (
+    version === FORMAT_VERSION &&
+    Array.isArray(paths) &&
+    Array.isArray(stamps) &&
+    typeof hashes === 'string' &&
+    stamps.length === paths.length * 4 &&
+    hashes.length === paths.length * HEX_HASH_LENGTH &&
+    /^[0-9a-f]*$/.test(hashes)
+  );
 }
 
 async function readRows(file: string): Promise<Map<string, Row>> {
@@ -206,11 +279,16 @@ async function readRows(file: string): Promise<Map<string, Row>> {
   } catch {
     return rows;
   }
-  if (typeof parsed !== 'object' || parsed === null) return rows;
-  const { version, rows: stored } = parsed as { version?: unknown; rows?: unknown };
-  if (version !== FORMAT_VERSION || typeof stored !== 'object' || stored === null) return rows;
-  for (const [path, row] of Object.entries(stored)) {
-    if (isRow(row)) rows.set(path, row);
+  if (!isStoredRows(parsed)) return rows;
+  const { paths, stamps, hashes } = parsed;
+  for (let i = 0; i < paths.length; i++) {
+    const path: unknown = paths[i];
+    const row = [stamps[4 * i], stamps[4 * i + 1], stamps[4 * i + 2], stamps[4 * i + 3]];
+    if (typeof path !== 'string' || !row.every((n) => typeof n === 'number' && isFinite(n)))
+      continue;
+    const [size, mtimeMs, ctimeMs, ino] = row as number[];
+    const hash = hashes.slice(i * HEX_HASH_LENGTH, (i + 1) * HEX_HASH_LENGTH);
+    rows.set(path, [size ?? 0, mtimeMs ?? 0, ctimeMs ?? 0, ino ?? 0, hash]);
   }
   return rows;
 }
