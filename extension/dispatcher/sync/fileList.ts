@@ -37,7 +37,8 @@ export interface FileList {
   skipped: ManifestProblem[];
 }
 
-function git(cwd: string, args: readonly string[]): Promise<string> {
+/** Runs git in `cwd`, resolving with its stdout. */
+export function git(cwd: string, args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       'git',
