@@ -137,12 +137,23 @@ export class FolderWatch {
     return this.watchers.has(rel);
   }
 
-  /** Watches workspace folder `rel` ('' for the root); throws if it cannot. */
-  add(rel: string): void {
-    if (this.watchers.has(rel)) return;
-    this.addWatcher(rel, join(this.root, rel), (name) =>
-      this.events.path(rel === '' ? name : `${rel}/${name}`),
-    );
+  /**
+   * Watches workspace folder `rel` ('' for the root); false if it is not
+   * there (gone since listed: its parent's watch saw that), throws if it
+   * cannot be watched.
+   */
+  add(rel: string): boolean {
+    if (this.watchers.has(rel)) return true;
+    try {
+      this.addWatcher(rel, join(this.root, rel), (name) =>
+        this.events.path(rel === '' ? name : `${rel}/${name}`),
+      );
+      return true;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw err;
+    }
   }
 
   /** Watches a folder outside the workspace (git's), passing on entry names. */

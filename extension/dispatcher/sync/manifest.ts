@@ -24,6 +24,8 @@ export interface Manifest {
   files: number;
   /** Symlinks among the entries. */
   links: number;
+  /** Every path that is a symlink, whether it stays inside (an entry) or not (a problem). */
+  symlinks: string[];
 }
 
 // One synchronous pass over the paths (lstat, then hash through the cache
@@ -176,10 +178,18 @@ export async function buildManifest(
     if ('reason' in item) problems.push(item);
     else entries.push(item);
   }
-  return summarise(entries, problems);
+  return summarise(
+    entries,
+    problems,
+    links.map((l) => l.path),
+  );
 }
 
-function summarise(entries: ManifestEntry[], problems: ManifestProblem[]): Manifest {
+function summarise(
+  entries: ManifestEntry[],
+  problems: ManifestProblem[],
+  symlinks: string[],
+): Manifest {
   entries.sort((a, b) => comparePaths(a.path, b.path));
   problems.sort((a, b) => comparePaths(a.path, b.path));
   let bytes = 0;
@@ -189,5 +199,5 @@ function summarise(entries: ManifestEntry[], problems: ManifestProblem[]): Manif
     bytes += e.size;
     files++;
   }
-  return { entries, problems, bytes, files, links: entries.length - files };
+  return { entries, problems, bytes, files, links: entries.length - files, symlinks };
 }

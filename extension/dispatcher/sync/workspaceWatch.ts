@@ -97,6 +97,8 @@ interface State {
   listSkipped: ManifestProblem[];
   entries: Map<string, ManifestEntry>;
   problems: Map<string, ManifestProblem>;
+  /** Listed paths that were symlinks (entries or problems). */
+  symlinks: Set<string>;
   /** Existing files that a listing left out (ignored): events on them change nothing. */
   knownUnlisted: Set<string>;
   workspace: PreparedWorkspace;
@@ -198,8 +200,7 @@ class WatchedWorkspace {
       const stats = lstatSync(join(this.root, path), { throwIfNoEntry: false });
       if (stats?.isDirectory()) return this.rewatch();
       // Links are judged against every other link (chains): rebuild the whole manifest.
-      if (stats?.isSymbolicLink() || 'link' in (state.entries.get(path) ?? {}))
-        return this.relist([]);
+      if (stats?.isSymbolicLink() || state.symlinks.has(path)) return this.relist([]);
     }
     const manifest = await buildManifest(this.root, changed, await this.hashCache());
     for (const path of changed) {
@@ -323,6 +324,7 @@ class WatchedWorkspace {
       listSkipped: list.skipped,
       entries,
       problems: new Map(manifest.problems.map((p) => [p.path, p])),
+      symlinks: new Set(manifest.symlinks),
       knownUnlisted: known.size > MAX_KNOWN_UNLISTED ? new Set() : known,
       workspace: this.workspaceOf(list.files, entries),
     };
