@@ -132,8 +132,9 @@ describe('sync hashCache', () => {
     for (const f of files) await first.hash(f, lstatSync(f));
     await first.save();
     assert.deepEqual(readdirSync(join(tmp.path, 'deep/cache')), ['hashes.json']);
-    const stored = JSON.parse(readFileSync(cacheFile, 'utf8')) as { version: number; paths: [] };
-    assert.deepEqual([stored.version, stored.paths.length], [2, 3]);
+    const stored = JSON.parse(readFileSync(cacheFile, 'utf8')) as { version: number; base: string };
+    // One common folder, stored once.
+    assert.deepEqual([stored.version, stored.base], [2, `${tmp.path}/`]);
     const second = await HashCache.load(cacheFile, TRUST_NOW);
     for (const f of files) {
       assert.equal((await second.hash(f, lstatSync(f))).hash, sha256(`content ${f}`));
@@ -141,10 +142,20 @@ describe('sync hashCache', () => {
     assert.deepEqual([second.hits, second.misses], [3, 0]);
   });
 
-  it('starts empty from a missing, corrupt, old or foreign cache file, and keeps only sane rows', async () => {
+  it('starts empty from a missing, corrupt, old or foreign cache file', async () => {
     const cacheFile = join(tmp.path, 'cache.json');
     assert.equal((await HashCache.load(cacheFile)).size, 0);
-    const good = { version: 2, paths: ['/ok'], stamps: [1, 2, 3, 4], hashes: 'ab'.repeat(32) };
+    const stamps = (...xs: number[]): string =>
+      Buffer.from(new Float64Array(xs).buffer).toString('base64');
+    const good = {
+      version: 2,
+      base: '/',
+      paths: 'ok',
+      stamps: stamps(1, 2, 3, 4),
+      hashes: 'ab'.repeat(32),
+    };
+    writeFileSync(cacheFile, JSON.stringify(good));
+    assert.equal((await HashCache.load(cacheFile)).size, 1);
     for (const junk of [
       '{"version":2,"paths":',
       'null',
@@ -153,24 +164,18 @@ describe('sync hashCache', () => {
       // The old format (1), and a future one.
       JSON.stringify({ version: 1, rows: { '/ok': [1, 2, 3, 4, 'ab'.repeat(32)] } }),
       JSON.stringify({ ...good, version: 99 }),
-      // Columns that do not line up, or a hash column that is not hex.
-      JSON.stringify({ ...good, stamps: [1, 2, 3] }),
+      // Columns that do not line up, a stamp that is no number, a hash that is not lowercase hex.
+      JSON.stringify({ ...good, stamps: stamps(1, 2, 3) }),
+      JSON.stringify({ ...good, stamps: stamps(1, NaN, 3, 4) }),
+      JSON.stringify({ ...good, paths: 'ok\0two' }),
       JSON.stringify({ ...good, hashes: 'ab'.repeat(31) }),
       JSON.stringify({ ...good, hashes: 'zz'.repeat(32) }),
+      JSON.stringify({ ...good, hashes: 'AB'.repeat(32) }),
+      JSON.stringify({ ...good, base: 7 }),
     ]) {
       writeFileSync(cacheFile, junk);
       assert.equal((await HashCache.load(cacheFile)).size, 0, junk);
     }
-    writeFileSync(
-      cacheFile,
-      JSON.stringify({
-        version: 2,
-        paths: ['/ok', 7, '/nan'],
-        stamps: [1, 2, 3, 4, 1, 2, 3, 4, 1, 'x', 3, 4],
-        hashes: 'ab'.repeat(96),
-      }),
-    );
-    assert.equal((await HashCache.load(cacheFile)).size, 1);
   });
 
   it('a corrupt cache is replaced by a good one on save', async () => {

@@ -1,15 +1,16 @@
 /**
  * SHA-256 of file contents, remembered by (path, size, mtime, ctime, inode)
  * so that an unchanged workspace is stat'ed, not re-read. The cache lives in
- * one JSON file chosen by the caller, in a columnar form (paths, then numbers,
- * then one string of hashes) that parses several times faster than an
- * object keyed by path; a missing, old or corrupt file just means starting
- * empty, since every entry can be recomputed.
+ * one file chosen by the caller (its form is HashRows'); a missing, old or
+ * corrupt file just means starting empty, since every entry can be
+ * recomputed.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import type { Row } from './hashRows';
+import { HashRows } from './hashRows';
 import { dirname } from 'node:path';
 
 /** What identifies one version of a file without reading it. */
@@ -36,8 +37,6 @@ export interface HashCacheOptions {
   racyWindowMs?: number;
 }
 
-/** 2: columnar (paths, stamps, hashes); 1 was an object keyed by path. */
-const FORMAT_VERSION = 2;
 const CHUNK_BYTES = 256 * 1024;
 /**
  * Files up to this size are hashed with synchronous calls in one go: for
@@ -45,11 +44,8 @@ const CHUNK_BYTES = 256 * 1024;
  * far more than the read. Bigger ones are read asynchronously, in chunks.
  */
 export const SYNC_HASH_MAX_BYTES = 1024 * 1024;
-const HEX_HASH_LENGTH = 64;
 /** Times a file that changes while being hashed is retried before giving up. */
 const MAX_ATTEMPTS = 3;
-
-type Row = [size: number, mtimeMs: number, ctimeMs: number, ino: number, hash: string];
 
 function sameStamp(a: FileStamp, b: FileStamp): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
@@ -130,8 +126,7 @@ export function hashFileSync(path: string, maxBytes = SYNC_HASH_MAX_BYTES): Hash
 }
 
 export class HashCache {
-  private readonly rows: Map<string, Row>;
-  private readonly used = new Set<string>();
+  private readonly rows: HashRows;
   private dirty = false;
   private readonly racyWindowMs: number;
   /** Lookups answered from the cache, and files actually read, since loading. */
@@ -140,7 +135,7 @@ export class HashCache {
 
   private constructor(
     private readonly file: string | null,
-    rows: Map<string, Row>,
+    rows: HashRows,
     options: HashCacheOptions,
   ) {
     this.rows = rows;
@@ -149,7 +144,7 @@ export class HashCache {
 
   /** The cache stored at `file` (null: in memory only); empty if it is missing or unreadable. */
   static async load(file: string | null, options: HashCacheOptions = {}): Promise<HashCache> {
-    const rows = file === null ? new Map<string, Row>() : await readRows(file);
+    const rows = file === null ? HashRows.empty() : await readRows(file);
     return new HashCache(file, rows, options);
   }
 
@@ -187,7 +182,6 @@ export class HashCache {
   }
 
   private lookup(path: string, stamp: FileStamp): HashResult | null {
-    this.used.add(path);
     const row = this.rows.get(path);
     if (row && sameStamp(rowStamp(row), stamp)) {
       this.hits++;
@@ -198,7 +192,7 @@ export class HashCache {
 
   /** Start a new round of use: the next pruneUnused forgets paths not asked about from now on. */
   resetUsage(): void {
-    this.used.clear();
+    this.rows.resetUsage();
   }
 
   private isRacy(stamp: FileStamp, started: number): boolean {
@@ -218,79 +212,23 @@ export class HashCache {
 
   /** Forget paths not asked about since loading (files deleted or no longer synced). */
   pruneUnused(): void {
-    for (const path of this.rows.keys()) {
-      if (!this.used.has(path)) {
-        this.rows.delete(path);
-        this.dirty = true;
-      }
-    }
+    if (this.rows.pruneUnused()) this.dirty = true;
   }
 
   /** Write the cache if it changed: to a temporary file, then renamed over, so it is never torn. */
   async save(): Promise<void> {
     if (this.file === null || !this.dirty) return;
-    await writeAtomically(this.file, encodeRows(this.rows));
+    await writeAtomically(this.file, this.rows.encode());
     this.dirty = false;
   }
 }
 
-/** The stored form: parallel columns, so parsing makes a few big arrays rather than an object per path. */
-interface StoredRows {
-  version: number;
-  paths: string[];
-  /** size, mtimeMs, ctimeMs, ino for each path in turn. */
-  stamps: number[];
-  /** Each path's hex sha256, concatenated. */
-  hashes: string;
-}
-
-function encodeRows(rows: ReadonlyMap<string, Row>): string {
-  const paths: string[] = [];
-  const stamps: number[] = [];
-  const hashes: string[] = [];
-  for (const [path, [size, mtimeMs, ctimeMs, ino, hash]] of rows) {
-    paths.push(path);
-    stamps.push(size, mtimeMs, ctimeMs, ino);
-    hashes.push(hash);
-  }
-  const stored: StoredRows = { version: FORMAT_VERSION, paths, stamps, hashes: hashes.join('') };
-  return JSON.stringify(stored);
-}
-
-function isStoredRows(v: unknown): v is StoredRows {
-  if (typeof v !== 'object' || v === null) return false;
-  const { version, paths, stamps, hashes } = v as Partial<Record<keyof StoredRows, unknown>>;
-  return (
-    version === FORMAT_VERSION &&
-    Array.isArray(paths) &&
-    Array.isArray(stamps) &&
-    typeof hashes === 'string' &&
-    stamps.length === paths.length * 4 &&
-    hashes.length === paths.length * HEX_HASH_LENGTH &&
-    /^[0-9a-f]*$/.test(hashes)
-  );
-}
-
-async function readRows(file: string): Promise<Map<string, Row>> {
-  const rows = new Map<string, Row>();
-  let parsed: unknown;
+async function readRows(file: string): Promise<HashRows> {
   try {
-    parsed = JSON.parse(await readFile(file, 'utf8'));
+    return HashRows.decode(await readFile(file, 'utf8'));
   } catch {
-    return rows;
+    return HashRows.empty();
   }
-  if (!isStoredRows(parsed)) return rows;
-  const { paths, stamps, hashes } = parsed;
-  for (let i = 0; i < paths.length; i++) {
-    const path: unknown = paths[i];
-    const row = [stamps[4 * i], stamps[4 * i + 1], stamps[4 * i + 2], stamps[4 * i + 3]];
-    if (typeof path !== 'string' || !row.every((n) => typeof n === 'number' && isFinite(n)))
-      continue;
-    const [size, mtimeMs, ctimeMs, ino] = row as number[];
-    const hash = hashes.slice(i * HEX_HASH_LENGTH, (i + 1) * HEX_HASH_LENGTH);
-    rows.set(path, [size ?? 0, mtimeMs ?? 0, ctimeMs ?? 0, ino ?? 0, hash]);
-  }
-  return rows;
 }
 
 async function writeAtomically(file: string, content: string): Promise<void> {
