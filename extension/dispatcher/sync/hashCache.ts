@@ -225,7 +225,8 @@ export class HashCache {
 
 async function readRows(file: string): Promise<HashRows> {
   try {
-    return HashRows.decode(await readFile(file, 'utf8'));
+    // Read whole, then decoded at once: readFile with an encoding decodes chunk by chunk.
+    return HashRows.decode((await readFile(file)).toString('utf8'));
   } catch {
     return HashRows.empty();
   }
