@@ -74,8 +74,13 @@ export async function ignoredFolders(root: string): Promise<Set<string>> {
 
 export class TooManyFolders extends Error {
   constructor(readonly limit: number) {
-    super(`the workspace has more than ${limit} folders to watch`);
+    super(`more than ${limit} folders to watch`);
   }
+}
+
+/** Watches left to share among the workspaces of one dispatcher. */
+export class WatchBudget {
+  constructor(public left: number) {}
 }
 
 /**
@@ -126,6 +131,7 @@ export class FolderWatch {
     private readonly root: string,
     private readonly events: FolderWatchEvents,
     private readonly limit: number,
+    private readonly budget: WatchBudget,
     private readonly watch: WatchFn = watchFolder,
   ) {}
 
@@ -164,6 +170,7 @@ export class FolderWatch {
   private addWatcher(key: string, folder: string, onName: (name: string) => void): void {
     if (this.closed) throw new Error('the folder watch is closed');
     if (this.watchers.size >= this.limit) throw new TooManyFolders(this.limit);
+    if (this.budget.left <= 0) throw new Error('the watches for all workspaces are used up');
     const watcher = this.watch(folder, (_event, filename) => {
       if (this.closed) return;
       if (filename === null || filename === '')
@@ -174,10 +181,13 @@ export class FolderWatch {
       if (!this.closed) this.events.doubt(`the watch of ${folder} failed: ${err.message}`);
     });
     this.watchers.set(key, watcher);
+    this.budget.left--;
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    this.budget.left += this.watchers.size;
     for (const w of this.watchers.values()) {
       try {
         w.close();

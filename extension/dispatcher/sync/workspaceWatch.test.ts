@@ -81,6 +81,7 @@ describe('sync workspaceWatch', function () {
     const first = await prepare('rewatch');
     const again = await prepare('unchanged');
     assert.equal(again.workspace, first.workspace);
+    assert.equal(again.examined, 0);
     assert.ok(paths(first).includes('notes/untracked.md'));
     assert.ok(!paths(first).includes('gone.txt') && !paths(first).includes('debug.log'));
   });
@@ -91,6 +92,8 @@ describe('sync workspaceWatch', function () {
     writeFile(root, 'src/main.ts', 'console.log("edited");\n');
     const edited = await prepare('update');
     assert.notEqual(edited.workspace.digest, first.workspace.digest);
+    assert.equal(edited.examined, 1);
+    assert.equal(first.examined, 9); // gone.txt too: listed, found missing
     writeFile(root, 'run.sh', '#!/bin/sh\necho other\n', 0o700);
     await prepare('update');
     await prepare('unchanged');
@@ -197,6 +200,16 @@ describe('sync workspaceWatch', function () {
     await prepare('unwatched');
     writeFile(root, 'src/main.ts', 'still seen\n');
     await prepare('unwatched');
+    watches.close();
+    // Watches are shared among workspaces: the second one finds none left.
+    const other = join(tmp.path, 'other');
+    writeFile(other, 'a.txt', 'a');
+    // The first takes 6: its root, src, src/util, notes, and git's folder and info.
+    start({ maxWatches: 6 });
+    await prepare('rewatch');
+    await prepare('unwatched', {}, other);
+    writeFile(other, 'b.txt', 'b');
+    await prepare('unwatched', {}, other);
   });
 
   it('falls back to full preparations when a watcher cannot be made, or off Linux', async () => {

@@ -15,6 +15,7 @@ import type { ManifestEntry, ManifestProblem } from '../../../shared/manifest';
 import type { WatchFn } from './folderWatch';
 import {
   FolderWatch,
+  WatchBudget,
   findGitPlaces,
   foldersAbove,
   foldersUnder,
@@ -42,11 +43,15 @@ export type PrepareRoute =
 
 export interface WatchedPrepared extends Prepared {
   route: PrepareRoute;
+  /** Paths stat'ed (and hashed if their stamp changed) for this answer. */
+  examined: number;
 }
 
 export interface WorkspaceWatchesOptions {
   /** Folders one workspace may watch; past that it is prepared in full each time. */
   maxFolders?: number;
+  /** Folders all workspaces together may watch (inotify watches are per user, shared with the editor). */
+  maxWatches?: number;
   /** A workspace not prepared for this long stops being watched. */
   idleMs?: number;
   /** Workspaces watched at once; the least recently prepared is dropped first. */
@@ -57,6 +62,7 @@ export interface WorkspaceWatchesOptions {
 }
 
 const DEFAULT_MAX_FOLDERS = 4000;
+const DEFAULT_MAX_WATCHES = 8000;
 const DEFAULT_IDLE_MS = 30 * 60_000;
 const DEFAULT_MAX_WORKSPACES = 8;
 /** Paths seen to stay out of the file set (ignored build output) remembered at most. */
@@ -104,6 +110,8 @@ interface State {
   workspace: PreparedWorkspace;
 }
 
+type Settings = WorkspaceWatchesOptions & { maxFolders: number; budget: WatchBudget };
+
 type Level = 'none' | 'relist' | 'rewatch';
 const LEVELS: readonly Level[] = ['none', 'relist', 'rewatch'];
 
@@ -117,13 +125,13 @@ class WatchedWorkspace {
   private dirty = new Set<string>();
   private state: State | null = null;
   private rootIno = -1;
+  private examined = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly root: string,
     private readonly options: PrepareOptions,
-    private readonly settings: Required<Pick<WorkspaceWatchesOptions, 'maxFolders'>> &
-      WorkspaceWatchesOptions,
+    private readonly settings: Settings,
   ) {
     this.id = workspaceId(hostname(), root);
     this.unwatchable = whyUnwatchable(root, settings.platform ?? process.platform);
@@ -151,6 +159,7 @@ class WatchedWorkspace {
     this.lastUsed = Date.now();
     checkWorkspaceRoot(this.root);
     await drainEvents();
+    this.examined = 0;
     const route = await this.refresh();
     const state = this.state;
     if (!state) throw new Error('no preparation after a refresh');
@@ -159,6 +168,7 @@ class WatchedWorkspace {
       skipped: [...state.listSkipped, ...sortedByListing(state.problems, state.listed)],
       ms: Math.round(performance.now() - started),
       route,
+      examined: this.examined,
     };
   }
 
@@ -203,6 +213,7 @@ class WatchedWorkspace {
       if (stats?.isSymbolicLink() || state.symlinks.has(path)) return this.relist([]);
     }
     const manifest = await buildManifest(this.root, changed, await this.hashCache());
+    this.examined += changed.length;
     for (const path of changed) {
       state.entries.delete(path);
       state.problems.delete(path);
@@ -250,6 +261,7 @@ class WatchedWorkspace {
         },
       },
       this.settings.maxFolders,
+      this.settings.budget,
       this.settings.watch,
     );
     try {
@@ -312,6 +324,7 @@ class WatchedWorkspace {
     const cache = await this.hashCache();
     cache.resetUsage();
     const manifest = await buildManifest(this.root, list.files, cache);
+    this.examined += list.files.length;
     cache.pruneUnused();
     await cache.save().catch((err: Error) => this.settings.log?.(`hash cache: ${err.message}`));
     const listedSet = new Set(list.files);
@@ -383,11 +396,14 @@ function whyUnwatchable(root: string, platform: NodeJS.Platform): string | null 
 export class WorkspaceWatches {
   private readonly workspaces = new Map<string, WatchedWorkspace>();
   private readonly sweeper: NodeJS.Timeout;
-  private readonly settings: Required<Pick<WorkspaceWatchesOptions, 'maxFolders'>> &
-    WorkspaceWatchesOptions;
+  private readonly settings: Settings;
 
   constructor(options: WorkspaceWatchesOptions = {}) {
-    this.settings = { ...options, maxFolders: options.maxFolders ?? DEFAULT_MAX_FOLDERS };
+    this.settings = {
+      ...options,
+      maxFolders: options.maxFolders ?? DEFAULT_MAX_FOLDERS,
+      budget: new WatchBudget(options.maxWatches ?? DEFAULT_MAX_WATCHES),
+    };
     const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
     this.sweeper = setInterval(() => this.sweep(idleMs), Math.min(idleMs, 60_000));
     this.sweeper.unref();
