@@ -183,7 +183,6 @@ class WatchedWorkspace {
     this.dirty = new Set();
     const level = this.level;
     this.level = 'none';
-    if (level === 'relist') return this.relist([]);
     const changed: string[] = [];
     const appeared: string[] = [];
     for (const path of dirty) {
@@ -199,7 +198,7 @@ class WatchedWorkspace {
       if (stats.isDirectory()) return this.rewatch();
       if (!state.knownUnlisted.has(path)) appeared.push(path);
     }
-    if (appeared.length > 0) return this.relist(appeared);
+    if (level === 'relist' || appeared.length > 0) return this.relist(appeared, changed);
     if (changed.length === 0) return 'unchanged';
     return this.update(state, changed);
   }
@@ -210,7 +209,7 @@ class WatchedWorkspace {
       const stats = lstatSync(join(this.root, path), { throwIfNoEntry: false });
       if (stats?.isDirectory()) return this.rewatch();
       // Links are judged against every other link (chains): rebuild the whole manifest.
-      if (stats?.isSymbolicLink() || state.symlinks.has(path)) return this.relist([]);
+      if (stats?.isSymbolicLink() || state.symlinks.has(path)) return this.relist([], 'all');
     }
     const manifest = await buildManifest(this.root, changed, await this.hashCache());
     this.examined += changed.length;
@@ -224,7 +223,15 @@ class WatchedWorkspace {
     return 'update';
   }
 
-  private async relist(appeared: readonly string[]): Promise<PrepareRoute> {
+  /**
+   * Lists the files again. With `changed` (the listed paths events named),
+   * only paths new to the listing and those are examined: every other
+   * listed file had no event, so its entry holds. 'all' examines every file.
+   */
+  private async relist(
+    appeared: readonly string[],
+    changed: readonly string[] | 'all',
+  ): Promise<PrepareRoute> {
     const watch = this.watch;
     if (watch === null) return this.rewatch();
     const list = await listFor(this.root, this.options);
@@ -237,8 +244,59 @@ class WatchedWorkspace {
     }
     const known = new Set(this.state?.knownUnlisted ?? []);
     for (const p of appeared) known.add(p);
-    this.state = await this.build(list, listedFolders, known);
+    const old = this.state;
+    const diff = old && changed !== 'all' ? this.listingDiff(old, list.files, changed) : null;
+    this.state =
+      old && diff
+        ? await this.patch(old, list, listedFolders, known, diff)
+        : await this.build(list, listedFolders, known);
     return 'relist';
+  }
+
+  /** What a new listing changes; null when links are involved (judged all together). */
+  private listingDiff(
+    old: State,
+    listed: readonly string[],
+    changed: readonly string[],
+  ): { listedSet: Set<string>; removed: string[]; examine: string[] } | null {
+    const listedSet = new Set(listed);
+    const removed = old.listed.filter((p) => !listedSet.has(p));
+    const examine = [
+      ...listed.filter((p) => !old.listedSet.has(p)),
+      ...changed.filter((p) => listedSet.has(p)),
+    ];
+    const isLink = (p: string): boolean =>
+      old.symlinks.has(p) ||
+      (lstatSync(join(this.root, p), { throwIfNoEntry: false })?.isSymbolicLink() ?? false);
+    if (removed.some((p) => old.symlinks.has(p)) || examine.some(isLink)) return null;
+    return { listedSet, removed, examine };
+  }
+
+  private async patch(
+    old: State,
+    list: Awaited<ReturnType<typeof listFor>>,
+    listedFolders: Set<string>,
+    known: Set<string>,
+    diff: { listedSet: Set<string>; removed: string[]; examine: string[] },
+  ): Promise<State> {
+    const manifest = await buildManifest(this.root, diff.examine, await this.hashCache());
+    this.examined += diff.examine.length;
+    for (const p of [...diff.removed, ...diff.examine]) {
+      old.entries.delete(p);
+      old.problems.delete(p);
+    }
+    for (const e of manifest.entries) old.entries.set(e.path, e);
+    for (const p of manifest.problems) old.problems.set(p.path, p);
+    for (const p of known) if (diff.listedSet.has(p)) known.delete(p);
+    return {
+      ...old,
+      listed: list.files,
+      listedSet: diff.listedSet,
+      listedFolders,
+      listSkipped: list.skipped,
+      knownUnlisted: known.size > MAX_KNOWN_UNLISTED ? new Set() : known,
+      workspace: this.workspaceOf(list.files, old.entries),
+    };
   }
 
   private async rewatch(): Promise<PrepareRoute> {
@@ -273,7 +331,7 @@ class WatchedWorkspace {
     }
     this.watch = watch;
     this.state = null;
-    await this.relist([]);
+    await this.relist([], 'all');
     return this.unwatchable === null ? 'rewatch' : 'unwatched';
   }
 
