@@ -265,6 +265,14 @@ describe('sync workspaceWatch', function () {
     assert.ok(paths(await prepare('relist', { include: ['build/**'] })).includes('build/new.js'));
     assert.equal(watches.size, 3);
     while (watches.size > 0) await new Promise((r) => setTimeout(r, 100));
+    watches.close();
+    const rec = recordingWatch();
+    start({ maxWorkspaces: 1, watch: rec.watch });
+    await prepare('rewatch');
+    const firstWatches = rec.live.size;
+    await prepare('rewatch', { exclude: ['src'] });
+    // The first was let go, its watches closed.
+    assert.deepEqual([watches.size, rec.live.size], [1, firstWatches]);
   });
 
   it('prepares a workspace whose root was replaced', async () => {
