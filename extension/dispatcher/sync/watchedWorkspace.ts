@@ -113,6 +113,8 @@ export class WatchedWorkspace {
   private dirty = new Set<string>();
   private state: State | null = null;
   private rootIno = -1;
+  /** Folders git ignored whole when last watched: one made again (a build's output) changes nothing. */
+  private ignored = new Set<string>();
   private examined = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -183,7 +185,10 @@ export class WatchedWorkspace {
       const stats = lstatSync(join(this.root, path), { throwIfNoEntry: false });
       // Came and went (an editor's temporary file), or an unlisted entry removed: the set is the same.
       if (stats === undefined) continue;
-      if (stats.isDirectory()) return this.rewatch();
+      if (stats.isDirectory()) {
+        if (this.ignored.has(path)) continue;
+        return this.rewatch();
+      }
       if (!state.knownUnlisted.has(path)) appeared.push(path);
     }
     if (level === 'relist' || appeared.length > 0) return this.relist(appeared, changed);
@@ -329,6 +334,7 @@ export class WatchedWorkspace {
       git && (this.options.include ?? []).length === 0
         ? await ignoredFolders(this.root)
         : new Set<string>();
+    this.ignored = skip;
     for (const folder of foldersUnder(this.root, skip, this.settings.maxFolders)) watch.add(folder);
     if (!git) return;
     // The index (tracked files) and info/exclude (ignore rules) decide the file set too.

@@ -134,6 +134,10 @@ describe('sync workspaceWatch', function () {
     // Known to be ignored now: writing it again changes nothing.
     writeFile(root, 'src/trace.log', 'ignored, longer\n');
     await prepare('unchanged');
+    // An ignored folder made again, as a build does: nothing to list or watch.
+    rmSync(join(root, 'build'), { recursive: true });
+    writeFile(root, 'build/out.js', 'rebuilt\n');
+    await prepare('unchanged');
   });
 
   it('notices a deleted file, tracked or not, and a rename', async () => {
