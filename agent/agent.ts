@@ -19,7 +19,6 @@ import { OCTASK_VERSION } from '../shared/version';
 import { AgentTask, taskKey } from './agentTask';
 import type { AuditLog } from './audit';
 import { sendBlobs } from './blobSender';
-import type { ContentStore } from './contentStore';
 import { CopyUsers } from './copyUsers';
 import type { DeviceLoad } from './deviceLoad';
 import { readDeviceLoad, shouldRest } from './deviceLoad';
@@ -53,7 +52,6 @@ export interface AgentConfig {
   os: string;
   arch: string;
   cpus: number;
-  store: ContentStore;
   copies: WorkspaceCopies;
   keepWorkspacesMs: number;
   /** Longest grace a dispatcher may ask for (its tasks outlive its connection this long). */
@@ -156,7 +154,6 @@ export class Agent {
       syncReceiver: (connection) =>
         new SyncReceiver(
           connection,
-          this.config.store,
           this.config.copies,
           this.config.logger,
           this.config.keepWorkspacesMs,
@@ -518,8 +515,21 @@ export class Agent {
   ): Promise<void> {
     const { message } = task;
     if (message.workspace === undefined) return;
-    const leave = await this.copyUsers.enter(message.workspace);
-    folder.cleanup = leave;
+    const workspace = message.workspace;
+    const leave = await this.copyUsers.enter(workspace);
+    folder.cleanup = () => {
+      leave();
+      // The last task out: count what the tasks made before the next sync asks.
+      if (this.copyUsers.tasksIn(workspace) === 0)
+        setImmediate(() => {
+          if (this.copyUsers.tasksIn(workspace) > 0 || this.copyUsers.layingOut(workspace)) return;
+          this.config.copies
+            .countMade(workspace, () => this.copyUsers.changes(workspace))
+            .catch((err: unknown) =>
+              this.config.logger.debug('counting built files failed', { err }),
+            );
+        });
+    };
     if (!message.setup) return;
     await this.setups.ensure(message.workspace, message.setup, {
       cwd: folder.cwd,

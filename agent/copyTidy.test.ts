@@ -4,18 +4,17 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ManifestEntry } from '../shared/manifest';
-import { ContentStore } from './contentStore';
 import { WorkspaceCopies } from './workspaceCopy';
 
 describe('workspace copies behave like a checkout', () => {
   let dir: string;
-  let store: ContentStore;
   let copies: WorkspaceCopies;
   let tree: string;
+  /** Every content the tests made, by hash: what a dispatcher would send. */
+  const bodies = new Map<string, Buffer>();
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'octask-tidy-'));
-    store = new ContentStore(join(dir, 'store'), 1e9);
-    copies = new WorkspaceCopies(join(dir, 'workspaces'), store);
+    copies = new WorkspaceCopies(join(dir, 'workspaces'));
     tree = copies.dirOf('ws');
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,10 +23,21 @@ describe('workspace copies behave like a checkout', () => {
     const entries: ManifestEntry[] = [];
     for (const [path, body] of Object.entries(spec).sort(([a], [b]) => (a < b ? -1 : 1))) {
       const hash = createHash('sha256').update(body).digest('hex');
-      if (!store.has(hash)) await store.put(hash, Buffer.from(body));
+      bodies.set(hash, Buffer.from(body));
       entries.push({ path, size: body.length, mode: 0o644, hash });
     }
     return entries;
+  };
+  /** A sync's layout: stages what the plan needs, as the receiver would, then lays out. */
+  const layOut = (
+    entries: ManifestEntry[],
+    preserve: string[],
+    options: { clean?: boolean } = {},
+  ): ReturnType<WorkspaceCopies['layOut']> => {
+    const staging = copies.staging('ws');
+    for (const hash of copies.plan('ws', entries).need.keys())
+      staging.put(hash, bodies.get(hash) as Buffer);
+    return copies.layOut('ws', entries, preserve, { ...options, staging });
   };
   /** A file a task made in the copy. */
   const made = (rel: string, body = 'built\n'): void => {
@@ -37,15 +47,11 @@ describe('workspace copies behave like a checkout', () => {
   const has = (rel: string): boolean => existsSync(join(tree, rel));
 
   it('keeps what tasks made and removes what left the workspace, with counts', async () => {
-    await copies.layOut(
-      'ws',
-      await files({ 'a.txt': 'a', 'src/b.c': 'b', 'old/gone.txt': 'g' }),
-      [],
-    );
+    await layOut(await files({ 'a.txt': 'a', 'src/b.c': 'b', 'old/gone.txt': 'g' }), []);
     made('node_modules/jest/index.js');
     made('node_modules/jest/package.json');
     made('src/b.o');
-    const r = await copies.layOut('ws', await files({ 'a.txt': 'a2', 'src/b.c': 'b' }), []);
+    const r = await layOut(await files({ 'a.txt': 'a2', 'src/b.c': 'b' }), []);
     assert.deepEqual(r, { written: 1, removed: 1, kept: 3 });
     assert.ok(has('node_modules/jest/index.js') && has('src/b.o'));
     assert.ok(!has('old/gone.txt') && !has('old'), 'a folder emptied of workspace files goes too');
@@ -54,10 +60,10 @@ describe('workspace copies behave like a checkout', () => {
 
   it('gives a fresh copy with clean, except what --preserve keeps at any depth', async () => {
     const entries = await files({ 'a.txt': 'a', 'sub/keep.c': 'c' });
-    await copies.layOut('ws', entries, []);
+    await layOut(entries, []);
     for (const rel of ['sub/x.o', 'sub/deep/y.o', 'cache/z.o', 'node_modules/m.js', 'build/out'])
       made(rel);
-    const r = await copies.layOut('ws', entries, ['**/*.o', 'node_modules'], { clean: true });
+    const r = await layOut(entries, ['**/*.o', 'node_modules'], { clean: true });
     assert.equal(r.removed, 1);
     assert.ok(!has('build'), 'an unpreserved task-made folder goes entirely');
     for (const rel of ['sub/x.o', 'sub/deep/y.o', 'cache/z.o', 'node_modules/m.js'])
@@ -66,12 +72,12 @@ describe('workspace copies behave like a checkout', () => {
 
   for (const glob of ['sub/x.o', 'sub/**', '**/*.o', '*.o', '/sub/x.o']) {
     it(`keeps a file below an unsynced folder with --preserve ${glob}`, async () => {
-      await copies.layOut('ws', await files({ 'a.txt': 'a', 'sub/x.o': 'was tracked' }), []);
+      await layOut(await files({ 'a.txt': 'a', 'sub/x.o': 'was tracked' }), []);
       // sub/x.o leaves the workspace (and sub with it): only --preserve keeps it.
-      const r = await copies.layOut('ws', await files({ 'a.txt': 'a' }), [glob]);
+      const r = await layOut(await files({ 'a.txt': 'a' }), [glob]);
       assert.ok(has('sub/x.o'), glob);
       assert.equal(r.removed, 0);
-      await copies.layOut('ws', await files({ 'a.txt': 'a' }), [glob], { clean: true });
+      await layOut(await files({ 'a.txt': 'a' }), [glob], { clean: true });
       assert.ok(has('sub/x.o'), `${glob} with clean`);
     });
   }
@@ -79,7 +85,7 @@ describe('workspace copies behave like a checkout', () => {
   it('knows when a copy already matches a manifest', async () => {
     const entries = await files({ 'a.txt': 'a' });
     assert.equal(await copies.matches('ws', entries), false);
-    await copies.layOut('ws', entries, []);
+    await layOut(entries, []);
     assert.equal(await copies.matches('ws', entries), true);
     assert.equal(await copies.matches('ws', await files({ 'a.txt': 'b' })), false);
   });

@@ -1,4 +1,6 @@
+import type { Dirent } from 'node:fs';
 import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ConfinedTree } from '../shared/confinedFs';
 import { isTempName } from '../shared/confinedFs';
 import { createMatcher } from '../shared/glob';
@@ -79,4 +81,43 @@ function parentsOf(paths: ReadonlySet<string>): Set<string> {
       out.add(parent);
     }
   return out;
+}
+
+/** How long a count works between yields to the event loop. */
+const COUNT_SLICE_MS = 15;
+
+/**
+ * The files and links in the copy at `root` that are not `tracked` (what
+ * tasks made), counted without changing anything; undefined when `valid`
+ * turns false midway (a task or a layout began: the count would be stale).
+ * Read by plain path: a link a task made is counted, never followed.
+ */
+export async function countMade(
+  root: string,
+  tracked: ReadonlySet<string>,
+  valid: () => boolean,
+): Promise<number | undefined> {
+  let made = 0;
+  const pending = [''];
+  let slice = performance.now();
+  for (let rel = pending.pop(); rel !== undefined; rel = pending.pop()) {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(rel ? join(root, rel) : root, { withFileTypes: true });
+    } catch {
+      continue; // gone, or replaced by a file, since it was listed
+    }
+    for (const entry of entries) {
+      if (isTempName(entry.name)) continue;
+      const path = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) pending.push(path);
+      else if (!tracked.has(path)) made++;
+    }
+    if (performance.now() - slice > COUNT_SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (!valid()) return undefined;
+      slice = performance.now();
+    }
+  }
+  return valid() ? made : undefined;
 }

@@ -8,6 +8,25 @@ export class CopyUsers {
   private readonly running = new Map<string, number>();
   private readonly idleWaiters = new Map<string, Array<() => void>>();
   private readonly layouts = new Map<string, Promise<unknown>>();
+  /** Moves whenever a task starts or ends in a copy: what a check of its files is valid for. */
+  private readonly moves = new Map<string, number>();
+
+  /**
+   * A count that moves whenever a task starts or ends in the copy: while it
+   * stands still and no task runs, nothing of Octask's changed the copy.
+   */
+  changes(workspace: string): number {
+    return this.moves.get(workspace) ?? 0;
+  }
+
+  /** Whether a layout of the copy is in progress. */
+  layingOut(workspace: string): boolean {
+    return this.layouts.has(workspace);
+  }
+
+  private moved(workspace: string): void {
+    this.moves.set(workspace, this.changes(workspace) + 1);
+  }
 
   /** Tasks running in the copy of `workspace`. */
   tasksIn(workspace: string): number {
@@ -21,10 +40,12 @@ export class CopyUsers {
   async enter(workspace: string): Promise<() => void> {
     while (this.layouts.has(workspace)) await this.layouts.get(workspace)?.catch(() => undefined);
     this.running.set(workspace, this.tasksIn(workspace) + 1);
+    this.moved(workspace);
     let left = false;
     return () => {
       if (left) return;
       left = true;
+      this.moved(workspace);
       const n = this.tasksIn(workspace) - 1;
       if (n > 0) {
         this.running.set(workspace, n);

@@ -1,12 +1,13 @@
+import { existsSync, rmSync } from 'node:fs';
 import { arch, platform } from 'node:os';
 import { ErrorCode, isOctaskError, OctaskError } from '../shared/errors';
 import { pasteLine } from '../shared/clusterKey';
 import type { AgentKeyFile } from '../shared/clusterKey';
+import type { Logger } from '../shared/logger';
 import { PROTOCOL_VERSION } from '../shared/protocol';
 import { OCTASK_VERSION } from '../shared/version';
 import { join } from 'node:path';
 import { advertise } from './advertise';
-import { ContentStore } from './contentStore';
 import { WorkspaceCopies } from './workspaceCopy';
 import { Agent } from './agent';
 import { loadOrCreateAgentId } from './identity';
@@ -97,8 +98,12 @@ async function serve(options: AgentOptions): Promise<number> {
     });
   const keeper = Keeper.start(logger);
   const cgroups = TaskCgroups.detect({}, logger);
-  const store = new ContentStore(join(options.workdir, 'store'), options.cacheSize);
-  const copies = new WorkspaceCopies(join(options.workdir, 'workspaces'), store);
+  if (options.cacheSize !== undefined)
+    logger.warn(
+      '--cache-size (OCTASK_CACHE_SIZE) no longer does anything: synced files live only in the workspace copies; drop it',
+    );
+  removeOldStore(options.workdir, logger);
+  const copies = new WorkspaceCopies(join(options.workdir, 'workspaces'));
   void copies.removeStale(options.keepWorkspacesMs).then((gone) => {
     if (gone.length > 0) logger.info('removed unused workspace copies', { gone });
   });
@@ -126,7 +131,6 @@ async function serve(options: AgentOptions): Promise<number> {
     os: platform(),
     arch: arch(),
     cpus: cpuCount.cpus,
-    store,
     copies,
     keepWorkspacesMs: options.keepWorkspacesMs,
     maxGraceMs: options.maxGraceMs,
@@ -237,4 +241,15 @@ async function listenOrExplain(options: Parameters<typeof listen>[0]): ReturnTyp
       portTakenMessage(options.port, findPortOwner(options.port)),
     );
   }
+}
+
+/**
+ * Agents before 0.3 kept every synced content twice: in `WORKDIR/store` and
+ * in the copy. The copies stand on their own now, so the store is removed.
+ */
+function removeOldStore(workdir: string, logger: Logger): void {
+  const store = join(workdir, 'store');
+  if (!existsSync(store)) return;
+  rmSync(store, { recursive: true, force: true });
+  logger.info('removed the content store of an older agent version', { path: store });
 }

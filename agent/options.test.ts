@@ -12,7 +12,7 @@ describe('agent options', () => {
     assert.equal(o.mdns, true);
     assert.equal(o.insecure, false);
     assert.equal(o.killGraceMs, 5000);
-    assert.equal(o.cacheSize, 2 * 1024 ** 3);
+    assert.equal(o.cacheSize, undefined, 'no store to size unless an old setup asks');
     assert.equal(parseAgentOptions(['--cache-size', '500M'], env).cacheSize, 500 * 1024 ** 2);
     assert.throws(() => parseAgentOptions(['--cache-size', 'lots'], env), /--cache-size/);
     assert.ok(o.maxJobs >= 1);

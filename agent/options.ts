@@ -29,8 +29,11 @@ export interface AgentOptions {
   pretty: boolean;
   killGraceMs: number;
   auditFile: string;
-  /** Bytes the content store may hold before it evicts. */
-  cacheSize: number;
+  /**
+   * Given only by setups made for agents before 0.3, which kept a content
+   * store beside the copies; parsed so they still start, and warned about.
+   */
+  cacheSize?: number;
   /** Workspace copies not synced for this long are removed. */
   keepWorkspacesMs: number;
   /** Below this battery level, discharging, no new work (0: off). */
@@ -66,7 +69,6 @@ Options (each also an environment variable):
   --deny REGEX        never run commands matching this rule; repeatable (OCTASK_DENY, one per line)
   --kill-grace SEC    time between TERM and KILL when a task is ended (OCTASK_KILL_GRACE; default 5)
   --audit-file PATH   one JSON line per task (OCTASK_AUDIT_FILE; default WORKDIR/audit.log)
-  --cache-size SIZE   synced file contents kept, e.g. 500M, 2G (OCTASK_CACHE_SIZE; default 2G)
   --keep-workspaces D remove workspace copies not synced for D days (OCTASK_KEEP_WORKSPACES; default 7)
   --battery-floor PCT below this battery level, discharging, take no new work (OCTASK_BATTERY_FLOOR; default 20, 0 = off)
   --max-grace SEC     longest a disconnected dispatcher's tasks keep running for it (OCTASK_MAX_GRACE; default 3600)
@@ -158,11 +160,11 @@ export function parseAgentOptions(
       number('--kill-grace', values['kill-grace'] ?? env.OCTASK_KILL_GRACE, 5) * 1000,
     ),
     auditFile: values['audit-file'] ?? env.OCTASK_AUDIT_FILE ?? join(workdir, 'audit.log'),
-    cacheSize: byteSize(
-      '--cache-size',
-      values['cache-size'] ?? env.OCTASK_CACHE_SIZE,
-      2 * 1024 ** 3,
-    ),
+    ...((values['cache-size'] ?? env.OCTASK_CACHE_SIZE) !== undefined
+      ? {
+          cacheSize: byteSize('--cache-size', values['cache-size'] ?? env.OCTASK_CACHE_SIZE, 0),
+        }
+      : {}),
     keepWorkspacesMs: Math.round(
       number('--keep-workspaces', values['keep-workspaces'] ?? env.OCTASK_KEEP_WORKSPACES, 7) *
         86_400_000,

@@ -136,6 +136,9 @@ export class Session {
       case 'sync':
         this.receiver.part(message);
         return;
+      case 'syncCheck':
+        this.receiver.check(message);
+        return;
       case 'blob':
         this.receiver.blob(message);
         return;

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FrameConnection } from '../shared/frameConnection';
 import { silentLogger } from '../shared/logger';
 import type { ManifestEntry, Message } from '../shared/protocol';
-import { ContentStore } from './contentStore';
 import type { SyncLimits } from './syncReceiver';
 import { DEFAULT_SYNC_LIMITS, EntryBudget, SyncReceiver } from './syncReceiver';
 import { WorkspaceCopies } from './workspaceCopy';
@@ -20,20 +19,18 @@ function fileEntry(path: string, body: Buffer): ManifestEntry {
 describe('sync receiver limits', () => {
   let dir: string;
   let sent: Message[];
-  let store: ContentStore;
   let copies: WorkspaceCopies;
   const connection = { send: (m: Message) => sent.push(m) } as unknown as FrameConnection;
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'octask-syncrx-'));
     sent = [];
-    store = new ContentStore(join(dir, 'store'), 1e9);
-    copies = new WorkspaceCopies(join(dir, 'ws'), store);
+    copies = new WorkspaceCopies(join(dir, 'ws'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   function receiver(limits: Partial<SyncLimits> = {}, budget = new EntryBudget()): SyncReceiver {
-    return new SyncReceiver(connection, store, copies, silentLogger, undefined, undefined, budget, {
+    return new SyncReceiver(connection, copies, silentLogger, undefined, undefined, budget, {
       ...DEFAULT_SYNC_LIMITS,
       ...limits,
     });
@@ -107,7 +104,15 @@ describe('sync receiver limits', () => {
     assert.equal(failures().length, 1);
   });
 
-  it('removes the blobs a failed sync stored', async () => {
+  /** Files staged for the copy of w1, whichever sync staged them. */
+  const staged = (): string[] => {
+    const incoming = join(dir, 'ws', 'w1', 'incoming');
+    return existsSync(incoming)
+      ? readdirSync(incoming).flatMap((s) => readdirSync(join(incoming, s)))
+      : [];
+  };
+
+  it('removes what a failed sync staged', async () => {
     const rx = receiver();
     const one = Buffer.from('first blob');
     const two = Buffer.from('second blob');
@@ -117,15 +122,13 @@ describe('sync receiver limits', () => {
     assert.ok(need, 'the receiver asks for the blobs');
     rx.blob({ t: 'blob', sync: 's', hash: sha(one), size: one.length, offset: 0, data: one });
     await new Promise((r) => setTimeout(r, 50));
-    assert.ok(store.has(sha(one)));
+    assert.deepEqual(staged(), [sha(one)], 'the first blob is staged beside the copy');
     // A blob whose bytes do not match its hash fails the sync.
     const wrong = Buffer.from('SECOND BLOB');
     rx.blob({ t: 'blob', sync: 's', hash: sha(two), size: two.length, offset: 0, data: wrong });
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(failures()[0]?.code, 'E_BAD_CONTENT');
-    assert.equal(store.has(sha(one)), false, 'what the failed sync stored is gone');
-    assert.equal(store.size, 0);
-    const prefix = sha(one).slice(0, 2);
-    assert.deepEqual(readdirSync(join(dir, 'store', prefix)), []);
+    assert.deepEqual(staged(), [], 'what the failed sync staged is gone');
+    assert.equal(existsSync(join(dir, 'ws', 'w1', 'tree', 'one')), false, 'the copy is as it was');
   });
 });

@@ -1,11 +1,11 @@
 import { ErrorCode, isOctaskError } from '../shared/errors';
 import type { FrameConnection } from '../shared/frameConnection';
 import type { Logger } from '../shared/logger';
-import type { BlobMessage, ManifestEntry, SyncMessage } from '../shared/protocol';
-import type { BlobWriter, ContentStore } from './contentStore';
-import { asNoSpace } from './contentStore';
+import type { BlobMessage, ManifestEntry, SyncCheckMessage, SyncMessage } from '../shared/protocol';
+import type { BlobStaging, BlobWriter } from './blobStaging';
 import { CopyUsers } from './copyUsers';
-import type { WorkspaceCopies } from './workspaceCopy';
+import { asNoSpace, freeBytes, noSpace } from './diskSpace';
+import type { SyncPlan, WorkspaceCopies } from './workspaceCopy';
 
 /** What one key holder may leave the agent holding for unfinished syncs. */
 export interface SyncLimits {
@@ -54,18 +54,21 @@ interface PendingSync {
   clean: boolean;
   /** Blobs still to arrive, by hash, with their writer once the first chunk came. */
   waiting: Map<string, { size: number; received: number; writer?: BlobWriter }>;
-  /** Blobs this sync put in the store: a failed sync removes them, so a full disk is not left full. */
-  added: Set<string>;
+  /** Where the blobs are staged beside the copy; discarded (with them) if the sync fails. */
+  staging?: BlobStaging;
+  /** What the layout needs, as the copy was when the blobs were asked for. */
+  plan?: { plan: SyncPlan; changes: number };
   done: boolean;
   /** Drops the sync once it stops making progress. */
   idle: NodeJS.Timeout;
 }
 
 /**
- * One dispatcher connection's syncs: gathers manifest parts, asks for the
- * blobs the store lacks, checks each blob against its hash, and lays out the
- * copy once everything is there. Any failure ends that sync with
- * `syncFailed` and leaves the copy as it was.
+ * One dispatcher connection's syncs: answers checks of a copy by its
+ * digest, gathers manifest parts, asks for the blobs the copy lacks, checks
+ * each against its hash as it stages it, and lays out the copy once
+ * everything is there. Any failure ends that sync with `syncFailed` and
+ * leaves the copy as it was.
  */
 export class SyncReceiver {
   private readonly syncs = new Map<string, PendingSync>();
@@ -74,7 +77,6 @@ export class SyncReceiver {
 
   constructor(
     private readonly connection: FrameConnection,
-    private readonly store: ContentStore,
     private readonly copies: WorkspaceCopies,
     private readonly logger: Logger,
     /** Copies not synced for this long are removed. */
@@ -89,6 +91,40 @@ export class SyncReceiver {
   /** Syncs begun and not yet done or failed. */
   get open(): number {
     return this.syncs.size;
+  }
+
+  /** A `syncCheck`: answered at once, `syncDone` when the copy is as asked, else `syncStale`. */
+  check(message: SyncCheckMessage): void {
+    const { workspace } = message;
+    const started = performance.now();
+    let same: { kept?: number } | undefined;
+    try {
+      // A layout in progress (another dispatcher's) is about to change the record: send the manifest.
+      same = this.users.layingOut(workspace)
+        ? undefined
+        : this.copies.check(workspace, message.digest, {
+            changes: this.users.changes(workspace),
+            busy: this.users.tasksIn(workspace) > 0,
+          });
+    } catch (err) {
+      this.failWith(message.sync, err);
+      return;
+    }
+    if (!same) {
+      this.connection.send({ t: 'syncStale', sync: message.sync });
+      return;
+    }
+    this.logger.debug('workspace checked', {
+      workspace,
+      ms: Math.round(performance.now() - started),
+    });
+    this.connection.send({
+      t: 'syncDone',
+      sync: message.sync,
+      written: 0,
+      removed: 0,
+      ...(same.kept !== undefined ? { kept: same.kept } : {}),
+    });
   }
 
   part(message: SyncMessage): void {
@@ -109,7 +145,6 @@ export class SyncReceiver {
         preserve: [],
         clean: message.clean ?? false,
         waiting: new Map(),
-        added: new Set(),
         done: false,
         idle: this.idleTimer(message.sync),
       };
@@ -151,33 +186,38 @@ export class SyncReceiver {
       this.failWith(message.sync, err);
       return;
     }
-    const sizes = new Map<string, number>();
-    for (const e of sync.entries) if ('hash' in e) sizes.set(e.hash, e.size);
-    const need = this.store.missing(sizes.keys());
-    let bytes = 0;
-    for (const hash of need) {
-      const size = sizes.get(hash) ?? 0;
-      bytes += size;
-      sync.waiting.set(hash, { size, received: 0 });
-    }
     const id = message.sync;
-    // Each new blob lands twice: in the store and, copied, in the workspace.
-    this.store
-      .makeRoom(bytes, 2 * bytes, new Set(sizes.keys()))
-      .then(() => this.busyFor(sync))
-      .then(
-        (busy) => {
-          if (this.syncs.get(id) !== sync) return;
-          this.connection.send({
-            t: 'syncNeed',
-            sync: id,
-            hashes: need,
-            ...(busy ? { busy } : {}),
-          });
-          this.maybeLayOut(id, sync);
-        },
-        (err: unknown) => this.failWith(id, err),
-      );
+    let bytes = 0;
+    try {
+      const changes = this.users.changes(sync.workspace);
+      const plan = this.copies.plan(sync.workspace, sync.entries);
+      sync.plan = { plan, changes };
+      for (const [hash, size] of plan.need) {
+        bytes += size;
+        sync.waiting.set(hash, { size, received: 0 });
+      }
+      // Each content is written once (staged, then renamed into place), so this is all the disk it takes.
+      const free = freeBytes(this.copies.folderOf(sync.workspace));
+      if (free !== undefined && free < bytes) throw noSpace(bytes, free);
+      if (plan.need.size > 0) sync.staging = this.copies.staging(sync.workspace);
+    } catch (err) {
+      this.failWith(id, err);
+      return;
+    }
+    const need = [...sync.waiting.keys()];
+    this.busyFor(sync).then(
+      (busy) => {
+        if (this.syncs.get(id) !== sync) return;
+        this.connection.send({
+          t: 'syncNeed',
+          sync: id,
+          hashes: need,
+          ...(busy ? { busy } : {}),
+        });
+        this.maybeLayOut(id, sync);
+      },
+      (err: unknown) => this.failWith(id, err),
+    );
   }
 
   private idleTimer(id: string): NodeJS.Timeout {
@@ -219,33 +259,26 @@ export class SyncReceiver {
       return;
     }
     sync.idle.refresh();
-    const whole = !slot.writer && message.data.byteLength === slot.size;
-    if (!whole) {
-      slot.writer ??= this.store.writer(message.hash, slot.size);
-      slot.writer.write(message.data);
+    const staging = sync.staging as BlobStaging;
+    try {
+      if (!slot.writer && message.data.byteLength === slot.size) {
+        staging.put(message.hash, message.data);
+      } else {
+        slot.writer ??= staging.writer(message.hash, slot.size);
+        slot.writer.write(message.data);
+        if (slot.received + message.data.byteLength === slot.size) slot.writer.finish();
+      }
+    } catch (err) {
+      slot.writer = undefined;
+      const coded = asNoSpace(err as Error, slot.size, freeBytes(staging.dir));
+      if (isOctaskError(coded)) this.fail(message.sync, coded.code, coded.message);
+      else this.fail(message.sync, ErrorCode.BadContent, coded.message);
+      return;
     }
     slot.received += message.data.byteLength;
     if (slot.received < slot.size) return;
-    const stored = whole
-      ? this.store.put(message.hash, message.data)
-      : (slot.writer as BlobWriter).finish();
-    stored.then(
-      () => {
-        if (this.syncs.get(message.sync) !== sync) {
-          // The sync failed while this blob was being written: it goes too.
-          sync.added = new Set([message.hash]);
-          this.removeAdded(sync);
-          return;
-        }
-        sync.added.add(message.hash);
-        sync.waiting.delete(message.hash);
-        this.maybeLayOut(message.sync, sync);
-      },
-      (err: Error) =>
-        isOctaskError(err)
-          ? this.fail(message.sync, err.code, err.message)
-          : this.fail(message.sync, ErrorCode.BadContent, err.message),
-    );
+    sync.waiting.delete(message.hash);
+    this.maybeLayOut(message.sync, sync);
   }
 
   /** The connection is gone: drop unfinished syncs, their half-received blobs and their memory. */
@@ -253,29 +286,19 @@ export class SyncReceiver {
     for (const id of [...this.syncs.keys()]) this.drop(id, true);
   }
 
-  /** Ends a pending sync: stops its timer, returns its entries to the budget, aborts its writers. */
-  private drop(id: string, removeAdded: boolean): PendingSync | undefined {
+  /**
+   * Ends a pending sync: stops its timer, returns its entries to the
+   * budget, aborts its writers and, when it failed, removes what it staged.
+   */
+  private drop(id: string, failed: boolean): PendingSync | undefined {
     const sync = this.syncs.get(id);
     if (!sync) return undefined;
     this.syncs.delete(id);
     clearTimeout(sync.idle);
     this.budget.give(sync.entries.length);
     for (const slot of sync.waiting.values()) slot.writer?.abort();
-    if (removeAdded) this.removeAdded(sync);
+    if (failed) sync.staging?.discard();
     return sync;
-  }
-
-  /** Removes the blobs a failed sync stored, except those another open sync of this connection needs. */
-  private removeAdded(sync: PendingSync): void {
-    if (sync.added.size === 0) return;
-    const inUse = new Set<string>();
-    for (const other of this.syncs.values())
-      for (const e of other.entries) if ('hash' in e) inUse.add(e.hash);
-    for (const hash of sync.added)
-      if (!inUse.has(hash))
-        this.store
-          .remove(hash)
-          .catch((err: unknown) => this.logger.warn('blob removal failed', { err }));
   }
 
   private maybeLayOut(id: string, sync: PendingSync): void {
@@ -302,17 +325,8 @@ export class SyncReceiver {
           ...(kept !== undefined ? { kept } : {}),
           ...(waitedMs > 0 ? { waitedMs } : {}),
         });
-        // The copy now holds its own files, so the store may drop old blobs, never this workspace's.
-        const keep = new Set(sync.entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
-        this.store
-          .evict(keep)
-          .catch((err: unknown) => this.logger.warn('store eviction failed', { err }));
       },
-      (err: unknown) => {
-        // The copy could not be laid out (a full disk, say): what this sync stored goes.
-        this.removeAdded(sync);
-        this.failWith(id, err);
-      },
+      (err: unknown) => this.failWith(id, err),
     );
   }
 
@@ -321,9 +335,7 @@ export class SyncReceiver {
     const running = this.users.tasksIn(sync.workspace);
     if (running === 0) return 0;
     if (sync.clean) return running;
-    return (await this.copies.matches(sync.workspace, sync.entries).catch(() => false))
-      ? 0
-      : running;
+    return this.copies.matches(sync.workspace, sync.entries) ? 0 : running;
   }
 
   /**
@@ -338,18 +350,26 @@ export class SyncReceiver {
     if (
       !sync.clean &&
       this.users.tasksIn(workspace) > 0 &&
-      (await this.copies.matches(workspace, sync.entries))
-    )
+      this.copies.matches(workspace, sync.entries)
+    ) {
+      sync.staging?.discard();
       return { written: 0, removed: 0, waitedMs: 0 };
-    const layout = { validated: true, clean: sync.clean };
+    }
     const { result, waitedMs } = await this.users.layOut(workspace, () =>
-      this.copies.layOut(workspace, sync.entries, sync.preserve, layout),
+      this.copies.layOut(workspace, sync.entries, sync.preserve, {
+        validated: true,
+        clean: sync.clean,
+        staging: sync.staging,
+        plan: sync.plan,
+        // Read once no task runs: a task since the plan means it is made again.
+        changes: this.users.changes(workspace),
+      }),
     );
     return { ...result, waitedMs };
   }
 
   private failWith(id: string, err: unknown): void {
-    const coded = asNoSpace(err as Error, undefined, this.store.freeBytes());
+    const coded = asNoSpace(err as Error, undefined, undefined);
     if (isOctaskError(coded)) this.fail(id, coded.code, coded.message);
     else this.fail(id, ErrorCode.BadPath, (err as Error).message);
   }

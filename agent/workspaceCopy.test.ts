@@ -1,8 +1,20 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ContentStore } from './contentStore';
+import { manifestDigest } from '../shared/manifestDigest';
+import type { ManifestEntry } from '../shared/manifest';
 import { WorkspaceCopies } from './workspaceCopy';
 
 describe('workspace copies', () => {
@@ -10,11 +22,7 @@ describe('workspace copies', () => {
   let copies: WorkspaceCopies;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'octask-copies-'));
-    copies = new WorkspaceCopies(
-      join(dir, 'workspaces'),
-      new ContentStore(join(dir, 'store'), 1e9),
-      'darwin',
-    );
+    copies = new WorkspaceCopies(join(dir, 'workspaces'), 'darwin');
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -44,15 +52,66 @@ describe('workspace copies', () => {
 
   it('refuses Windows-reserved names only where they are reserved', () => {
     const hash = 'a'.repeat(64);
-    const onWindows = new WorkspaceCopies(
-      join(dir, 'w2'),
-      new ContentStore(join(dir, 's2'), 1e9),
-      'win32',
-    );
+    const onWindows = new WorkspaceCopies(join(dir, 'w2'), 'win32');
     assert.throws(
       () => onWindows.validate([{ path: 'src/aux.c', size: 1, mode: 0o644, hash }]),
       /E_BAD_PATH|reserved|aux/i,
     );
     assert.doesNotThrow(() => copies.validate([{ path: 'src/aux.c', size: 1, mode: 0o644, hash }]));
+  });
+
+  const entry = (path: string, body: string): ManifestEntry => ({
+    path,
+    size: Buffer.byteLength(body),
+    mode: 0o644,
+    hash: createHash('sha256').update(body).digest('hex'),
+  });
+
+  it('writes a content once: the staged file itself is renamed into the copy', async () => {
+    const entries = [entry('src/a.txt', 'alpha\n'), entry('src/b.txt', 'beta\n')];
+    const staging = copies.staging('ws');
+    for (const [i, e] of entries.entries())
+      staging.put((e as { hash: string }).hash, Buffer.from(i ? 'beta\n' : 'alpha\n'));
+    const staged = entries.map((e) => lstatSync(staging.pathOf((e as { hash: string }).hash)).ino);
+    const r = await copies.layOut('ws', entries, [], { staging });
+    assert.equal(r.written, 2);
+    const tree = copies.dirOf('ws');
+    assert.deepEqual(
+      entries.map((e) => lstatSync(join(tree, e.path)).ino),
+      staged,
+      'the same inodes: no second write',
+    );
+    assert.deepEqual(readdirSync(join(tree, '..', 'incoming')), [], 'nothing is left staged');
+  });
+
+  it('checks a copy by digest, and looks at its files again once a task used it', async () => {
+    const entries = [entry('a.txt', 'a\n')];
+    const staging = copies.staging('ws');
+    staging.put((entries[0] as { hash: string }).hash, Buffer.from('a\n'));
+    await copies.layOut('ws', entries, [], { staging, changes: 0 });
+    const digest = manifestDigest(entries);
+    assert.deepEqual(copies.check('ws', digest, { changes: 0, busy: false }), { kept: 0 });
+    assert.equal(
+      copies.check('ws', manifestDigest([entry('a.txt', 'b\n')]), { changes: 0, busy: false }),
+      undefined,
+    );
+    appendFileSync(join(copies.dirOf('ws'), 'a.txt'), 'edited by a task\n');
+    assert.equal(
+      copies.check('ws', digest, { changes: 2, busy: false }),
+      undefined,
+      'a task ran since',
+    );
+    assert.equal(
+      copies.check('ws', digest, { changes: 2, busy: true }),
+      undefined,
+      'a task runs now',
+    );
+    // A new WorkspaceCopies (an agent restart) reads the record from state.json.
+    const restarted = new WorkspaceCopies(join(dir, 'workspaces'), 'darwin');
+    assert.equal(restarted.check('ws', digest, { changes: 0, busy: false }), undefined);
+    assert.deepEqual(
+      [...restarted.plan('ws', entries).need.keys()],
+      [(entries[0] as { hash: string }).hash],
+    );
   });
 });

@@ -1,11 +1,20 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import {
+  createReadStream,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import type { Stats } from 'node:fs';
+import { lstat, mkdir, readdir, rm, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConfinedTree, linkOnDisk } from '../shared/confinedFs';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import { matchesAnyGlob } from '../shared/glob';
 import type { ManifestEntry, ManifestFile } from '../shared/manifest';
+import { manifestDigest } from '../shared/manifestDigest';
 import type { TargetPlatform } from '../shared/workspacePath';
 import {
   checkRelativePath,
@@ -13,10 +22,10 @@ import {
   isInsideWorkspace,
   nameProblemsOn,
 } from '../shared/workspacePath';
-import type { ContentStore } from './contentStore';
-import { tidyCopy } from './copyTidy';
+import { BlobStaging } from './blobStaging';
+import { countMade, tidyCopy } from './copyTidy';
 
-/** What the agent laid out last time, per path: so an unchanged file is not copied again. */
+/** What the agent laid out last time, per path: so an unchanged file is not written again. */
 interface LaidOut {
   hash: string;
   mode: number;
@@ -26,61 +35,93 @@ interface LaidOut {
 
 type State = Record<string, LaidOut | { link: string }>;
 
-/** File copies in flight at once during a layout. */
-const COPY_CONCURRENCY = 16;
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function forEachLimit<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+/** A copy's last layout: kept in state.json beside it, and in memory once read. */
+interface CopyRecord {
+  /** manifestDigest of the entries laid out (absent in a state.json of before protocol 3). */
+  digest?: string;
+  files: State;
+  /** CopyUsers.changes when the files were last seen as laid out: until it moves, no task touched them. */
+  verifiedAt?: number;
+  /** Files and links the tasks made, counted at CopyUsers.changes `at`. */
+  made?: { count: number; at: number };
 }
+
+/** What the layout of a manifest needs, worked out from the copy as it is. */
+export interface SyncPlan {
+  /** Contents found nowhere in the copy, with their sizes: the dispatcher sends these. */
+  need: Map<string, number>;
+  /** Contents found unchanged at another path of the copy (a file renamed or duplicated). */
+  local: Map<string, string>;
+  /** Listed files already in place: same content, mode and, on disk, as laid out. */
+  unchanged: Set<string>;
+}
+
+/** How long a layout works between yields to the event loop, so other connections are served. */
+const SLICE_MS = 15;
 
 const WORKSPACE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Beside each copy: the setup commands that ran in it, and for which key (agent/setupSteps.ts). */
 export const SETUP_RECORD = 'setup.json';
+const STATE_RECORD = 'state.json';
+
+function sameAsLaidOut(st: Stats | undefined, was: LaidOut): boolean {
+  return st !== undefined && st.isFile() && st.size === was.size && st.mtimeMs === was.mtimeMs;
+}
 
 /**
- * The agent's copies of dispatchers' workspaces, under `root/NAME/`, laid
- * out from the content store. Every path is checked before anything is
- * written; nothing is written outside the copy, and never through a symlink.
+ * The agent's copies of dispatchers' workspaces, under `root/NAME/tree`.
+ * They are the only place synced contents live: a sync stages what the copy
+ * lacks beside it and renames it into place, and a content already in the
+ * copy (at its path, or at another) is never sent again. Every path is
+ * checked before anything is written; nothing is written outside the copy,
+ * and never through a symlink.
  */
 export class WorkspaceCopies {
+  private readonly records = new Map<string, CopyRecord>();
+
   constructor(
     private readonly root: string,
-    private readonly store: ContentStore,
     private readonly platform: TargetPlatform = targetPlatform(),
   ) {}
 
   /** The folder of a workspace copy; throws on a name that could escape `root`. */
   dirOf(workspace: string): string {
+    return join(this.folderOf(workspace), 'tree');
+  }
+
+  /** The copy's own folder (`root/NAME`): its tree, its records, its staged contents. */
+  folderOf(workspace: string): string {
     if (!WORKSPACE_NAME.test(workspace) || workspace.startsWith('.')) {
       throw new OctaskError(
         ErrorCode.BadPath,
         `not a workspace name: ${JSON.stringify(workspace.slice(0, 80))}`,
       );
     }
-    return join(this.root, workspace, 'tree');
+    return join(this.root, workspace);
+  }
+
+  /** A place to stage the contents one sync of `workspace` brings. */
+  staging(workspace: string): BlobStaging {
+    return new BlobStaging(this.folderOf(workspace));
   }
 
   /**
    * Removes copies not synced for `maxAgeMs` (every run syncs first, so this
-   * is also their last use); returns the names removed.
+   * is also their last use), and what syncs cut short by an earlier life of
+   * the agent left staged; returns the names of the copies removed.
    */
   async removeStale(maxAgeMs: number, now = Date.now()): Promise<string[]> {
     const removed: string[] = [];
     for (const entry of await readdir(this.root, { withFileTypes: true }).catch(() => [])) {
       if (!entry.isDirectory() || !WORKSPACE_NAME.test(entry.name)) continue;
       const folder = join(this.root, entry.name);
-      const st = await lstat(join(folder, 'state.json')).catch(() => lstat(folder));
-      if (now - st.mtimeMs <= maxAgeMs) continue;
+      const st = await lstat(join(folder, STATE_RECORD)).catch(() => lstat(folder));
+      if (now - st.mtimeMs <= maxAgeMs) {
+        if (!this.records.has(entry.name)) BlobStaging.removeLeftovers(folder);
+        continue;
+      }
+      this.records.delete(entry.name);
       await rm(folder, { recursive: true, force: true });
       removed.push(entry.name);
     }
@@ -126,30 +167,186 @@ export class WorkspaceCopies {
   }
 
   /**
-   * Makes the copy match the manifest as a checkout would: writes what
-   * changed (from the store), removes what came from the workspace and left
-   * it, and keeps what tasks made (all of it unless `clean`; what matches a
-   * `preserve` glob always). Every change goes through a ConfinedTree, so
-   * no symlink in the copy (one a task made, even while this runs) is ever
-   * followed.
+   * Whether the copy is laid out from the manifest `digest` and its files
+   * are as that layout left them. Their stat is trusted without a look when
+   * nothing used the copy since it was last seen so (`changes`, from
+   * CopyUsers, has not moved and no task runs in it now).
+   */
+  check(
+    workspace: string,
+    digest: string,
+    use: { changes: number; busy: boolean },
+  ): { kept?: number } | undefined {
+    const record = this.record(workspace);
+    if (record.digest !== digest) return undefined;
+    if (record.verifiedAt !== use.changes || use.busy) {
+      if (!this.filesAsLaidOut(workspace, record.files)) return undefined;
+      if (!use.busy) record.verifiedAt = use.changes;
+    }
+    // The state file's age is the copy's last use (removeStale).
+    const now = new Date();
+    utimes(this.recordPath(workspace, STATE_RECORD), now, now).catch(() => undefined);
+    return record.made?.at === use.changes ? { kept: record.made.count } : {};
+  }
+
+  /**
+   * Counts what the tasks made in the copy once they all ended, off the
+   * path of the next sync, so a sync that changes nothing can still say
+   * how many built files it kept. `changes` is CopyUsers' count now; the
+   * count is dropped if it moves before the walk is done.
+   */
+  async countMade(workspace: string, changes: () => number): Promise<void> {
+    const record = this.record(workspace);
+    if (record.digest === undefined) return;
+    const at = changes();
+    const count = await countMade(
+      this.dirOf(workspace),
+      new Set(Object.keys(record.files)),
+      () => changes() === at && this.records.get(workspace) === record,
+    );
+    if (count !== undefined) record.made = { count, at };
+  }
+
+  /** Whether the copy's last layout was of exactly these entries (what tasks did since is not looked at). */
+  matches(workspace: string, entries: readonly ManifestEntry[]): boolean {
+    // Compared with the digest, which the record stores, rather than entry by entry.
+    return this.record(workspace).digest === manifestDigest(entries);
+  }
+
+  /**
+   * What laying out `entries` needs: which listed files are already in
+   * place, which contents can be taken from elsewhere in the copy, and
+   * which must be sent. Reads metadata only.
+   */
+  plan(workspace: string, entries: readonly ManifestEntry[]): SyncPlan {
+    const { files: before } = this.record(workspace);
+    const dir = this.dirOf(workspace);
+    // Plain paths, not a ConfinedTree: this only reads metadata, and a stat
+    // through a link a task put in the copy can at worst make a file look
+    // changed. Every write of the layout goes through the confined tree.
+    const intact = new Set<string>();
+    const found = new Map<string, string>();
+    for (const [path, was] of Object.entries(before)) {
+      if (!('hash' in was)) continue;
+      if (!sameAsLaidOut(lstatSync(join(dir, path), { throwIfNoEntry: false }), was)) continue;
+      intact.add(path);
+      if (!found.has(was.hash)) found.set(was.hash, path);
+    }
+    const plan: SyncPlan = { need: new Map(), local: new Map(), unchanged: new Set() };
+    for (const e of entries) {
+      if ('link' in e) continue;
+      const was = before[e.path];
+      if (
+        was &&
+        'hash' in was &&
+        was.hash === e.hash &&
+        was.mode === e.mode &&
+        intact.has(e.path)
+      ) {
+        plan.unchanged.add(e.path);
+        continue;
+      }
+      if (plan.need.has(e.hash) || plan.local.has(e.hash)) continue;
+      const at = found.get(e.hash);
+      if (at !== undefined) plan.local.set(e.hash, at);
+      else plan.need.set(e.hash, e.size);
+    }
+    return plan;
+  }
+
+  /**
+   * Makes the copy match the manifest as a checkout would: moves in what
+   * changed (from `staging`, or copied from elsewhere in the copy), removes
+   * what came from the workspace and left it, and keeps what tasks made
+   * (all of it unless `clean`; what matches a `preserve` glob always).
+   * Every change goes through a ConfinedTree, so no symlink in the copy
+   * (one a task made, even while this runs) is ever followed. `plan` is
+   * the one the sync asked with; it is made again when the copy may have
+   * changed since (`changes` moved).
    */
   async layOut(
     workspace: string,
     entries: readonly ManifestEntry[],
     preserve: readonly string[],
-    options: { validated?: boolean; clean?: boolean } = {},
-  ): Promise<{ written: number; removed: number; kept: number }> {
+    options: {
+      validated?: boolean;
+      clean?: boolean;
+      staging?: BlobStaging;
+      plan?: { plan: SyncPlan; changes: number };
+      changes?: number;
+    } = {},
+  ): Promise<{ written: number; removed: number; kept?: number }> {
     if (!options.validated) this.validate(entries);
     const dir = this.dirOf(workspace);
     await mkdir(dir, { recursive: true });
     this.checkLinksAgainstCopy(dir, entries);
+    const fresh =
+      options.plan && options.changes !== undefined && options.plan.changes === options.changes;
+    const plan = fresh && options.plan ? options.plan.plan : this.plan(workspace, entries);
+    const staging = options.staging ?? this.staging(workspace);
     const tree = new ConfinedTree(dir, { replaceNonFolders: true });
     try {
       // A fresh copy has lost what setup commands made: they run again.
       if (options.clean) await rm(this.recordPath(workspace, SETUP_RECORD), { force: true });
-      return await this.layOutIn(tree, entries, preserve, options.clean ?? false);
+      this.stageFromCopy(tree, plan, staging);
+      const result = await this.layOutIn(tree, entries, preserve, options.clean ?? false, {
+        before: this.record(workspace).files,
+        plan,
+        staging,
+      });
+      const had = this.record(workspace).made;
+      const changes = options.changes;
+      const kept =
+        result.kept ?? (changes !== undefined && had?.at === changes ? had.count : undefined);
+      this.saveRecord(
+        workspace,
+        {
+          digest: manifestDigest(entries),
+          files: result.after,
+          ...(changes !== undefined ? { verifiedAt: changes } : {}),
+          ...(changes !== undefined && kept !== undefined
+            ? { made: { count: kept, at: changes } }
+            : {}),
+        },
+        result.changed,
+      );
+      return { written: result.written, removed: result.removed, kept };
     } finally {
       tree.close();
+      staging.discard();
+    }
+  }
+
+  /**
+   * Contents the plan takes from elsewhere in the copy are staged before
+   * anything moves (their path may itself be rewritten by this layout),
+   * and checked against their hash: a task may have changed them since
+   * the plan looked.
+   */
+  private stageFromCopy(tree: ConfinedTree, plan: SyncPlan, staging: BlobStaging): void {
+    for (const [hash, path] of plan.local) {
+      if (staging.has(hash)) continue;
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(tree.entry(path));
+      } catch {
+        bytes = Buffer.alloc(0);
+      }
+      try {
+        staging.put(hash, bytes);
+      } catch {
+        throw new OctaskError(
+          ErrorCode.BadContent,
+          `${path} in the agent's copy changed while the sync ran (a task was writing it?); run again`,
+        );
+      }
+    }
+    for (const hash of plan.need.keys()) {
+      if (!staging.has(hash))
+        throw new OctaskError(
+          ErrorCode.BadContent,
+          `the agent's copy changed while the sync waited for a task running in it; run again`,
+        );
     }
   }
 
@@ -184,23 +381,23 @@ export class WorkspaceCopies {
     entries: readonly ManifestEntry[],
     preserve: readonly string[],
     clean: boolean,
-  ): Promise<{ written: number; removed: number; kept: number }> {
-    const statePath = join(tree.root, '..', 'state.json');
-    const before = await readState(statePath);
+    from: { before: State; plan: SyncPlan; staging: BlobStaging },
+  ): Promise<{ after: State; written: number; removed: number; kept?: number; changed: boolean }> {
+    const { before } = from;
     const after: State = {};
     let written = 0;
-    // Metadata is read synchronously: for an unchanged 10,000-file copy that
-    // is ~30 ms of stat calls, against several times that as awaited promises.
     const folders = new Set<string>();
-    const copies: ManifestFile[] = [];
+    const targets: ManifestFile[] = [];
+    /** Targets per content still to be laid out: the last one gets the staged file itself. */
+    const left = new Map<string, number>();
     for (const e of entries) {
       const parent = dirname(e.path);
       if (parent !== '.') {
         tree.folder(parent);
         for (let p = parent; p !== '.' && !folders.has(p); p = dirname(p)) folders.add(p);
       }
-      const current = tree.lstat(e.path);
       if ('link' in e) {
+        const current = tree.lstat(e.path);
         if (!current?.isSymbolicLink() || readlinkSync(tree.entry(e.path)) !== e.link) {
           if (current?.isDirectory()) tree.remove(e.path);
           await tree.linkIn(e.path, e.link);
@@ -209,28 +406,24 @@ export class WorkspaceCopies {
         after[e.path] = { link: e.link };
         continue;
       }
-      const prev = before[e.path];
-      const unchanged =
-        prev &&
-        'hash' in prev &&
-        prev.hash === e.hash &&
-        prev.mode === e.mode &&
-        current?.isFile() &&
-        current.size === prev.size &&
-        current.mtimeMs === prev.mtimeMs;
-      if (unchanged) {
-        after[e.path] = prev;
+      const was = before[e.path];
+      if (from.plan.unchanged.has(e.path) && was) {
+        after[e.path] = was;
         continue;
       }
-      copies.push(e);
+      targets.push(e);
+      left.set(e.hash, (left.get(e.hash) ?? 0) + 1);
     }
-    // Copies run several at a time: each is a few syscalls that wait on the
-    // disk, and one after another they leave both the disk queue and the CPU idle.
-    await forEachLimit(copies, COPY_CONCURRENCY, async (entry) => {
-      // Copied to a random temporary name, then renamed: a reader never sees
-      // half a file, and a hard link into the store is never made (a build
-      // writing in place would corrupt it).
-      await tree.copyIn(this.store.pathOf(entry.hash), entry.path, entry.mode);
+    let slice = performance.now();
+    for (const entry of targets) {
+      const n = (left.get(entry.hash) ?? 1) - 1;
+      left.set(entry.hash, n);
+      if (n === 0) {
+        tree.moveIn(from.staging.pathOf(entry.hash), entry.path, entry.mode);
+        from.staging.moved(entry.hash);
+      } else {
+        tree.moveIn(from.staging.duplicate(entry.hash), entry.path, entry.mode);
+      }
       const st = tree.lstat(entry.path);
       if (!st) throw new OctaskError(ErrorCode.BadPath, `${entry.path} vanished while laid out`);
       after[entry.path] = {
@@ -239,40 +432,61 @@ export class WorkspaceCopies {
         size: st.size,
         mtimeMs: st.mtimeMs,
       };
-    });
-    written += copies.length;
-    this.store.touch(entries.flatMap((e) => ('hash' in e ? [e.hash] : [])));
+      if (performance.now() - slice > SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        slice = performance.now();
+      }
+    }
+    written += targets.length;
+    const listed = new Set(entries.map((e) => e.path));
+    const tracked = Object.keys(before);
+    // Only a layout that changed something, dropped a workspace file or is
+    // clean walks the copy (for what to remove and the count of what tasks
+    // made); an unchanged copy is left unread.
+    const walk = clean || written > 0 || tracked.some((path) => !listed.has(path));
+    if (!walk) return { after, written, removed: 0, changed: tracked.length !== entries.length };
     const { removed, kept } = tidyCopy(tree, {
-      listed: new Set(entries.map((e) => e.path)),
+      listed,
       folders,
-      tracked: new Set(Object.keys(before)),
+      tracked: new Set(tracked),
       preserve,
       clean,
     });
-    // The state is rewritten only when the copy changed (it is ~150 bytes a file).
-    if (written > 0 || removed > 0 || Object.keys(before).length !== entries.length) {
-      await writeFile(statePath, JSON.stringify(after));
-    } else {
-      const now = new Date();
-      await utimes(statePath, now, now).catch(() => undefined);
-    }
-    return { written, removed, kept };
+    return { after, written, removed, kept, changed: true };
   }
 
-  /**
-   * Whether the copy's last layout was of exactly these entries (what tasks
-   * did in it since is not looked at): then a sync would change nothing
-   * that came from the workspace.
-   */
-  async matches(workspace: string, entries: readonly ManifestEntry[]): Promise<boolean> {
-    const state = await readState(this.recordPath(workspace, 'state.json'));
-    if (Object.keys(state).length !== entries.length) return false;
-    return entries.every((e) => {
-      const was = state[e.path];
-      if (!was) return false;
-      if ('link' in e) return 'link' in was && was.link === e.link;
-      return 'hash' in was && was.hash === e.hash && was.mode === e.mode;
-    });
+  /** The copy's last layout: from memory, else its state.json (empty when there is none). */
+  private record(workspace: string): CopyRecord {
+    let record = this.records.get(workspace);
+    if (!record) {
+      record = readRecord(this.recordPath(workspace, STATE_RECORD));
+      this.records.set(workspace, record);
+    }
+    return record;
+  }
+
+  private saveRecord(workspace: string, record: CopyRecord, changed: boolean): void {
+    const had = this.records.get(workspace);
+    this.records.set(workspace, record);
+    const path = this.recordPath(workspace, STATE_RECORD);
+    // Rewritten only when it changed (it is ~150 bytes a file); else touched, as the copy's last use.
+    if (changed || had?.digest !== record.digest) {
+      writeFileSync(path, JSON.stringify({ v: 2, digest: record.digest, files: record.files }));
+    } else {
+      const now = new Date();
+      utimes(path, now, now).catch(() => undefined);
+    }
+  }
+
+  /** Whether every file and link of the last layout is on disk as it left them. */
+  private filesAsLaidOut(workspace: string, files: State): boolean {
+    const dir = this.dirOf(workspace);
+    for (const [path, was] of Object.entries(files)) {
+      // Plain paths, as in plan(): metadata only.
+      const st = lstatSync(join(dir, path), { throwIfNoEntry: false });
+      if ('hash' in was ? !sameAsLaidOut(st, was) : !st?.isSymbolicLink()) return false;
+    }
+    return true;
   }
 
   /** A file of the agent's own beside the copy of `workspace` (state, setup records). */
@@ -331,12 +545,21 @@ export class WorkspaceCopies {
   }
 }
 
-async function readState(path: string): Promise<State> {
+function readRecord(path: string): CopyRecord {
+  let parsed: unknown;
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as State;
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch {
-    return {};
+    return { files: {} };
   }
+  if (typeof parsed !== 'object' || parsed === null) return { files: {} };
+  const { v, digest, files } = parsed as { v?: unknown; digest?: unknown; files?: unknown };
+  // Before protocol 3 the file held the files alone: still good for the plan, never for a check.
+  if (v !== 2) return { files: parsed as State };
+  return {
+    ...(typeof digest === 'string' ? { digest } : {}),
+    files: typeof files === 'object' && files !== null ? (files as State) : {},
+  };
 }
 
 export function hashFile(path: string): Promise<string> {

@@ -18,6 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   closeSync,
   constants as fsConstants,
   existsSync,
@@ -25,6 +26,7 @@ import {
   mkdirSync,
   openSync,
   readlinkSync,
+  renameSync,
   rmSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
@@ -148,6 +150,17 @@ export class ConfinedTree {
     }
   }
 
+  /**
+   * Moves the file `source` (outside the tree, on the same file system) to
+   * `rel` with `mode`: one rename over whatever is at `rel`, so its bytes
+   * are not written again. The caller owns `source` (a staged blob).
+   */
+  moveIn(source: string, rel: string, mode: number): void {
+    const folder = this.folder(parentOf(rel));
+    chmodSync(source, mode & 0o777);
+    this.renameOverSync(source, folder, rel);
+  }
+
   /** Makes `rel` a symlink to `target` (validated by the caller), replacing what is there. */
   async linkIn(rel: string, target: string): Promise<void> {
     const folder = this.folder(parentOf(rel));
@@ -174,6 +187,15 @@ export class ConfinedTree {
   }
 
   private async renameOver(tmp: string, folder: string, rel: string): Promise<void> {
+    await rename(tmp, this.clearFolderAt(folder, rel));
+  }
+
+  private renameOverSync(tmp: string, folder: string, rel: string): void {
+    renameSync(tmp, this.clearFolderAt(folder, rel));
+  }
+
+  /** The path of `rel` in its confined `folder`, a folder standing there removed (or refused). */
+  private clearFolderAt(folder: string, rel: string): string {
     const target = join(folder, baseOf(rel));
     const current = lstatSync(target, { throwIfNoEntry: false });
     if (current?.isDirectory()) {
@@ -183,7 +205,7 @@ export class ConfinedTree {
       rmSync(target, { recursive: true, force: true });
       this.forgetBelow(rel);
     }
-    await rename(tmp, target);
+    return target;
   }
 
   private forgetBelow(rel: string): void {

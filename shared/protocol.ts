@@ -12,8 +12,10 @@ import type { ManifestEntry } from './manifest';
  * Bumped on any change a peer of the previous version would misread.
  * 2: the agent owns its slots (runs wait there, `queued`, `load`), tasks
  * outlive connections (`graceMs`, `attach`, `release`, `gone`).
+ * 3: a sync may begin with `syncCheck` (answered `syncDone` or `syncStale`),
+ * and `syncNeed` asks for what the copy lacks: the agent keeps no store.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Largest frame either side accepts; bigger ones close the socket (1009). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -159,7 +161,30 @@ export interface SyncMessage {
   clean?: boolean;
 }
 
-/** Agent → dispatcher: the contents its store lacks; the dispatcher sends them as `blob`s. */
+/**
+ * Dispatcher → agent: is your copy of `workspace` laid out from the
+ * manifest with this digest (shared/manifestDigest.ts), its files as that
+ * layout left them? The agent answers `syncDone` (nothing to send) or
+ * `syncStale`, after which the dispatcher sends the manifest as `sync`
+ * parts under the same `sync` id.
+ */
+export interface SyncCheckMessage {
+  t: 'syncCheck';
+  sync: string;
+  workspace: string;
+  digest: string;
+}
+
+/** Agent → dispatcher: the copy is not what the `syncCheck` asked about; send the manifest. */
+export interface SyncStaleMessage {
+  t: 'syncStale';
+  sync: string;
+}
+
+/**
+ * Agent → dispatcher: the contents its copy lacks (neither unchanged at their
+ * path nor found elsewhere in the copy); the dispatcher sends them as `blob`s.
+ */
 export interface SyncNeedMessage {
   t: 'syncNeed';
   sync: string;
@@ -324,6 +349,7 @@ export type AgentBound =
   | AttachMessage
   | ReleaseMessage
   | SyncMessage
+  | SyncCheckMessage
   | BlobMessage
   | FetchMessage;
 export type DispatcherBound =
@@ -337,6 +363,7 @@ export type DispatcherBound =
   | RefusedMessage
   | ErrorMessage
   | SyncNeedMessage
+  | SyncStaleMessage
   | SyncDoneMessage
   | SyncFailedMessage
   | BlobMessage

@@ -81,6 +81,8 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     last: 'bool',
     clean: 'optBool',
   },
+  syncCheck: { sync: 'string', workspace: 'string', digest: 'hash' },
+  syncStale: { sync: 'string' },
   syncNeed: { sync: 'string', hashes: 'hashes', busy: 'optUint' },
   blob: { sync: 'string', hash: 'hash', size: 'uint', offset: 'uint', data: 'bytes' },
   syncDone: {

@@ -1,5 +1,5 @@
 /** Octask's release version; a unit test keeps it equal to package.json's. */
-export const OCTASK_VERSION = '0.1.0';
+export const OCTASK_VERSION = '0.2.0';
 
 /**
  * Orders two dotted version numbers ("0.10.2" after "0.9"): negative when a

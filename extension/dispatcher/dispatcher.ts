@@ -751,6 +751,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
         return;
       case 'hello':
       case 'syncNeed':
+      case 'syncStale':
       case 'syncDone':
       case 'syncFailed':
         return;

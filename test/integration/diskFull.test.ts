@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartedAgent } from '../helpers/agentProcess';
 import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
@@ -60,7 +60,7 @@ describe('an agent whose disk is full @integration', function () {
     const r = await run(repo('big', big));
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /E_NO_SPACE/);
-    assert.match(r.stderr, /needs 24\.0 MiB \(\d+ bytes\), [\d.]+ MiB free on disk/);
+    assert.match(r.stderr, /needs 12\.0 MiB \(\d+ bytes\), [\d.]+ MiB free on disk/);
     assert.ok(
       used(workdir) - idle < 256 * 1024,
       `the failed sync left ${used(workdir) - idle} bytes`,
@@ -70,24 +70,29 @@ describe('an agent whose disk is full @integration', function () {
     assert.match(small.stdout, /^6$/m);
   });
 
-  it('evicts old blobs to fit a new sync, also after a restart with a small --cache-size', async () => {
-    // 3 MiB synced: its blobs in the store plus its copy fill 6 of the 8 MiB.
+  it('writes each synced file once, and an agent set up with the old --cache-size still starts', async () => {
+    const before = used(workdir);
     const files: Record<string, Buffer> = {};
     for (let i = 0; i < 6; i++) files[`half${i}.bin`] = randomBytes(MIB / 2);
-    const first = await run(repo('first', files));
+    const root = repo('first', files);
+    const first = await run(root);
     assert.equal(first.code, 0, first.stderr);
+    // Agents before 0.3 kept a store beside the copy: 6 MiB for these 3.
+    const grew = used(workdir) - before;
+    assert.ok(grew < 3 * MIB + 256 * 1024, `3 MiB synced took ${(grew / MIB).toFixed(2)} MiB`);
     await agent!.stop();
+    // What an older agent's store left is removed on start.
+    mkdirSync(join(workdir, 'store', 'ab'), { recursive: true });
+    writeFileSync(join(workdir, 'store', 'ab', 'old-blob'), randomBytes(MIB));
     await start(['--cache-size', '1M']);
-    const before = used(workdir);
-    // 1.5 MiB more needs 3 MiB (store and copy): only evicting the old blobs makes it fit.
-    const next: Record<string, Buffer> = {};
-    for (let i = 0; i < 3; i++) next[`next${i}.bin`] = randomBytes(MIB / 2);
-    const r = await run(repo('second', next));
-    assert.equal(r.code, 0, r.stderr);
     assert.ok(
-      used(workdir) <= before + 256 * 1024,
-      `old blobs made room: ${(before / MIB).toFixed(1)} MiB in use before, ${(used(workdir) / MIB).toFixed(1)} after`,
+      agent!.logs.some((l) => /--cache-size .* no longer does anything/.test(String(l.msg))),
+      'the old flag is warned about',
     );
+    assert.equal(existsSync(join(workdir, 'store')), false, 'the old store is gone');
+    const again = await run(root, 'cat *.bin | wc -c');
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^3145728$/m, 'the copy is whole after the restart');
     const small = await run(repo('after-restart', { 'six.txt': 'six b\n' }));
     assert.equal(small.code, 0, small.stderr);
     assert.match(small.stdout, /^6$/m);

@@ -8,6 +8,7 @@ import type { RawPeer } from '../helpers/rawPeer';
 import { dispatcherHello, rawDial } from '../helpers/rawPeer';
 import type { ClusterKey } from '../../shared/clusterKey';
 import { ErrorCode } from '../../shared/errors';
+import { manifestDigest } from '../../shared/manifestDigest';
 import type { ManifestEntry, Message } from '../../shared/protocol';
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -129,6 +130,57 @@ describe('an agent receiving workspace syncs straight from the wire @integration
     assert.equal(fresh.removed, 1); // build.log
     assert.equal(fresh.kept, 1); // node_modules/x/i.js, preserved
     assert.equal(await run('ws2', 'ls -A | sort | tr "\\n" " "'), 'a.txt node_modules ');
+  });
+
+  it('answers a check by digest: stale until laid out, then done; stale again once a task changed a file', async () => {
+    const body = 'checked\n';
+    const entries = [file('c.txt', body), { path: 'c-link', link: 'c.txt' }];
+    const check = async (): Promise<Message> => {
+      const id = `s${++n}`;
+      peer.send({ t: 'syncCheck', sync: id, workspace: 'ws4', digest: manifestDigest(entries) });
+      const answer = await peer.next();
+      assert.equal(answer.t === 'syncStale' || answer.t === 'syncDone' ? answer.sync : '', id);
+      return answer;
+    };
+    assert.equal((await check()).t, 'syncStale', 'no copy yet');
+    assert.equal((await sync('ws4', entries, { [sha(body)]: body })).t, 'syncDone');
+    const done = await check();
+    assert.equal(done.t, 'syncDone');
+    assert.equal(done.t === 'syncDone' && done.written, 0);
+    assert.equal((await check()).t, 'syncDone', 'asked again with nothing in between');
+    assert.equal(await run('ws4', 'true'), '', 'a task that changes nothing');
+    assert.equal((await check()).t, 'syncDone', 'its files were looked at, and are as laid out');
+    assert.equal(await run('ws4', 'echo edited >> c.txt'), '');
+    assert.equal((await check()).t, 'syncStale', 'a task edited a workspace file');
+    // The full sync puts it back, sending the content again (the copy held only the edit).
+    const back = await sync('ws4', entries, { [sha(body)]: body });
+    assert.equal(back.t, 'syncDone');
+    assert.equal(await run('ws4', 'cat c.txt'), body);
+    assert.equal((await check()).t, 'syncDone');
+  });
+
+  it('takes a renamed or copied file from its own copy instead of asking for it again', async () => {
+    const one = 'first file\n';
+    const two = 'second file\n';
+    await sync('ws5', [file('src/one.c', one), file('src/two.c', two)], {
+      [sha(one)]: one,
+      [sha(two)]: two,
+    });
+    // one.c moved to lib/, and two.c copied beside itself: nothing new to send.
+    const id = `s${++n}`;
+    const moved = [file('lib/one.c', one), file('src/two.c', two), file('src/two-copy.c', two)];
+    peer.send({ t: 'sync', sync: id, workspace: 'ws5', entries: moved, preserve: [], last: true });
+    const need = await until('syncNeed');
+    assert.deepEqual(need.hashes, []);
+    const done = await until('syncDone');
+    assert.equal(done.written, 2);
+    assert.equal(done.removed, 1);
+    assert.equal(
+      await run('ws5', 'cat lib/one.c src/two.c src/two-copy.c; ls src | tr "\\n" " "'),
+      `${one}${two}${two}two-copy.c two.c `,
+    );
+    // Each path has a file of its own: writing one does not change the other.
+    assert.equal(await run('ws5', 'echo x >> src/two-copy.c; cat src/two.c'), two);
   });
 
   it('rejects a blob whose bytes do not match its hash, and lays nothing out', async () => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { manifestDigest } from '../../../shared/manifestDigest';
 import type { ManifestEntry } from '../../../shared/protocol';
 
 /** A workspace ready to sync: its manifest, and where each content hash can be read locally. */
@@ -14,6 +15,8 @@ export interface PreparedWorkspace {
   sources: Map<string, string>;
   /** Identifies this exact manifest (and preserve list, and clean), so an agent that has it is not asked again. */
   digest: string;
+  /** The entries' own digest (shared/manifestDigest.ts): what `syncCheck` asks an agent about. */
+  entriesDigest: string;
   /** Bytes of all files in the manifest. */
   bytes: number;
 }
@@ -33,17 +36,15 @@ export function prepareWorkspace(
   clean = false,
 ): PreparedWorkspace {
   const sources = new Map<string, string>();
-  const digest = createHash('sha256');
   let bytes = 0;
   for (const e of entries) {
-    if ('hash' in e) {
-      sources.set(e.hash, `${root}/${e.path}`);
-      bytes += e.size;
-      digest.update(`${e.path}\0${e.hash}\0${e.mode}\n`);
-    } else {
-      digest.update(`${e.path}\0->${e.link}\n`);
-    }
+    if (!('hash' in e)) continue;
+    sources.set(e.hash, `${root}/${e.path}`);
+    bytes += e.size;
   }
-  digest.update(`preserve\0${preserve.join('\0')}\0clean\0${clean}`);
-  return { id, root, entries, preserve, clean, sources, digest: digest.digest('hex'), bytes };
+  const entriesDigest = manifestDigest(entries);
+  const digest = createHash('sha256')
+    .update(`${entriesDigest}\0preserve\0${preserve.join('\0')}\0clean\0${clean}`)
+    .digest('hex');
+  return { id, root, entries, preserve, clean, sources, digest, entriesDigest, bytes };
 }

@@ -96,7 +96,12 @@ export class WorkspaceSyncs {
 
   /** Routes an agent's sync reply; false if it was not one. */
   receive(message: DispatcherBound): boolean {
-    if (message.t !== 'syncNeed' && message.t !== 'syncDone' && message.t !== 'syncFailed')
+    if (
+      message.t !== 'syncNeed' &&
+      message.t !== 'syncStale' &&
+      message.t !== 'syncDone' &&
+      message.t !== 'syncFailed'
+    )
       return false;
     this.senders.get(message.sync)?.sender.receive(message);
     return true;

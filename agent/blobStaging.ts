@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import {
+  closeSync,
+  constants as fsConstants,
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode, OctaskError } from '../shared/errors';
+import { asNoSpace, freeBytes } from './diskSpace';
+
+/** Receives one blob in chunks; nothing is named by its hash until `finish` checked it. */
+export interface BlobWriter {
+  write(chunk: Uint8Array): void;
+  /** Throws (and keeps nothing) if the bytes do not match the hash. */
+  finish(): void;
+  abort(): void;
+}
+
+/** Created exclusively, so a file a task planted (or a link) is never written through. */
+const CREATE = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL;
+
+function mismatch(hash: string, bytes: number, actual: string): Error {
+  return new Error(
+    `blob ${hash.slice(0, 12)}… did not match: got ${bytes} bytes hashing to ${actual.slice(0, 12)}…`,
+  );
+}
+
+let stagings = 0;
+
+/**
+ * The contents one sync brings, staged beside the copy they are for
+ * (`NAME/incoming/N/`, on the copy's file system) and named by hash once
+ * checked. The layout then renames each into place, so a file's bytes are
+ * written on the agent once. Writes are synchronous: a blob is at most one
+ * frame's chunk at a time, and a queue of async calls costs more than the
+ * write itself for the small files most syncs carry.
+ */
+export class BlobStaging {
+  /** The staging folder, by its plain path (see the constructor). */
+  readonly dir: string;
+  private readonly staged = new Set<string>();
+  private tmpCounter = 0;
+  private closed = false;
+
+  /**
+   * `copyDir` is the copy's own folder (`workspaces/NAME`), made if missing.
+   *
+   * The staging folder is used by its plain path, not through a
+   * ConfinedTree's /proc/self/fd handle: creating a file through such a
+   * handle costs ten times a plain create on Linux (measured: 10,000 files
+   * in 2.9 s against 0.25 s), and this folder is not the copy. Its own name
+   * is made exclusively, below folders that must be real ones; a task that
+   * swapped one for a link in between could only make the agent write the
+   * dispatcher's files where the task, of the same user, could write anyway.
+   */
+  constructor(private readonly copyDir: string) {
+    mkdirSync(join(copyDir, 'incoming'), { recursive: true });
+    for (const folder of [copyDir, join(copyDir, 'incoming')]) {
+      if (!lstatSync(folder).isDirectory())
+        throw new OctaskError(ErrorCode.BadPath, `${folder} is not a folder`);
+    }
+    this.dir = join(copyDir, 'incoming', `${process.pid}-${++stagings}`);
+    mkdirSync(this.dir, { mode: 0o700 });
+  }
+
+  /** Removes what an earlier life of the agent left staged under `copyDir`. */
+  static removeLeftovers(copyDir: string): void {
+    rmSync(join(copyDir, 'incoming'), { recursive: true, force: true });
+  }
+
+  has(hash: string): boolean {
+    return this.staged.has(hash);
+  }
+
+  /** Where a staged blob is (for the layout to rename or copy from). */
+  pathOf(hash: string): string {
+    return join(this.dir, hash);
+  }
+
+  /**
+   * A fresh copy of a staged blob, for a content laid out at several paths
+   * (each gets a file of its own): made here, where creating is cheap, and
+   * moved in like the blob itself.
+   */
+  duplicate(hash: string): string {
+    const tmp = this.tempPath();
+    copyFileSync(this.pathOf(hash), tmp, fsConstants.COPYFILE_EXCL);
+    return tmp;
+  }
+
+  /** The layout moved this blob into the copy. */
+  moved(hash: string): void {
+    this.staged.delete(hash);
+  }
+
+  /** Stages a blob that arrived whole (most do: one frame holds 1 MiB), checked before it is written. */
+  put(hash: string, data: Uint8Array): void {
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== hash) throw mismatch(hash, data.byteLength, actual);
+    if (this.staged.has(hash)) return;
+    const tmp = this.tempPath();
+    try {
+      const fd = openSync(tmp, CREATE, 0o600);
+      try {
+        for (let at = 0; at < data.byteLength;) at += writeSync(fd, data, at, data.byteLength - at);
+      } finally {
+        closeSync(fd);
+      }
+      this.name(tmp, hash);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw asNoSpace(err as Error, data.byteLength, freeBytes(this.copyDir));
+    }
+  }
+
+  /** A writer for a blob that arrives in several chunks. */
+  writer(hash: string, size: number): BlobWriter {
+    const tmp = this.tempPath();
+    const digest: Hash = createHash('sha256');
+    let fd: number | undefined = openSync(tmp, CREATE, 0o600);
+    let written = 0;
+    const close = (): void => {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    };
+    const fail = (err: unknown): never => {
+      close();
+      rmSync(tmp, { force: true });
+      throw asNoSpace(err as Error, size, freeBytes(this.copyDir));
+    };
+    return {
+      write: (chunk) => {
+        if (fd === undefined) return;
+        digest.update(chunk);
+        try {
+          for (let at = 0; at < chunk.byteLength;)
+            at += writeSync(fd, chunk, at, chunk.byteLength - at);
+        } catch (err) {
+          fail(err);
+        }
+        written += chunk.byteLength;
+      },
+      finish: () => {
+        try {
+          close();
+        } catch (err) {
+          fail(err);
+        }
+        const actual = digest.digest('hex');
+        if (actual !== hash || written !== size) {
+          rmSync(tmp, { force: true });
+          throw mismatch(hash, written, actual);
+        }
+        this.name(tmp, hash);
+      },
+      abort: () => {
+        close();
+        rmSync(tmp, { force: true });
+      },
+    };
+  }
+
+  /** Removes everything still staged and the folder itself. Safe to call twice. */
+  discard(): void {
+    if (this.closed) return;
+    this.closed = true;
+    rmSync(this.dir, { recursive: true, force: true });
+    this.staged.clear();
+  }
+
+  private tempPath(): string {
+    return join(this.dir, `part-${++this.tmpCounter}`);
+  }
+
+  private name(tmp: string, hash: string): void {
+    if (this.staged.has(hash)) {
+      unlinkSync(tmp);
+      return;
+    }
+    // Within one folder: a rename, not a copy.
+    renameSync(tmp, this.pathOf(hash));
+    this.staged.add(hash);
+  }
+}
