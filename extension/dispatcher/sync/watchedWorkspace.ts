@@ -108,7 +108,8 @@ export class WatchedWorkspace {
   private readonly id: string;
   private cache: HashCache | null = null;
   private watch: FolderWatch | null = null;
-  private unwatchable: string | null;
+  /** Why this workspace is prepared in full each time; undefined until its root was seen. */
+  private unwatchable: string | null | undefined;
   private level: Level = 'rewatch';
   private dirty = new Set<string>();
   private state: State | null = null;
@@ -124,7 +125,6 @@ export class WatchedWorkspace {
     private readonly settings: WatchSettings,
   ) {
     this.id = workspaceId(hostname(), root);
-    this.unwatchable = whyUnwatchable(root, settings.platform ?? process.platform);
   }
 
   /** Prepares, one call at a time. */
@@ -163,6 +163,7 @@ export class WatchedWorkspace {
   }
 
   private async refresh(): Promise<PrepareRoute> {
+    this.unwatchable ??= whyUnwatchable(this.root, this.settings.platform ?? process.platform);
     if (this.unwatchable !== null) return this.full();
     const rootIno = lstatSync(this.root).ino;
     // The root itself replaced (a checkout moved away and another put there): watches follow the old one.

@@ -279,6 +279,15 @@ describe('sync workspaceWatch', function () {
     assert.deepEqual([watches.size, rec.live.size], [1, firstWatches]);
   });
 
+  it('refuses a missing root, and watches it once it is there', async () => {
+    start();
+    const later = join(tmp.path, 'later');
+    await assert.rejects(watches.prepare(later, { env: env() }), /is not a folder/);
+    writeFile(later, 'a.txt', 'a');
+    await prepare('rewatch', {}, later);
+    await prepare('unchanged', {}, later);
+  });
+
   it('prepares a workspace whose root was replaced', async () => {
     start();
     await prepare('rewatch');
