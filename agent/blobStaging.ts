@@ -4,6 +4,7 @@ import {
   closeSync,
   constants as fsConstants,
   copyFileSync,
+  fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -12,6 +13,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import { asNoSpace, freeBytes } from './diskSpace';
@@ -35,6 +37,14 @@ function mismatch(hash: string, bytes: number, actual: string): Error {
 
 let stagings = 0;
 
+/** What a staged file is on disk: the layout records it without a stat of its own. */
+export interface StagedStamp {
+  size: number;
+  mtimeMs: number;
+  /** Permission bits it was created with (the umask may have narrowed them). */
+  mode: number;
+}
+
 /**
  * The contents one sync brings, staged beside the copy they are for
  * (`NAME/incoming/N/`, on the copy's file system) and named by hash once
@@ -46,7 +56,7 @@ let stagings = 0;
 export class BlobStaging {
   /** The staging folder, by its plain path (see the constructor). */
   readonly dir: string;
-  private readonly staged = new Set<string>();
+  private readonly staged = new Map<string, StagedStamp>();
   private tmpCounter = 0;
   private closed = false;
 
@@ -80,6 +90,11 @@ export class BlobStaging {
     return this.staged.has(hash);
   }
 
+  /** The staged blob's size, mtime and mode, as written. */
+  stampOf(hash: string): StagedStamp | undefined {
+    return this.staged.get(hash);
+  }
+
   /** Where a staged blob is (for the layout to rename or copy from). */
   pathOf(hash: string): string {
     return join(this.dir, hash);
@@ -90,10 +105,11 @@ export class BlobStaging {
    * (each gets a file of its own): made here, where creating is cheap, and
    * moved in like the blob itself.
    */
-  duplicate(hash: string): string {
+  duplicate(hash: string): { path: string; stamp: StagedStamp } {
     const tmp = this.tempPath();
     copyFileSync(this.pathOf(hash), tmp, fsConstants.COPYFILE_EXCL);
-    return tmp;
+    const st = lstatSync(tmp);
+    return { path: tmp, stamp: { size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 } };
   }
 
   /** The layout moved this blob into the copy. */
@@ -101,20 +117,26 @@ export class BlobStaging {
     this.staged.delete(hash);
   }
 
-  /** Stages a blob that arrived whole (most do: one frame holds 1 MiB), checked before it is written. */
-  put(hash: string, data: Uint8Array): void {
+  /**
+   * Stages a blob that arrived whole (most do: one frame holds 1 MiB),
+   * checked before it is written; `mode` is the one it will have in the copy
+   * (its first path's), so most need no chmod there.
+   */
+  put(hash: string, data: Uint8Array, mode = 0o600): void {
     const actual = createHash('sha256').update(data).digest('hex');
     if (actual !== hash) throw mismatch(hash, data.byteLength, actual);
     if (this.staged.has(hash)) return;
     const tmp = this.tempPath();
     try {
-      const fd = openSync(tmp, CREATE, 0o600);
+      const fd = openSync(tmp, CREATE, mode & 0o777);
+      let stamp: StagedStamp;
       try {
         for (let at = 0; at < data.byteLength;) at += writeSync(fd, data, at, data.byteLength - at);
+        stamp = stampOf(fstatSync(fd));
       } finally {
         closeSync(fd);
       }
-      this.name(tmp, hash);
+      this.name(tmp, hash, stamp);
     } catch (err) {
       rmSync(tmp, { force: true });
       throw asNoSpace(err as Error, data.byteLength, freeBytes(this.copyDir));
@@ -122,14 +144,20 @@ export class BlobStaging {
   }
 
   /** A writer for a blob that arrives in several chunks. */
-  writer(hash: string, size: number): BlobWriter {
+  writer(hash: string, size: number, mode = 0o600): BlobWriter {
     const tmp = this.tempPath();
     const digest: Hash = createHash('sha256');
-    let fd: number | undefined = openSync(tmp, CREATE, 0o600);
+    let fd: number | undefined = openSync(tmp, CREATE, mode & 0o777);
+    let stamp: StagedStamp | undefined;
     let written = 0;
     const close = (): void => {
-      if (fd !== undefined) closeSync(fd);
-      fd = undefined;
+      if (fd === undefined) return;
+      try {
+        stamp = stampOf(fstatSync(fd));
+      } finally {
+        closeSync(fd);
+        fd = undefined;
+      }
     };
     const fail = (err: unknown): never => {
       close();
@@ -155,11 +183,11 @@ export class BlobStaging {
           fail(err);
         }
         const actual = digest.digest('hex');
-        if (actual !== hash || written !== size) {
+        if (actual !== hash || written !== size || !stamp) {
           rmSync(tmp, { force: true });
           throw mismatch(hash, written, actual);
         }
-        this.name(tmp, hash);
+        this.name(tmp, hash, stamp);
       },
       abort: () => {
         close();
@@ -180,13 +208,17 @@ export class BlobStaging {
     return join(this.dir, `part-${++this.tmpCounter}`);
   }
 
-  private name(tmp: string, hash: string): void {
+  private name(tmp: string, hash: string, stamp: StagedStamp): void {
     if (this.staged.has(hash)) {
       unlinkSync(tmp);
       return;
     }
     // Within one folder: a rename, not a copy.
     renameSync(tmp, this.pathOf(hash));
-    this.staged.add(hash);
+    this.staged.set(hash, stamp);
   }
+}
+
+function stampOf(st: Stats): StagedStamp {
+  return { size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 };
 }

@@ -56,6 +56,8 @@ interface PendingSync {
   waiting: Map<string, { size: number; received: number; writer?: BlobWriter }>;
   /** Where the blobs are staged beside the copy; discarded (with them) if the sync fails. */
   staging?: BlobStaging;
+  /** The mode each asked-for content is staged with. */
+  modes: Map<string, number>;
   /** What the layout needs, as the copy was when the blobs were asked for. */
   plan?: { plan: SyncPlan; changes: number };
   done: boolean;
@@ -97,34 +99,34 @@ export class SyncReceiver {
   check(message: SyncCheckMessage): void {
     const { workspace } = message;
     const started = performance.now();
-    let same: { kept?: number } | undefined;
-    try {
+    const answer = async (): Promise<{ kept?: number } | undefined> =>
       // A layout in progress (another dispatcher's) is about to change the record: send the manifest.
-      same = this.users.layingOut(workspace)
+      this.users.layingOut(workspace)
         ? undefined
         : this.copies.check(workspace, message.digest, {
             changes: this.users.changes(workspace),
             busy: this.users.tasksIn(workspace) > 0,
           });
-    } catch (err) {
-      this.failWith(message.sync, err);
-      return;
-    }
-    if (!same) {
-      this.connection.send({ t: 'syncStale', sync: message.sync });
-      return;
-    }
-    this.logger.debug('workspace checked', {
-      workspace,
-      ms: Math.round(performance.now() - started),
-    });
-    this.connection.send({
-      t: 'syncDone',
-      sync: message.sync,
-      written: 0,
-      removed: 0,
-      ...(same.kept !== undefined ? { kept: same.kept } : {}),
-    });
+    answer().then(
+      (same) => {
+        if (!same) {
+          this.connection.send({ t: 'syncStale', sync: message.sync });
+          return;
+        }
+        this.logger.info('workspace checked', {
+          workspace,
+          ms: Math.round(performance.now() - started),
+        });
+        this.connection.send({
+          t: 'syncDone',
+          sync: message.sync,
+          written: 0,
+          removed: 0,
+          ...(same.kept !== undefined ? { kept: same.kept } : {}),
+        });
+      },
+      (err: unknown) => this.failWith(message.sync, err),
+    );
   }
 
   part(message: SyncMessage): void {
@@ -145,6 +147,7 @@ export class SyncReceiver {
         preserve: [],
         clean: message.clean ?? false,
         waiting: new Map(),
+        modes: new Map(),
         done: false,
         idle: this.idleTimer(message.sync),
       };
@@ -196,6 +199,10 @@ export class SyncReceiver {
         bytes += size;
         sync.waiting.set(hash, { size, received: 0 });
       }
+      // Staged with the mode of its first path, so laying it out there needs no chmod.
+      for (const e of sync.entries)
+        if ('hash' in e && !sync.modes.has(e.hash) && plan.need.has(e.hash))
+          sync.modes.set(e.hash, e.mode);
       // Each content is written once (staged, then renamed into place), so this is all the disk it takes.
       const free = freeBytes(this.copies.folderOf(sync.workspace));
       if (free !== undefined && free < bytes) throw noSpace(bytes, free);
@@ -262,9 +269,9 @@ export class SyncReceiver {
     const staging = sync.staging as BlobStaging;
     try {
       if (!slot.writer && message.data.byteLength === slot.size) {
-        staging.put(message.hash, message.data);
+        staging.put(message.hash, message.data, sync.modes.get(message.hash));
       } else {
-        slot.writer ??= staging.writer(message.hash, slot.size);
+        slot.writer ??= staging.writer(message.hash, slot.size, sync.modes.get(message.hash));
         slot.writer.write(message.data);
         if (slot.received + message.data.byteLength === slot.size) slot.writer.finish();
       }

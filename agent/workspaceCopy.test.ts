@@ -90,28 +90,55 @@ describe('workspace copies', () => {
     staging.put((entries[0] as { hash: string }).hash, Buffer.from('a\n'));
     await copies.layOut('ws', entries, [], { staging, changes: 0 });
     const digest = manifestDigest(entries);
-    assert.deepEqual(copies.check('ws', digest, { changes: 0, busy: false }), { kept: 0 });
+    assert.deepEqual(await copies.check('ws', digest, { changes: 0, busy: false }), { kept: 0 });
     assert.equal(
-      copies.check('ws', manifestDigest([entry('a.txt', 'b\n')]), { changes: 0, busy: false }),
+      await copies.check('ws', manifestDigest([entry('a.txt', 'b\n')]), {
+        changes: 0,
+        busy: false,
+      }),
       undefined,
     );
     appendFileSync(join(copies.dirOf('ws'), 'a.txt'), 'edited by a task\n');
     assert.equal(
-      copies.check('ws', digest, { changes: 2, busy: false }),
+      await copies.check('ws', digest, { changes: 2, busy: false }),
       undefined,
       'a task ran since',
     );
     assert.equal(
-      copies.check('ws', digest, { changes: 2, busy: true }),
+      await copies.check('ws', digest, { changes: 2, busy: true }),
       undefined,
       'a task runs now',
     );
     // A new WorkspaceCopies (an agent restart) reads the record from state.json.
     const restarted = new WorkspaceCopies(join(dir, 'workspaces'), 'darwin');
-    assert.equal(restarted.check('ws', digest, { changes: 0, busy: false }), undefined);
+    assert.equal(await restarted.check('ws', digest, { changes: 0, busy: false }), undefined);
     assert.deepEqual(
       [...restarted.plan('ws', entries).need.keys()],
       [(entries[0] as { hash: string }).hash],
+    );
+  });
+
+  it('believes its watch of the folders: a built file beside the sources is no change, an edit is', async () => {
+    const entries = [entry('src/a.c', 'int a;\n'), entry('src/b.c', 'int b;\n')];
+    const staging = copies.staging('ws');
+    staging.put((entries[0] as { hash: string }).hash, Buffer.from('int a;\n'));
+    staging.put((entries[1] as { hash: string }).hash, Buffer.from('int b;\n'));
+    await copies.layOut('ws', entries, [], { staging, changes: 0 });
+    const digest = manifestDigest(entries);
+    const src = join(copies.dirOf('ws'), 'src');
+    writeFileSync(join(src, 'a.o'), 'object code');
+    assert.ok(
+      await copies.check('ws', digest, { changes: 2, busy: false }),
+      'a.o is no file of the workspace',
+    );
+    // Same size, same mtime: only the watch can tell this edit apart.
+    const before = lstatSync(join(src, 'b.c'));
+    writeFileSync(join(src, 'b.c'), 'int B;\n');
+    utimesSync(join(src, 'b.c'), before.atime, before.mtime);
+    assert.equal(
+      await copies.check('ws', digest, { changes: 4, busy: false }),
+      undefined,
+      'b.c was written',
     );
   });
 });

@@ -24,6 +24,7 @@ import {
 } from '../shared/workspacePath';
 import { BlobStaging } from './blobStaging';
 import { countMade, tidyCopy } from './copyTidy';
+import { CopyWatch } from './copyWatch';
 
 /** What the agent laid out last time, per path: so an unchanged file is not written again. */
 interface LaidOut {
@@ -44,6 +45,8 @@ interface CopyRecord {
   verifiedAt?: number;
   /** Files and links the tasks made, counted at CopyUsers.changes `at`. */
   made?: { count: number; at: number };
+  /** Tells whether a task touched a file of the layout since it was last seen (absent: stat them). */
+  watch?: CopyWatch;
 }
 
 /** What the layout of a manifest needs, worked out from the copy as it is. */
@@ -121,6 +124,7 @@ export class WorkspaceCopies {
         if (!this.records.has(entry.name)) BlobStaging.removeLeftovers(folder);
         continue;
       }
+      this.records.get(entry.name)?.watch?.close();
       this.records.delete(entry.name);
       await rm(folder, { recursive: true, force: true });
       removed.push(entry.name);
@@ -172,15 +176,26 @@ export class WorkspaceCopies {
    * nothing used the copy since it was last seen so (`changes`, from
    * CopyUsers, has not moved and no task runs in it now).
    */
-  check(
+  async check(
     workspace: string,
     digest: string,
     use: { changes: number; busy: boolean },
-  ): { kept?: number } | undefined {
+  ): Promise<{ kept?: number } | undefined> {
     const record = this.record(workspace);
     if (record.digest !== digest) return undefined;
     if (record.verifiedAt !== use.changes || use.busy) {
-      if (!this.filesAsLaidOut(workspace, record.files)) return undefined;
+      // The kernel queued a watch's events when the files were written; a
+      // whole turn of the loop (a poll phase between two immediates) reads
+      // them before the watch is believed.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.records.get(workspace) !== record || record.digest !== digest) return undefined;
+      if (use.busy || !record.watch?.clean) {
+        // Reset first: a write during or after the stats still counts.
+        record.watch?.reset();
+        if (!this.filesAsLaidOut(workspace, record.files)) return undefined;
+        record.watch ??= CopyWatch.start(this.dirOf(workspace), Object.keys(record.files));
+      }
       if (!use.busy) record.verifiedAt = use.changes;
     }
     // The state file's age is the copy's last use (removeStale).
@@ -418,19 +433,23 @@ export class WorkspaceCopies {
     for (const entry of targets) {
       const n = (left.get(entry.hash) ?? 1) - 1;
       left.set(entry.hash, n);
+      // The staged file's own stamp is recorded: a rename and a chmod change neither size nor mtime.
+      let stamp = from.staging.stampOf(entry.hash);
+      if (!stamp)
+        throw new OctaskError(ErrorCode.BadContent, `${entry.path}: its content was not staged`);
       if (n === 0) {
-        tree.moveIn(from.staging.pathOf(entry.hash), entry.path, entry.mode);
+        tree.moveIn(from.staging.pathOf(entry.hash), entry.path, entry.mode, stamp.mode);
         from.staging.moved(entry.hash);
       } else {
-        tree.moveIn(from.staging.duplicate(entry.hash), entry.path, entry.mode);
+        const copy = from.staging.duplicate(entry.hash);
+        stamp = copy.stamp;
+        tree.moveIn(copy.path, entry.path, entry.mode, stamp.mode);
       }
-      const st = tree.lstat(entry.path);
-      if (!st) throw new OctaskError(ErrorCode.BadPath, `${entry.path} vanished while laid out`);
       after[entry.path] = {
         hash: entry.hash,
         mode: entry.mode,
-        size: st.size,
-        mtimeMs: st.mtimeMs,
+        size: stamp.size,
+        mtimeMs: stamp.mtimeMs,
       };
       if (performance.now() - slice > SLICE_MS) {
         await new Promise((resolve) => setImmediate(resolve));
@@ -467,6 +486,9 @@ export class WorkspaceCopies {
 
   private saveRecord(workspace: string, record: CopyRecord, changed: boolean): void {
     const had = this.records.get(workspace);
+    had?.watch?.close();
+    // Begun once the layout wrote its last file: its own writes are not events.
+    record.watch = CopyWatch.start(this.dirOf(workspace), Object.keys(record.files));
     this.records.set(workspace, record);
     const path = this.recordPath(workspace, STATE_RECORD);
     // Rewritten only when it changed (it is ~150 bytes a file); else touched, as the copy's last use.

@@ -19,6 +19,7 @@
  *   --only LIST          comma list of: batch,shared,unloaded,local,stream,sync
  *   --sync-files N       files in the sync section's generated workspace (10000)
  *   --sync-mb N          its total size in MB (20)
+ *   --sync-large N       files in the large sync case, 2 MB per 1,000 files (40000)
  *   --agent-cpu-prof DIR write a V8 CPU profile of the agent into DIR
  *   --agent-node-arg A   extra flag for the agent's node (repeatable)
  *   --json               also print the figures as one JSON line at the end
@@ -38,7 +39,7 @@ import { startAgent } from '../test/helpers/agentProcess';
 import { dispatcherHello, rawDial } from '../test/helpers/rawPeer';
 import { MB, mean, num, percentile } from './stats';
 import type { SyncBenchResult } from './syncBench';
-import { syncBench } from './syncBench';
+import { largeSyncBench, syncBench } from './syncBench';
 
 const SLOTS = 2;
 const SECTIONS = ['batch', 'shared', 'unloaded', 'local', 'stream', 'sync'] as const;
@@ -51,6 +52,7 @@ interface BenchOptions {
   bytes: number;
   syncFiles: number;
   syncMB: number;
+  syncLargeFiles: number;
   only: Set<Section>;
   agentNodeArgs: string[];
   json: boolean;
@@ -67,6 +69,7 @@ function parseOptions(argv: string[]): BenchOptions {
       bytes: { type: 'string' },
       'sync-files': { type: 'string' },
       'sync-mb': { type: 'string' },
+      'sync-large': { type: 'string' },
       only: { type: 'string' },
       'agent-cpu-prof': { type: 'string' },
       'agent-node-arg': { type: 'string', multiple: true },
@@ -102,6 +105,7 @@ function parseOptions(argv: string[]): BenchOptions {
     bytes: int('bytes', values.bytes, 268_435_456),
     syncFiles: int('sync-files', values['sync-files'], 10_000),
     syncMB: int('sync-mb', values['sync-mb'], 20),
+    syncLargeFiles: int('sync-large', values['sync-large'], 40_000),
     only,
     agentNodeArgs,
     json: values.json ?? false,
@@ -551,6 +555,16 @@ async function main(): Promise<number> {
       });
       for (const r of sync.rows) row(...r);
       Object.assign(figures, sync.figures);
+      const large = await largeSyncBench({
+        files: options.syncLargeFiles,
+        bytes: Math.round((options.syncLargeFiles / 1000) * 2 * MB),
+        folders: Math.max(1, Math.round(options.syncLargeFiles / 100)),
+        repeat: 3,
+        agentNodeArgs: options.agentNodeArgs,
+      });
+      for (const r of large.rows) row(...r);
+      Object.assign(figures, large.figures);
+      sync = { ...sync, notes: [...sync.notes, ...large.notes] };
     }
     printRows();
     console.log('');

@@ -94,35 +94,6 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw new UsageError('no command given; put it after --');
   const spec = buildSpec(positionals.join(' '), values);
-  const workspace = await whileSlow(
-    process.stderr,
-    'octask: reading and hashing the workspace…',
-    prepareCliWorkspace({
-      workspace: values.workspace,
-      noSync: values['no-sync'] ?? false,
-      include: values.include ?? [],
-      exclude: values.exclude ?? [],
-      preserve: values.preserve ?? [],
-      clean: values.clean ?? false,
-      cwd: values.cwd,
-    }),
-  );
-  if (values['setup-key'] && values.setup === undefined)
-    throw new UsageError('--setup-key needs --setup CMD');
-  if (workspace) {
-    spec.cwd = workspace.cwd;
-    spec.artifacts = values.artifacts ?? [];
-    if (values.setup !== undefined) {
-      if (values.setup.trim() === '') throw new UsageError('--setup needs a command');
-      spec.setup = { command: values.setup, key: values['setup-key'] ?? [] };
-    }
-    for (const s of workspace.skipped)
-      process.stderr.write(`octask: not synced: ${s.path}: ${s.reason}\n`);
-  } else if (values.artifacts?.length || values.setup !== undefined) {
-    throw new UsageError(
-      '--artifacts and --setup need a synced workspace (run inside a git work tree, or give --workspace)',
-    );
-  }
   const flags = dispatcherFlags(values);
   const key = loadKey(flags);
   const json = values.json ?? false;
@@ -137,8 +108,38 @@ export async function runCommand(argv: string[]): Promise<number> {
     graceMs: DEFAULT_GRACE_MS,
     logger: createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true }),
   });
+  // Connected while the workspace is read: the handshake overlaps the hashing.
   dispatcher.start();
   try {
+    const workspace = await whileSlow(
+      process.stderr,
+      'octask: reading and hashing the workspace…',
+      prepareCliWorkspace({
+        workspace: values.workspace,
+        noSync: values['no-sync'] ?? false,
+        include: values.include ?? [],
+        exclude: values.exclude ?? [],
+        preserve: values.preserve ?? [],
+        clean: values.clean ?? false,
+        cwd: values.cwd,
+      }),
+    );
+    if (values['setup-key'] && values.setup === undefined)
+      throw new UsageError('--setup-key needs --setup CMD');
+    if (workspace) {
+      spec.cwd = workspace.cwd;
+      spec.artifacts = values.artifacts ?? [];
+      if (values.setup !== undefined) {
+        if (values.setup.trim() === '') throw new UsageError('--setup needs a command');
+        spec.setup = { command: values.setup, key: values['setup-key'] ?? [] };
+      }
+      for (const s of workspace.skipped)
+        process.stderr.write(`octask: not synced: ${s.path}: ${s.reason}\n`);
+    } else if (values.artifacts?.length || values.setup !== undefined) {
+      throw new UsageError(
+        '--artifacts and --setup need a synced workspace (run inside a git work tree, or give --workspace)',
+      );
+    }
     return await execute(dispatcher, spec, json, workspace);
   } finally {
     dispatcher.close();
@@ -279,6 +280,8 @@ function isOver(t: TaskInfo): boolean {
 
 /** Resolves as soon as one agent is online, or when every known one has settled. */
 function firstOnline(dispatcher: Dispatcher): Promise<void> {
+  // Dialling began while the workspace was read: an agent may be online already.
+  if (anyOnline(dispatcher)) return Promise.resolve();
   return new Promise((resolve) => {
     const off = dispatcher.on('agent', (a) => {
       if (isConnected(a)) {

@@ -155,9 +155,10 @@ export class ConfinedTree {
    * `rel` with `mode`: one rename over whatever is at `rel`, so its bytes
    * are not written again. The caller owns `source` (a staged blob).
    */
-  moveIn(source: string, rel: string, mode: number): void {
+  moveIn(source: string, rel: string, mode: number, sourceMode?: number): void {
     const folder = this.folder(parentOf(rel));
-    chmodSync(source, mode & 0o777);
+    if (sourceMode === undefined || (sourceMode & 0o777) !== (mode & 0o777))
+      chmodSync(source, mode & 0o777);
     this.renameOverSync(source, folder, rel);
   }
 
@@ -191,7 +192,14 @@ export class ConfinedTree {
   }
 
   private renameOverSync(tmp: string, folder: string, rel: string): void {
-    renameSync(tmp, this.clearFolderAt(folder, rel));
+    try {
+      // Tried first: a folder in the way is rare, and a stat to look for one costs a syscall a file.
+      renameSync(tmp, join(folder, baseOf(rel)));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      renameSync(tmp, this.clearFolderAt(folder, rel));
+    }
   }
 
   /** The path of `rel` in its confined `folder`, a folder standing there removed (or refused). */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { OCTASK_VERSION } from '../../shared/version';
 import type { StartedAgent } from '../helpers/agentProcess';
 import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
 
@@ -188,6 +189,9 @@ describe('octask run against real agents @integration', function () {
       table.stdout,
       /^NAME\s+ADDRESS\s+VERSION\s+OS\s+ARCH\s+CPUS\s+SLOTS\s+QUEUE\s+LOAD\s+BATTERY\s+STATUS$/m,
     );
-    assert.match(table.stdout, /alpha\s+127\.0\.0\.1:\d+\s+0\.1\.0/);
+    assert.match(
+      table.stdout,
+      new RegExp(`alpha\\s+127\\.0\\.0\\.1:\\d+\\s+${OCTASK_VERSION.replace(/\./g, '\\.')}\\s`),
+    );
   });
 });
