@@ -53,7 +53,6 @@ export interface AgentConfig {
   arch: string;
   cpus: number;
   copies: WorkspaceCopies;
-  keepWorkspacesMs: number;
   /** Longest grace a dispatcher may ask for (its tasks outlive its connection this long). */
   maxGraceMs: number;
   /** Below this battery level, discharging, the agent takes no new work (0: never). */
@@ -156,7 +155,6 @@ export class Agent {
           connection,
           this.config.copies,
           this.config.logger,
-          this.config.keepWorkspacesMs,
           this.copyUsers,
           this.syncBudget,
         ),

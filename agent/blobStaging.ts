@@ -14,7 +14,7 @@ import {
   writeSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import { asNoSpace, freeBytes } from './diskSpace';
 
@@ -57,6 +57,7 @@ export class BlobStaging {
   /** The staging folder, by its plain path (see the constructor). */
   readonly dir: string;
   private readonly staged = new Map<string, StagedStamp>();
+  private readonly buckets = new Set<string>();
   private tmpCounter = 0;
   private closed = false;
 
@@ -97,7 +98,9 @@ export class BlobStaging {
 
   /** Where a staged blob is (for the layout to rename or copy from). */
   pathOf(hash: string): string {
-    return join(this.dir, hash);
+    // Checked on the wire already; a name is made of it, so checked again here.
+    if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`not a content hash: ${hash.slice(0, 80)}`);
+    return join(this.dir, hash.slice(0, 2), hash);
   }
 
   /**
@@ -106,7 +109,7 @@ export class BlobStaging {
    * moved in like the blob itself.
    */
   duplicate(hash: string): { path: string; stamp: StagedStamp } {
-    const tmp = this.tempPath();
+    const tmp = this.tempPath(hash);
     copyFileSync(this.pathOf(hash), tmp, fsConstants.COPYFILE_EXCL);
     const st = lstatSync(tmp);
     return { path: tmp, stamp: { size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 } };
@@ -126,7 +129,7 @@ export class BlobStaging {
     const actual = createHash('sha256').update(data).digest('hex');
     if (actual !== hash) throw mismatch(hash, data.byteLength, actual);
     if (this.staged.has(hash)) return;
-    const tmp = this.tempPath();
+    const tmp = this.tempPath(hash);
     try {
       const fd = openSync(tmp, CREATE, mode & 0o777);
       let stamp: StagedStamp;
@@ -145,7 +148,7 @@ export class BlobStaging {
 
   /** A writer for a blob that arrives in several chunks. */
   writer(hash: string, size: number, mode = 0o600): BlobWriter {
-    const tmp = this.tempPath();
+    const tmp = this.tempPath(hash);
     const digest: Hash = createHash('sha256');
     let fd: number | undefined = openSync(tmp, CREATE, mode & 0o777);
     let stamp: StagedStamp | undefined;
@@ -204,8 +207,18 @@ export class BlobStaging {
     this.staged.clear();
   }
 
-  private tempPath(): string {
-    return join(this.dir, `part-${++this.tmpCounter}`);
+  /**
+   * A fresh name in the blob's bucket: contents are spread over up to 256
+   * folders by hash, since creating files in one folder that grows to tens
+   * of thousands of entries costs more per file.
+   */
+  private tempPath(hash: string): string {
+    const bucket = basename(dirname(this.pathOf(hash)));
+    if (!this.buckets.has(bucket)) {
+      mkdirSync(join(this.dir, bucket), { mode: 0o700 });
+      this.buckets.add(bucket);
+    }
+    return join(this.dir, bucket, `part-${++this.tmpCounter}`);
   }
 
   private name(tmp: string, hash: string, stamp: StagedStamp): void {

@@ -104,9 +104,16 @@ async function serve(options: AgentOptions): Promise<number> {
     );
   removeOldStore(options.workdir, logger);
   const copies = new WorkspaceCopies(join(options.workdir, 'workspaces'));
-  void copies.removeStale(options.keepWorkspacesMs).then((gone) => {
-    if (gone.length > 0) logger.info('removed unused workspace copies', { gone });
-  });
+  const removeStale = (): void =>
+    void copies.removeStale(options.keepWorkspacesMs).then(
+      (gone) => {
+        if (gone.length > 0) logger.info('removed unused workspace copies', { gone });
+      },
+      (err: unknown) => logger.warn('removing unused workspace copies failed', { err }),
+    );
+  removeStale();
+  // An agent that runs for weeks drops unused copies too, not only when it restarts.
+  setInterval(removeStale, 24 * 3600_000).unref();
   // Connections that arrive before the agent exists are turned away.
   const holder: { agent?: Agent } = {};
   const server = await listenOrExplain({
@@ -132,7 +139,6 @@ async function serve(options: AgentOptions): Promise<number> {
     arch: arch(),
     cpus: cpuCount.cpus,
     copies,
-    keepWorkspacesMs: options.keepWorkspacesMs,
     maxGraceMs: options.maxGraceMs,
     batteryFloorPct: options.batteryFloorPct,
     loadPollMs: options.loadPollMs,

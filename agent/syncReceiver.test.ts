@@ -30,7 +30,7 @@ describe('sync receiver limits', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   function receiver(limits: Partial<SyncLimits> = {}, budget = new EntryBudget()): SyncReceiver {
-    return new SyncReceiver(connection, copies, silentLogger, undefined, undefined, budget, {
+    return new SyncReceiver(connection, copies, silentLogger, undefined, budget, {
       ...DEFAULT_SYNC_LIMITS,
       ...limits,
     });
@@ -108,7 +108,9 @@ describe('sync receiver limits', () => {
   const staged = (): string[] => {
     const incoming = join(dir, 'ws', 'w1', 'incoming');
     return existsSync(incoming)
-      ? readdirSync(incoming).flatMap((s) => readdirSync(join(incoming, s)))
+      ? readdirSync(incoming).flatMap((s) =>
+          readdirSync(join(incoming, s)).flatMap((b) => readdirSync(join(incoming, s, b))),
+        )
       : [];
   };
 

@@ -81,8 +81,6 @@ export class SyncReceiver {
     private readonly connection: FrameConnection,
     private readonly copies: WorkspaceCopies,
     private readonly logger: Logger,
-    /** Copies not synced for this long are removed. */
-    private readonly keepWorkspacesMs: number = 7 * 24 * 3600 * 1000,
     /** The agent's tasks per copy: a layout that changes a copy waits for them. */
     private readonly users: CopyUsers = new CopyUsers(),
     /** Shared by every connection of the agent. */
@@ -95,7 +93,7 @@ export class SyncReceiver {
     return this.syncs.size;
   }
 
-  /** A `syncCheck`: answered at once, `syncDone` when the copy is as asked, else `syncStale`. */
+  /** A `syncCheck`: `syncDone` when the copy is as asked, else `syncStale`; no manifest is needed. */
   check(message: SyncCheckMessage): void {
     const { workspace } = message;
     const started = performance.now();

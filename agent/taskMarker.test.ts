@@ -70,6 +70,8 @@ describe('task marker on real processes @integration', () => {
     const sessionsOf = (): number[] => findMarked(marker).map((pid) => readStat(pid)?.pgrp ?? 0);
     // sh, two sleeps and the sh between setsid and its sleep (unless it execs the sleep).
     await waitFor('three marked processes', () => findMarked(marker).length >= 3);
+    // setsid runs marked before it leaves the group: wait until both have left (a loaded machine is slow to).
+    await waitFor("both children to leave the task's group", () => new Set(sessionsOf()).size >= 3);
     const groups = new Set(sessionsOf());
     assert.ok(groups.size >= 3, `they left the task's group: groups ${[...groups]}`);
     // The group alone no longer ends them.
