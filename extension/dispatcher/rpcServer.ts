@@ -8,6 +8,7 @@ import { RpcMethod } from '../../shared/rpc';
 import { OCTASK_VERSION } from '../../shared/version';
 import { Dispatcher } from './dispatcher';
 import { prepareWorkspaceAt } from './sync/prepare';
+import { WorkspaceWatches } from './sync/workspaceWatch';
 import type { OutputChunk } from './journal';
 import { Journal } from './journal';
 import type { RestoredTask } from './dispatcher';
@@ -94,6 +95,8 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     warn: (m, f) => log('warn', m, f),
     error: (m, f) => log('error', m, f),
   };
+  // The editor's dispatcher lives long: watching its workspaces makes a no-change sync's preparation a loop turn.
+  const watches = new WorkspaceWatches({ log: (m) => log('info', m) });
   const need = (): Dispatcher => {
     if (!dispatcher)
       throw new ResponseError(RPC_ERROR, 'the dispatcher is not initialized yet', {
@@ -192,7 +195,7 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     const dispatcher = guard(need)(undefined);
     let prepared: Awaited<ReturnType<typeof prepareWorkspaceAt>> | undefined;
     try {
-      prepared = spec.sync ? await prepareWorkspaceAt(spec.sync.root, spec.sync) : undefined;
+      prepared = spec.sync ? await watches.prepare(spec.sync.root, spec.sync) : undefined;
     } catch (err) {
       throw new ResponseError(
         RPC_ERROR,
@@ -234,6 +237,7 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
     guard((params: { id: string }): OutputChunk[] => history.get(params.id) ?? []),
   );
   connection.onShutdown(() => {
+    watches.close();
     dispatcher?.close();
     journal?.close();
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TempDir } from '../../../test/helpers/gitRepo';
 import { git, initRepo, makeFixtureRepo, tempDir, writeFile } from '../../../test/helpers/gitRepo';
@@ -15,6 +15,8 @@ const GIT_SET = [
   'src/main.ts',
   'src/util/strings.ts',
 ];
+/** GIT_SET and the tracked file deleted from disk. */
+const GIT_LISTED = [...GIT_SET.slice(0, 1), 'gone.txt', ...GIT_SET.slice(1)];
 
 describe('sync fileList', () => {
   let tmp: TempDir;
@@ -26,15 +28,21 @@ describe('sync fileList', () => {
   });
   afterEach(() => tmp.dispose());
 
-  it('lists tracked and untracked files, not ignored, deleted or .git ones, sorted', async () => {
+  it('lists tracked and untracked files, not ignored or .git ones, sorted', async () => {
     const { files, skipped } = await listWorkspaceFiles(root, { source: 'git' });
-    assert.deepEqual(files, GIT_SET);
+    // gone.txt is tracked but deleted locally: listed, and left out by buildManifest.
+    assert.deepEqual(files, GIT_LISTED);
     assert.deepEqual(skipped, []);
   });
 
   it('auto uses git inside a work tree', async () => {
     const { files } = await listWorkspaceFiles(root, { source: 'auto' });
-    assert.deepEqual(files, GIT_SET);
+    assert.deepEqual(files, GIT_LISTED);
+  });
+
+  it('auto fails, rather than walking, when git fails inside a work tree', async () => {
+    writeFileSync(join(root, '.git/index'), 'not an index');
+    await assert.rejects(listWorkspaceFiles(root, { source: 'auto' }), /index/);
   });
 
   it('lists relative to a workspace that is a subfolder of the work tree', async () => {
@@ -83,7 +91,7 @@ describe('sync fileList', () => {
     );
     assert.ok(!dirs.files.includes('debug.log'));
     const names = await listWorkspaceFiles(root, { source: 'git', include: ['*.log'] });
-    assert.deepEqual(names.files, [...GIT_SET, 'debug.log'].sort());
+    assert.deepEqual(names.files, [...GIT_LISTED, 'debug.log'].sort());
   });
 
   it("only (a task's inputs) narrows the set to matching files, --include ones too", async () => {
@@ -101,7 +109,7 @@ describe('sync fileList', () => {
       source: 'git',
       include: ['../*', '.git/**', '**/HEAD'],
     });
-    assert.deepEqual(files, GIT_SET);
+    assert.deepEqual(files, GIT_LISTED);
   });
 
   it('--exclude removes matches, and wins over --include', async () => {
@@ -110,7 +118,13 @@ describe('sync fileList', () => {
       include: ['build/**'],
       exclude: ['src', 'build/nested', 'link-*'],
     });
-    assert.deepEqual(files, ['.gitignore', 'build/out.js', 'notes/untracked.md', 'run.sh']);
+    assert.deepEqual(files, [
+      '.gitignore',
+      'build/out.js',
+      'gone.txt',
+      'notes/untracked.md',
+      'run.sh',
+    ]);
   });
 
   it('reports an untracked nested repository instead of listing it', async () => {
@@ -121,7 +135,7 @@ describe('sync fileList', () => {
     git(nested, 'add', '-A');
     git(nested, 'commit', '-q', '-m', 'x');
     const { files, skipped } = await listWorkspaceFiles(root, { source: 'git' });
-    assert.deepEqual(files, GIT_SET);
+    assert.deepEqual(files, GIT_LISTED);
     assert.deepEqual(skipped, [
       { path: 'vendor/lib', reason: 'is a nested git repository; not synced' },
     ]);

@@ -2,8 +2,9 @@
  * Which files of a workspace take part in a sync: in a git work tree, what
  * git would consider the project (tracked, plus untracked but not ignored);
  * elsewhere, everything but `.git`. `--include` / `--exclude` globs adjust the
- * set, and a task's `inputs` (`only`) narrow it. Paths come back workspace-relative and `/`-separated; nothing here
- * reads file contents.
+ * set, and a task's `inputs` (`only`) narrow it. Paths come back
+ * workspace-relative and `/`-separated; nothing here reads file contents,
+ * and a listed path may since have gone (buildManifest leaves it out).
  */
 import { execFile } from 'node:child_process';
 import { lstat, readdir } from 'node:fs/promises';
@@ -30,13 +31,14 @@ export interface FileListOptions {
 }
 
 export interface FileList {
-  /** Sorted, unique, workspace-relative paths. */
+  /** Sorted, unique, workspace-relative paths (tracked ones may be deleted locally). */
   files: string[];
   /** Paths seen but not listed (nested repositories), with why. */
   skipped: ManifestProblem[];
 }
 
-function git(cwd: string, args: readonly string[]): Promise<string> {
+/** Runs git in `cwd`, resolving with its stdout. */
+export function git(cwd: string, args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       'git',
@@ -71,18 +73,14 @@ function splitNul(out: string): string[] {
 
 /**
  * Tracked plus untracked-not-ignored files under `root`, relative to it
- * (git prints paths relative to the folder it runs in). Tracked files gone
- * from disk are left out.
+ * (git prints paths relative to the folder it runs in), in one git process.
+ * Tracked files deleted locally are still listed (asking git for them too
+ * would cost a second process lstat'ing every file): buildManifest finds
+ * them missing and leaves them out.
  */
-async function listGitFiles(root: string, skipped: ManifestProblem[]): Promise<string[]> {
-  const [listed, deleted] = await Promise.all([
-    git(root, ['ls-files', '-z', '--cached', '--others', '--exclude-standard']),
-    git(root, ['ls-files', '-z', '--deleted']),
-  ]);
-  const gone = new Set(splitNul(deleted));
+function listGitFiles(out: string, skipped: ManifestProblem[]): string[] {
   const files: string[] = [];
-  for (const path of splitNul(listed)) {
-    if (gone.has(path)) continue;
+  for (const path of splitNul(out)) {
     // An untracked folder holding its own repository is listed as "dir/".
     if (path.endsWith('/')) {
       skipped.push({ path: path.slice(0, -1), reason: 'is a nested git repository; not synced' });
@@ -91,6 +89,28 @@ async function listGitFiles(root: string, skipped: ManifestProblem[]): Promise<s
     files.push(path);
   }
   return files;
+}
+
+const LS_FILES = ['ls-files', '-z', '--cached', '--others', '--exclude-standard'];
+
+/**
+ * git's file set, or null when `root` is not in a work tree and `source`
+ * allows a walk instead. Outside a work tree ls-files fails, and only then
+ * is git asked whether it is one, so a git failure inside a work tree is
+ * never mistaken for "no git" (which would sync ignored files).
+ */
+async function gitFileSet(
+  root: string,
+  source: FileListOptions['source'],
+  skipped: ManifestProblem[],
+): Promise<string[] | null> {
+  if (source === 'walk') return null;
+  try {
+    return listGitFiles(await git(root, LS_FILES), skipped);
+  } catch (err) {
+    if (source === 'auto' && !(await isGitWorkTree(root))) return null;
+    throw err;
+  }
 }
 
 function isGitDir(name: string): boolean {
@@ -141,9 +161,7 @@ export async function listWorkspaceFiles(
   options: FileListOptions,
 ): Promise<FileList> {
   const skipped: ManifestProblem[] = [];
-  const useGit =
-    options.source === 'git' || (options.source === 'auto' && (await isGitWorkTree(root)));
-  const listed = useGit ? await listGitFiles(root, skipped) : await walkFiles(root);
+  const listed = (await gitFileSet(root, options.source, skipped)) ?? (await walkFiles(root));
   const include = options.include ?? [];
   const extra = include.length > 0 ? await listIncluded(root, include) : [];
   const excluded = createMatcher(options.exclude ?? []);

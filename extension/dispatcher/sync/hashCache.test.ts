@@ -13,7 +13,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TempDir } from '../../../test/helpers/gitRepo';
 import { tempDir } from '../../../test/helpers/gitRepo';
-import { HashCache, hashFile, mapLimit } from './hashCache';
+import { HashCache, hashFile, hashFileSync } from './hashCache';
 
 function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -42,6 +42,33 @@ describe('sync hashCache', () => {
     assert.equal((await hashFile(join(tmp.path, 'big'))).hash, sha256(big));
     assert.equal((await hashFile(join(tmp.path, 'big'))).stamp.size, big.length);
     assert.equal((await hashFile(join(tmp.path, 'empty'))).hash, sha256(''));
+  });
+
+  it('hashes small files synchronously, and leaves bigger ones to hashFile', () => {
+    const big = Buffer.alloc(3 * 256 * 1024 + 17, 7);
+    writeFileSync(join(tmp.path, 'big'), big);
+    writeFileSync(join(tmp.path, 'empty'), '');
+    assert.equal(hashFileSync(join(tmp.path, 'big'))?.hash, sha256(big));
+    assert.equal(hashFileSync(join(tmp.path, 'big'), big.length - 1), null);
+    assert.equal(hashFileSync(join(tmp.path, 'empty'))?.hash, sha256(''));
+    symlinkSync('big', join(tmp.path, 'link'));
+    assert.throws(() => hashFileSync(join(tmp.path, 'link')), { code: 'ELOOP' });
+    execFileSync('mkfifo', [join(tmp.path, 'fifo')]);
+    assert.throws(() => hashFileSync(join(tmp.path, 'fifo')), /no longer a regular file/);
+  });
+
+  it('hashSync answers from the cache or reads a small file, null for a big one', async () => {
+    const [small, big] = [join(tmp.path, 'small'), join(tmp.path, 'big')];
+    writeSettled(small, 'tiny');
+    writeSettled(big, Buffer.alloc(1024 * 1024 + 1, 1));
+    const cache = await HashCache.load(null, TRUST_NOW);
+    assert.equal(cache.hashSync(small, lstatSync(small))?.hash, sha256('tiny'));
+    assert.equal(cache.hashSync(small, lstatSync(small))?.hash, sha256('tiny'));
+    assert.equal(cache.hashSync(big, lstatSync(big)), null);
+    assert.deepEqual([cache.hits, cache.misses], [1, 1]);
+    assert.equal((await cache.hash(big, lstatSync(big))).stamp.size, 1024 * 1024 + 1);
+    assert.equal(cache.hashSync(big, lstatSync(big))?.stamp.size, 1024 * 1024 + 1);
+    assert.deepEqual([cache.hits, cache.misses], [2, 2]);
   });
 
   it('refuses to follow a symlink or open a FIFO', async () => {
@@ -97,7 +124,7 @@ describe('sync hashCache', () => {
     assert.deepEqual([cache.hits, cache.misses, cache.size], [0, 2, 0]);
   });
 
-  it('persists to one JSON file atomically and loads it back', async () => {
+  it('persists to one columnar JSON file atomically and loads it back', async () => {
     const cacheFile = join(tmp.path, 'deep/cache/hashes.json');
     const files = ['a', 'b', 'c'].map((n) => join(tmp.path, n));
     for (const f of files) writeSettled(f, `content ${f}`);
@@ -105,8 +132,9 @@ describe('sync hashCache', () => {
     for (const f of files) await first.hash(f, lstatSync(f));
     await first.save();
     assert.deepEqual(readdirSync(join(tmp.path, 'deep/cache')), ['hashes.json']);
-    const stored = JSON.parse(readFileSync(cacheFile, 'utf8')) as { rows: object };
-    assert.equal(Object.keys(stored.rows).length, 3);
+    const stored = JSON.parse(readFileSync(cacheFile, 'utf8')) as { version: number; base: string };
+    // One common folder, stored once.
+    assert.deepEqual([stored.version, stored.base], [2, `${tmp.path}/`]);
     const second = await HashCache.load(cacheFile, TRUST_NOW);
     for (const f of files) {
       assert.equal((await second.hash(f, lstatSync(f))).hash, sha256(`content ${f}`));
@@ -114,33 +142,39 @@ describe('sync hashCache', () => {
     assert.deepEqual([second.hits, second.misses], [3, 0]);
   });
 
-  it('starts empty from a missing, corrupt or foreign cache file, and keeps only sane rows', async () => {
+  it('starts empty from a missing, corrupt, old or foreign cache file', async () => {
     const cacheFile = join(tmp.path, 'cache.json');
     assert.equal((await HashCache.load(cacheFile)).size, 0);
+    const stamps = (...xs: number[]): string =>
+      Buffer.from(new Float64Array(xs).buffer).toString('base64');
+    const good = {
+      version: 2,
+      base: '/',
+      paths: 'ok',
+      stamps: stamps(1, 2, 3, 4),
+      hashes: 'ab'.repeat(32),
+    };
+    writeFileSync(cacheFile, JSON.stringify(good));
+    assert.equal((await HashCache.load(cacheFile)).size, 1);
     for (const junk of [
-      '{"version":1,"rows":',
+      '{"version":2,"paths":',
       'null',
       '[]',
-      '{"version":99,"rows":{}}',
       '\u0000',
+      // The old format (1), and a future one.
+      JSON.stringify({ version: 1, rows: { '/ok': [1, 2, 3, 4, 'ab'.repeat(32)] } }),
+      JSON.stringify({ ...good, version: 99 }),
+      // Columns that do not line up, a hash that is not lowercase hex.
+      JSON.stringify({ ...good, stamps: stamps(1, 2, 3) }),
+      JSON.stringify({ ...good, paths: 'ok\0two' }),
+      JSON.stringify({ ...good, hashes: 'ab'.repeat(31) }),
+      JSON.stringify({ ...good, hashes: 'zz'.repeat(32) }),
+      JSON.stringify({ ...good, hashes: 'AB'.repeat(32) }),
+      JSON.stringify({ ...good, base: 7 }),
     ]) {
       writeFileSync(cacheFile, junk);
       assert.equal((await HashCache.load(cacheFile)).size, 0, junk);
     }
-    const good = [1, 2, 3, 4, 'ab'.repeat(32)];
-    writeFileSync(
-      cacheFile,
-      JSON.stringify({
-        version: 1,
-        rows: {
-          '/ok': good,
-          '/short': [1, 2, 3],
-          '/badhash': [1, 2, 3, 4, 'zz'],
-          '/nan': [1, 'x', 3, 4, good[4]],
-        },
-      }),
-    );
-    assert.equal((await HashCache.load(cacheFile)).size, 1);
   });
 
   it('a corrupt cache is replaced by a good one on save', async () => {
@@ -168,23 +202,6 @@ describe('sync hashCache', () => {
     second.pruneUnused();
     await second.save();
     assert.equal((await HashCache.load(cacheFile)).size, 1);
-  });
-
-  it('mapLimit keeps order and never exceeds its limit', async () => {
-    let inFlight = 0;
-    let peak = 0;
-    const out = await mapLimit([...Array(50).keys()], 4, async (n) => {
-      peak = Math.max(peak, ++inFlight);
-      await new Promise((r) => setTimeout(r, n % 3));
-      inFlight--;
-      return n * 2;
-    });
-    assert.deepEqual(
-      out,
-      [...Array(50).keys()].map((n) => n * 2),
-    );
-    assert.equal(peak, 4);
-    assert.deepEqual(await mapLimit([], 4, async () => 1), []);
   });
 
   it('reads a large file without holding it whole (bounded chunks)', async () => {

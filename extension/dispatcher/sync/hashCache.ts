@@ -1,13 +1,16 @@
 /**
  * SHA-256 of file contents, remembered by (path, size, mtime, ctime, inode)
  * so that an unchanged workspace is stat'ed, not re-read. The cache lives in
- * one JSON file chosen by the caller; a missing or corrupt file just means
- * starting empty, since every entry can be recomputed.
+ * one file chosen by the caller (its form is HashRows'); a missing, old or
+ * corrupt file just means starting empty, since every entry can be
+ * recomputed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import type { Row } from './hashRows';
+import { HashRows } from './hashRows';
 import { dirname } from 'node:path';
 
 /** What identifies one version of a file without reading it. */
@@ -32,26 +35,17 @@ export interface HashCacheOptions {
    * granularity would leave the stamp unchanged ("racily clean" in git).
    */
   racyWindowMs?: number;
-  /** Files hashed at once. */
-  concurrency?: number;
 }
 
-const FORMAT_VERSION = 1;
 const CHUNK_BYTES = 256 * 1024;
+/**
+ * Files up to this size are hashed with synchronous calls in one go: for
+ * source trees (mostly small files) a thread-pool round trip per call costs
+ * far more than the read. Bigger ones are read asynchronously, in chunks.
+ */
+export const SYNC_HASH_MAX_BYTES = 1024 * 1024;
 /** Times a file that changes while being hashed is retried before giving up. */
 const MAX_ATTEMPTS = 3;
-
-type Row = [size: number, mtimeMs: number, ctimeMs: number, ino: number, hash: string];
-
-function isRow(v: unknown): v is Row {
-  return (
-    Array.isArray(v) &&
-    v.length === 5 &&
-    v.slice(0, 4).every((n) => typeof n === 'number' && Number.isFinite(n)) &&
-    typeof v[4] === 'string' &&
-    /^[0-9a-f]{64}$/.test(v[4])
-  );
-}
 
 function sameStamp(a: FileStamp, b: FileStamp): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
@@ -98,47 +92,59 @@ export async function hashFile(path: string): Promise<HashResult> {
   }
 }
 
-/** Run `fn` over `items` with at most `limit` calls in flight; results keep their order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T, index);
+/** One buffer for every synchronous read: the reads never overlap. */
+let syncBuffer: Buffer | undefined;
+
+/**
+ * hashFile with synchronous calls, for a file of at most `maxBytes`
+ * (checked on the open file); null when it is bigger, to be hashed with
+ * hashFile instead. Same flags, same before/after check, same retries.
+ */
+export function hashFileSync(path: string, maxBytes = SYNC_HASH_MAX_BYTES): HashResult | null {
+  syncBuffer ??= Buffer.allocUnsafe(CHUNK_BYTES);
+  const buffer = syncBuffer;
+  for (let attempt = 1; ; attempt++) {
+    const fd = openSync(path, OPEN_FLAGS);
+    try {
+      const before = fstatSync(fd);
+      if (!before.isFile()) throw new Error(`${path} is no longer a regular file`);
+      if (before.size > maxBytes) return null;
+      const hash = createHash('sha256');
+      for (;;) {
+        const bytesRead = readSync(fd, buffer, 0, CHUNK_BYTES, null);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+      }
+      const digest = hash.digest('hex');
+      const after = fstatSync(fd);
+      if (sameStamp(before, after)) return { hash: digest, stamp: stampOf(after) };
+      if (attempt >= MAX_ATTEMPTS) throw new Error(`${path} kept changing while being hashed`);
+    } finally {
+      closeSync(fd);
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
+  }
 }
 
 export class HashCache {
-  private readonly rows: Map<string, Row>;
-  private readonly used = new Set<string>();
+  private readonly rows: HashRows;
   private dirty = false;
   private readonly racyWindowMs: number;
-  readonly concurrency: number;
   /** Lookups answered from the cache, and files actually read, since loading. */
   hits = 0;
   misses = 0;
 
   private constructor(
     private readonly file: string | null,
-    rows: Map<string, Row>,
+    rows: HashRows,
     options: HashCacheOptions,
   ) {
     this.rows = rows;
     this.racyWindowMs = options.racyWindowMs ?? 2000;
-    this.concurrency = options.concurrency ?? 16;
   }
 
   /** The cache stored at `file` (null: in memory only); empty if it is missing or unreadable. */
   static async load(file: string | null, options: HashCacheOptions = {}): Promise<HashCache> {
-    const rows = file === null ? new Map<string, Row>() : await readRows(file);
+    const rows = file === null ? HashRows.empty() : await readRows(file);
     return new HashCache(file, rows, options);
   }
 
@@ -151,17 +157,42 @@ export class HashCache {
    * `stamp`: from the cache if the stamp matches, else by reading the file.
    */
   async hash(path: string, stamp: FileStamp): Promise<HashResult> {
-    this.used.add(path);
+    const known = this.lookup(path, stamp);
+    if (known) return known;
+    this.misses++;
+    const started = Date.now();
+    const result = hashFileSync(path) ?? (await hashFile(path));
+    this.remember(path, result, started);
+    return result;
+  }
+
+  /**
+   * `hash` without waiting: from the cache, or read at once when the file
+   * is small; null for a bigger file, which the caller passes to `hash`.
+   */
+  hashSync(path: string, stamp: FileStamp): HashResult | null {
+    const known = this.lookup(path, stamp);
+    if (known) return known;
+    const started = Date.now();
+    const result = hashFileSync(path);
+    if (result === null) return null;
+    this.misses++;
+    this.remember(path, result, started);
+    return result;
+  }
+
+  private lookup(path: string, stamp: FileStamp): HashResult | null {
     const row = this.rows.get(path);
     if (row && sameStamp(rowStamp(row), stamp)) {
       this.hits++;
       return { hash: row[4], stamp: stampOf(stamp) };
     }
-    this.misses++;
-    const started = Date.now();
-    const result = await hashFile(path);
-    this.remember(path, result, started);
-    return result;
+    return null;
+  }
+
+  /** Start a new round of use: the next pruneUnused forgets paths not asked about from now on. */
+  resetUsage(): void {
+    this.rows.resetUsage();
   }
 
   private isRacy(stamp: FileStamp, started: number): boolean {
@@ -181,38 +212,24 @@ export class HashCache {
 
   /** Forget paths not asked about since loading (files deleted or no longer synced). */
   pruneUnused(): void {
-    for (const path of this.rows.keys()) {
-      if (!this.used.has(path)) {
-        this.rows.delete(path);
-        this.dirty = true;
-      }
-    }
+    if (this.rows.pruneUnused()) this.dirty = true;
   }
 
   /** Write the cache if it changed: to a temporary file, then renamed over, so it is never torn. */
   async save(): Promise<void> {
     if (this.file === null || !this.dirty) return;
-    const json = JSON.stringify({ version: FORMAT_VERSION, rows: Object.fromEntries(this.rows) });
-    await writeAtomically(this.file, json);
+    await writeAtomically(this.file, this.rows.encode());
     this.dirty = false;
   }
 }
 
-async function readRows(file: string): Promise<Map<string, Row>> {
-  const rows = new Map<string, Row>();
-  let parsed: unknown;
+async function readRows(file: string): Promise<HashRows> {
   try {
-    parsed = JSON.parse(await readFile(file, 'utf8'));
+    // Read whole, then decoded at once: readFile with an encoding decodes chunk by chunk.
+    return HashRows.decode((await readFile(file)).toString('utf8'));
   } catch {
-    return rows;
+    return HashRows.empty();
   }
-  if (typeof parsed !== 'object' || parsed === null) return rows;
-  const { version, rows: stored } = parsed as { version?: unknown; rows?: unknown };
-  if (version !== FORMAT_VERSION || typeof stored !== 'object' || stored === null) return rows;
-  for (const [path, row] of Object.entries(stored)) {
-    if (isRow(row)) rows.set(path, row);
-  }
-  return rows;
 }
 
 async function writeAtomically(file: string, content: string): Promise<void> {

@@ -26,6 +26,32 @@ export interface Prepared {
   ms: number;
 }
 
+/** Checks that `root` is a folder; the one error a prepare raises itself. */
+export function checkWorkspaceRoot(root: string): void {
+  if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new OctaskError(ErrorCode.BadPath, `the workspace ${root} is not a folder`);
+  }
+}
+
+/** Where the hash cache of workspace `id` is kept: one file per workspace under the user's cache folder. */
+export function hashCacheFile(id: string, env: NodeJS.ProcessEnv): string {
+  const cacheHome = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
+  return join(cacheHome, 'octask', 'hashes', `${id}.json`);
+}
+
+/** The file set `options` ask for. */
+export function listFor(
+  root: string,
+  options: PrepareOptions,
+): ReturnType<typeof listWorkspaceFiles> {
+  return listWorkspaceFiles(root, {
+    source: 'auto',
+    include: options.include,
+    exclude: options.exclude,
+    only: options.inputs,
+  });
+}
+
 /**
  * The manifest of the workspace at `root` (git's file set, or every file
  * outside git), hashed through the cache kept under
@@ -36,19 +62,10 @@ export async function prepareWorkspaceAt(
   options: PrepareOptions = {},
 ): Promise<Prepared> {
   const started = performance.now();
-  if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new OctaskError(ErrorCode.BadPath, `the workspace ${root} is not a folder`);
-  }
-  const env = options.env ?? process.env;
+  checkWorkspaceRoot(root);
   const id = workspaceId(hostname(), root);
-  const list = await listWorkspaceFiles(root, {
-    source: 'auto',
-    include: options.include,
-    exclude: options.exclude,
-    only: options.inputs,
-  });
-  const cacheHome = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
-  const cache = await HashCache.load(join(cacheHome, 'octask', 'hashes', `${id}.json`));
+  const list = await listFor(root, options);
+  const cache = await HashCache.load(hashCacheFile(id, options.env ?? process.env));
   const manifest = await buildManifest(root, list.files, cache);
   cache.pruneUnused();
   await cache.save();
