@@ -14,7 +14,7 @@ import {
   writeSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ErrorCode, OctaskError } from '../shared/errors';
 import { asNoSpace, freeBytes } from './diskSpace';
 
@@ -129,19 +129,20 @@ export class BlobStaging {
     const actual = createHash('sha256').update(data).digest('hex');
     if (actual !== hash) throw mismatch(hash, data.byteLength, actual);
     if (this.staged.has(hash)) return;
-    const tmp = this.tempPath(hash);
+    // Checked before it is written, so written under its own name at once:
+    // a write cut short is removed here, or with the folder on failure or restart.
+    const path = join(this.bucketOf(hash), hash);
     try {
-      const fd = openSync(tmp, CREATE, mode & 0o777);
-      let stamp: StagedStamp;
+      const fd = openSync(path, CREATE, mode & 0o777);
       try {
         for (let at = 0; at < data.byteLength;) at += writeSync(fd, data, at, data.byteLength - at);
-        stamp = stampOf(fstatSync(fd));
+        this.staged.set(hash, stampOf(fstatSync(fd)));
       } finally {
         closeSync(fd);
       }
-      this.name(tmp, hash, stamp);
     } catch (err) {
-      rmSync(tmp, { force: true });
+      this.staged.delete(hash);
+      rmSync(path, { force: true });
       throw asNoSpace(err as Error, data.byteLength, freeBytes(this.copyDir));
     }
   }
@@ -207,18 +208,23 @@ export class BlobStaging {
     this.staged.clear();
   }
 
-  /**
-   * A fresh name in the blob's bucket: contents are spread over up to 256
-   * folders by hash, since creating files in one folder that grows to tens
-   * of thousands of entries costs more per file.
-   */
+  /** A fresh name in the blob's bucket, for a blob written before it is checked. */
   private tempPath(hash: string): string {
-    const bucket = basename(dirname(this.pathOf(hash)));
+    return join(this.bucketOf(hash), `part-${++this.tmpCounter}`);
+  }
+
+  /**
+   * The blob's bucket folder, made on first use: contents are spread over up
+   * to 256 folders by hash, since creating files in one folder that grows to
+   * tens of thousands of entries costs more per file.
+   */
+  private bucketOf(hash: string): string {
+    const bucket = dirname(this.pathOf(hash));
     if (!this.buckets.has(bucket)) {
-      mkdirSync(join(this.dir, bucket), { mode: 0o700 });
+      mkdirSync(bucket, { mode: 0o700 });
       this.buckets.add(bucket);
     }
-    return join(this.dir, bucket, `part-${++this.tmpCounter}`);
+    return bucket;
   }
 
   private name(tmp: string, hash: string, stamp: StagedStamp): void {

@@ -324,13 +324,14 @@ export class WorkspaceCopies {
       // A fresh copy has lost what setup commands made: they run again.
       if (options.clean) await rm(this.recordPath(workspace, SETUP_RECORD), { force: true });
       this.stageFromCopy(tree, plan, staging);
+      const had = this.record(workspace).made;
+      const changes = options.changes;
       const result = await this.layOutIn(tree, entries, preserve, options.clean ?? false, {
         before: this.record(workspace).files,
         plan,
         staging,
+        keptKnown: changes !== undefined && had?.at === changes,
       });
-      const had = this.record(workspace).made;
-      const changes = options.changes;
       const kept =
         result.kept ?? (changes !== undefined && had?.at === changes ? had.count : undefined);
       this.saveRecord(
@@ -416,7 +417,7 @@ export class WorkspaceCopies {
     entries: readonly ManifestEntry[],
     preserve: readonly string[],
     clean: boolean,
-    from: { before: State; plan: SyncPlan; staging: BlobStaging },
+    from: { before: State; plan: SyncPlan; staging: BlobStaging; keptKnown: boolean },
   ): Promise<{ after: State; written: number; removed: number; kept?: number; changed: boolean }> {
     const { before } = from;
     const after: State = {};
@@ -482,8 +483,20 @@ export class WorkspaceCopies {
     // Only a layout that changed something, dropped a workspace file or is
     // clean walks the copy (for what to remove and the count of what tasks
     // made); an unchanged copy is left unread.
-    const walk = clean || written > 0 || tracked.some((path) => !listed.has(path));
-    if (!walk) return { after, written, removed: 0, changed: tracked.length !== entries.length };
+    // A layout that only rewrote files already there leaves what tasks made
+    // as it was counted (from.keptKnown): no walk either.
+    const newPaths = written > 0 && entries.some((e) => !(e.path in before));
+    const walk =
+      clean ||
+      tracked.some((path) => !listed.has(path)) ||
+      (written > 0 && (newPaths || !from.keptKnown));
+    if (!walk)
+      return {
+        after,
+        written,
+        removed: 0,
+        changed: written > 0 || tracked.length !== entries.length,
+      };
     const { removed, kept } = tidyCopy(tree, {
       listed,
       folders,
@@ -513,7 +526,17 @@ export class WorkspaceCopies {
     const path = this.recordPath(workspace, STATE_RECORD);
     // Rewritten only when it changed (it is ~150 bytes a file); else touched, as the copy's last use.
     if (changed || had?.digest !== record.digest) {
-      writeFileSync(path, JSON.stringify({ v: 2, digest: record.digest, files: record.files }));
+      // Written after the sync is answered: the record in memory is the one
+      // used, and a state.json lost to a crash only makes the next sync stat
+      // and compare (a file it does not vouch for is sent again).
+      setImmediate(() => {
+        if (this.records.get(workspace) !== record) return;
+        try {
+          writeFileSync(path, JSON.stringify({ v: 2, digest: record.digest, files: record.files }));
+        } catch {
+          // A full disk, say: the next layout writes it again; nothing trusts a missing one.
+        }
+      });
     } else {
       const now = new Date();
       utimes(path, now, now).catch(() => undefined);
