@@ -27,7 +27,15 @@ export class CopyWatch {
    * A watch on `root` and the folders of `paths` (relative, `/`-separated),
    * or undefined when there are too many folders or watching fails here.
    */
-  static start(root: string, paths: Iterable<string>): CopyWatch | undefined {
+  static start(
+    root: string,
+    paths: Iterable<string>,
+    platform: string = process.platform,
+  ): CopyWatch | undefined {
+    // inotify queues an event as the write happens, so a turn of the loop
+    // delivers it; macOS's FSEvents may deliver it later, and Windows is
+    // untried: there, every check stats the files.
+    if (platform !== 'linux' && platform !== 'android') return undefined;
     const names = new Map<string, Set<string>>([['', new Set()]]);
     for (const path of paths) {
       let child = path;
