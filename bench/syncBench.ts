@@ -644,10 +644,14 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
     const sameRsync = median(rsyncSame);
     const rsyncCell = (x: number): string =>
       rsyncUnavailable ? 'rsync unavailable' : `rsync ${ms(x)}`;
+    // Two ratios: the whole `octask run` (Node's start-up and the task
+    // included) and its own sync figure (preparation to the agent's answer).
     const ahead = (cli: CliSync, rsync: number): string => {
       if (rsyncUnavailable) return 'ratio to rsync n/a';
-      const ratio = cli.wallMs / rsync;
-      return `CLI/rsync ${ratio.toFixed(2)}, aim <= 1.0 (${ratio <= 1 ? 'met' : 'MISSED'})`;
+      const wall = cli.wallMs / rsync;
+      const sync = cli.syncMs / rsync;
+      const mark = (r: number): string => (r <= 1 ? 'met' : 'MISSED');
+      return `/rsync: wall ${wall.toFixed(2)} (${mark(wall)}), sync.ms ${sync.toFixed(2)} (${mark(sync)}); aim <= 1.0`;
     };
     const cliCell = (wall: number, syncMs: number): string =>
       `CLI ${ms(wall)}, sync.ms ${num(syncMs, 0)}`;
