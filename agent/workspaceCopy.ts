@@ -57,6 +57,8 @@ export interface SyncPlan {
   local: Map<string, string>;
   /** Listed files already in place: same content, mode and, on disk, as laid out. */
   unchanged: Set<string>;
+  /** The record it was made from: a layout since (another dispatcher's) makes it stale. */
+  basis: object;
 }
 
 /** How long a layout works between yields to the event loop, so other connections are served. */
@@ -267,7 +269,12 @@ export class WorkspaceCopies {
       intact.add(path);
       if (!found.has(was.hash)) found.set(was.hash, path);
     }
-    const plan: SyncPlan = { need: new Map(), local: new Map(), unchanged: new Set() };
+    const plan: SyncPlan = {
+      need: new Map(),
+      local: new Map(),
+      unchanged: new Set(),
+      basis: record,
+    };
     for (const e of entries) {
       if ('link' in e) continue;
       const was = before[e.path];
@@ -315,8 +322,12 @@ export class WorkspaceCopies {
     const dir = this.dirOf(workspace);
     await mkdir(dir, { recursive: true });
     this.checkLinksAgainstCopy(dir, entries);
+    // Made again when a task ran in the copy since, or another sync laid it out.
     const fresh =
-      options.plan && options.changes !== undefined && options.plan.changes === options.changes;
+      options.plan &&
+      options.changes !== undefined &&
+      options.plan.changes === options.changes &&
+      options.plan.plan.basis === this.record(workspace);
     const plan = fresh && options.plan ? options.plan.plan : this.plan(workspace, entries);
     const staging = options.staging ?? this.staging(workspace);
     const tree = new ConfinedTree(dir, { replaceNonFolders: true });

@@ -183,6 +183,52 @@ describe('an agent receiving workspace syncs straight from the wire @integration
     assert.equal(await run('ws5', 'echo x >> src/two-copy.c; cat src/two.c'), two);
   });
 
+  it('never lays out a sync from a plan another sync of the copy made stale', async () => {
+    const [a, b, y] = ['version a\n', 'version b\n', 'new file\n'];
+    assert.equal((await sync('ws6', [file('x.txt', a)], { [sha(a)]: a })).t, 'syncDone');
+    // Two syncs planned against the same copy: one changes x.txt, the other keeps it as it is.
+    peer.send({
+      t: 'sync',
+      sync: 'race-1',
+      workspace: 'ws6',
+      entries: [file('x.txt', b)],
+      preserve: [],
+      last: true,
+    });
+    assert.deepEqual((await until('syncNeed')).hashes, [sha(b)]);
+    const keep = [file('x.txt', a), file('y.txt', y)];
+    peer.send({
+      t: 'sync',
+      sync: 'race-2',
+      workspace: 'ws6',
+      entries: keep,
+      preserve: [],
+      last: true,
+    });
+    assert.deepEqual((await until('syncNeed')).hashes, [sha(y)], 'x.txt looked unchanged then');
+    const blob = (id: string, body: string): void =>
+      peer.send({
+        t: 'blob',
+        sync: id,
+        hash: sha(body),
+        size: body.length,
+        offset: 0,
+        data: Buffer.from(body),
+      });
+    blob('race-1', b);
+    const first = await peer.next();
+    assert.equal(first.t === 'syncDone' && first.sync, 'race-1');
+    blob('race-2', y);
+    const second = await peer.next();
+    if (second.t === 'syncDone')
+      assert.equal(await run('ws6', 'cat x.txt'), a, 'x.txt as race-2 asked');
+    else {
+      // The content it planned to keep was gone: it says so rather than lay out a wrong copy.
+      assert.equal(second.t === 'syncFailed' && second.code, ErrorCode.BadContent);
+      assert.match(second.t === 'syncFailed' ? second.message : '', /run again/);
+    }
+  });
+
   it('rejects a blob whose bytes do not match its hash, and lays nothing out', async () => {
     const real = 'real\n';
     const result = await sync('ws3', [file('x.txt', real)], { [sha(real)]: 'forged' });
