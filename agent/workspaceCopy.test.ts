@@ -141,4 +141,19 @@ describe('workspace copies', () => {
       'b.c was written',
     );
   });
+
+  it('sees a file changed by hand, with no task in between, through the watch', async () => {
+    const entries = [entry('a.txt', 'hand\n')];
+    const staging = copies.staging('ws');
+    staging.put((entries[0] as { hash: string }).hash, Buffer.from('hand\n'));
+    await copies.layOut('ws', entries, [], { staging, changes: 0 });
+    const file = join(copies.dirOf('ws'), 'a.txt');
+    const before = lstatSync(file);
+    writeFileSync(file, 'HAND\n');
+    utimesSync(file, before.atime, before.mtime);
+    assert.equal(
+      await copies.check('ws', manifestDigest(entries), { changes: 0, busy: false }),
+      undefined,
+    );
+  });
 });

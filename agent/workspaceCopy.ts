@@ -174,9 +174,10 @@ export class WorkspaceCopies {
 
   /**
    * Whether the copy is laid out from the manifest `digest` and its files
-   * are as that layout left them. Their stat is trusted without a look when
-   * nothing used the copy since it was last seen so (`changes`, from
-   * CopyUsers, has not moved and no task runs in it now).
+   * are as that layout left them. They are stat'ed only when the copy's
+   * watch saw one of them touched, or, with no watch, when a task started or
+   * ended in the copy since they were last seen so (`changes`, from
+   * CopyUsers), or one runs in it now.
    */
   async check(
     workspace: string,
@@ -185,10 +186,13 @@ export class WorkspaceCopies {
   ): Promise<{ kept?: number } | undefined> {
     const record = this.record(workspace);
     if (record.digest !== digest) return undefined;
-    if (record.verifiedAt !== use.changes || use.busy) {
+    // No task started or ended in the copy since its files were seen as laid out.
+    const quiet = record.verifiedAt === use.changes && !use.busy;
+    if (!quiet || record.watch) {
       await deliverEvents();
       if (this.records.get(workspace) !== record || record.digest !== digest) return undefined;
-      if (use.busy || !record.watch?.clean) {
+      // A watch, where there is one, also sees a change made outside any task.
+      if (use.busy || !(record.watch ? record.watch.clean : quiet)) {
         // Reset first: a write during or after the stats still counts.
         record.watch?.reset();
         if (!this.filesAsLaidOut(workspace, record.files)) {
