@@ -64,8 +64,11 @@ export async function prepareWorkspaceAt(
   const started = performance.now();
   checkWorkspaceRoot(root);
   const id = workspaceId(hostname(), root);
-  const list = await listFor(root, options);
-  const cache = await HashCache.load(hashCacheFile(id, options.env ?? process.env));
+  // The cache is read while git lists the files.
+  const [list, cache] = await Promise.all([
+    listFor(root, options),
+    HashCache.load(hashCacheFile(id, options.env ?? process.env)),
+  ]);
   const manifest = await buildManifest(root, list.files, cache);
   cache.pruneUnused();
   await cache.save();
