@@ -1,5 +1,6 @@
 import { ErrorCode, isOctaskError } from '../shared/errors';
 import type { FrameConnection } from '../shared/frameConnection';
+import { manifestDigest } from '../shared/manifestDigest';
 import type { Logger } from '../shared/logger';
 import type { BlobMessage, ManifestEntry, SyncCheckMessage, SyncMessage } from '../shared/protocol';
 import type { BlobStaging, BlobWriter } from './blobStaging';
@@ -56,6 +57,8 @@ interface PendingSync {
   waiting: Map<string, { size: number; received: number; writer?: BlobWriter }>;
   /** Where the blobs are staged beside the copy; discarded (with them) if the sync fails. */
   staging?: BlobStaging;
+  /** manifestDigest of the entries, once needed. */
+  digest?: string;
   /** The mode each asked-for content is staged with. */
   modes: Map<string, number>;
   /** What the layout needs, as the copy was when the blobs were asked for. */
@@ -341,7 +344,7 @@ export class SyncReceiver {
     const running = this.users.tasksIn(sync.workspace);
     if (running === 0) return 0;
     if (sync.clean) return running;
-    return this.copies.matches(sync.workspace, sync.entries) ? 0 : running;
+    return this.copies.matchesDigest(sync.workspace, this.digestOf(sync)) ? 0 : running;
   }
 
   /**
@@ -356,7 +359,7 @@ export class SyncReceiver {
     if (
       !sync.clean &&
       this.users.tasksIn(workspace) > 0 &&
-      this.copies.matches(workspace, sync.entries)
+      this.copies.matchesDigest(workspace, this.digestOf(sync))
     ) {
       sync.staging?.discard();
       return { written: 0, removed: 0, waitedMs: 0 };
@@ -369,9 +372,16 @@ export class SyncReceiver {
         plan: sync.plan,
         // Read once no task runs: a task since the plan means it is made again.
         changes: this.users.changes(workspace),
+        digest: this.digestOf(sync),
       }),
     );
     return { ...result, waitedMs };
+  }
+
+  /** The sync's manifestDigest, computed once (10,000 entries: a few ms). */
+  private digestOf(sync: PendingSync): string {
+    sync.digest ??= manifestDigest(sync.entries);
+    return sync.digest;
   }
 
   private failWith(id: string, err: unknown): void {

@@ -230,8 +230,12 @@ export class WorkspaceCopies {
 
   /** Whether the copy's last layout was of exactly these entries (what tasks did since is not looked at). */
   matches(workspace: string, entries: readonly ManifestEntry[]): boolean {
-    // Compared with the digest, which the record stores, rather than entry by entry.
-    return this.record(workspace).digest === manifestDigest(entries);
+    return this.matchesDigest(workspace, manifestDigest(entries));
+  }
+
+  /** matches(), given the entries' manifestDigest (the record stores it). */
+  matchesDigest(workspace: string, digest: string): boolean {
+    return this.record(workspace).digest === digest;
   }
 
   /**
@@ -320,6 +324,8 @@ export class WorkspaceCopies {
       staging?: BlobStaging;
       plan?: { plan: SyncPlan; changes: number };
       changes?: number;
+      /** The entries' manifestDigest, when the caller has it already. */
+      digest?: string;
     } = {},
   ): Promise<{ written: number; removed: number; kept?: number }> {
     if (!options.validated) this.validate(entries);
@@ -352,7 +358,7 @@ export class WorkspaceCopies {
       this.saveRecord(
         workspace,
         {
-          digest: manifestDigest(entries),
+          digest: options.digest ?? manifestDigest(entries),
           files: result.after,
           ...(changes !== undefined ? { verifiedAt: changes } : {}),
           ...(changes !== undefined && kept !== undefined
@@ -439,6 +445,8 @@ export class WorkspaceCopies {
     let written = 0;
     const folders = new Set<string>();
     const targets: ManifestFile[] = [];
+    /** Whether a path not in the last layout is written (it may stand where a task made a file). */
+    let newPaths = false;
     /** Targets per content still to be laid out: the last one gets the staged file itself. */
     const left = new Map<string, number>();
     for (const e of entries) {
@@ -453,6 +461,7 @@ export class WorkspaceCopies {
           if (current?.isDirectory()) tree.remove(e.path);
           await tree.linkIn(e.path, e.link);
           written++;
+          if (!(e.path in before)) newPaths = true;
         }
         after[e.path] = { link: e.link };
         continue;
@@ -463,6 +472,7 @@ export class WorkspaceCopies {
         continue;
       }
       targets.push(e);
+      if (!was) newPaths = true;
       left.set(e.hash, (left.get(e.hash) ?? 0) + 1);
     }
     let slice = performance.now();
@@ -500,7 +510,6 @@ export class WorkspaceCopies {
     // made); an unchanged copy is left unread.
     // A layout that only rewrote files already there leaves what tasks made
     // as it was counted (from.keptKnown): no walk either.
-    const newPaths = written > 0 && entries.some((e) => !(e.path in before));
     const walk =
       clean ||
       tracked.some((path) => !listed.has(path)) ||

@@ -62,7 +62,8 @@ function stampOf(s: FileStamp): FileStamp {
 // O_NOFOLLOW: a file swapped for a symlink after listing is not followed out
 // of the workspace. O_NONBLOCK: one swapped for a FIFO cannot hang the open.
 // Both are undefined on Windows, where neither risk applies the same way.
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+export const OPEN_FLAGS =
+  constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
 async function hashOpenFile(handle: FileHandle): Promise<string> {
   const hash = createHash('sha256');

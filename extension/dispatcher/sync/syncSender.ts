@@ -1,17 +1,11 @@
-import {
-  closeSync,
-  constants as fsConstants,
-  createReadStream,
-  fstatSync,
-  openSync,
-  readSync,
-} from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { BLOB_CHUNK, sendBlobs } from '../../../shared/blobSender';
 import { ErrorCode, OctaskError } from '../../../shared/errors';
 import type { FrameConnection } from '../../../shared/frameConnection';
 import type { DispatcherBound } from '../../../shared/protocol';
+import { OPEN_FLAGS } from './hashCache';
 import type { PreparedWorkspace } from './preparedWorkspace';
 
 /** Manifest entries per `sync` frame: keeps each frame far below the size cap. */
@@ -29,17 +23,16 @@ export interface SyncStats {
   ms: number;
 }
 
-// O_NOFOLLOW: a file swapped for a symlink since the manifest was made is
-// not read (its target could be any file of the user's). O_NONBLOCK: nor
-// does one swapped for a FIFO hang the read. Both are 0 on Windows.
-const READ_FLAGS =
-  fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0) | (fsConstants.O_NONBLOCK ?? 0);
-
-/** A small regular file's bytes, or undefined when it is gone or no longer `size` bytes of a file. */
+/**
+ * A small regular file's bytes, or undefined when it is gone or no longer
+ * `size` bytes of a file. Opened as the hash cache opens files: a file
+ * swapped for a link since the manifest was made is not followed (its
+ * target could be any file of the user's), nor does a FIFO hang the read.
+ */
 function readWhole(path: string, size: number): Buffer | undefined {
   let fd: number;
   try {
-    fd = openSync(path, READ_FLAGS);
+    fd = openSync(path, OPEN_FLAGS);
   } catch {
     return undefined;
   }
