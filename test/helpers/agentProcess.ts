@@ -147,6 +147,16 @@ export interface CliResult {
 }
 
 /** Runs the `octask` CLI to completion. */
+/** `octask run --agent ADDRESS --key-file KEY --no-mdns ARGS...`: one agent, no discovery. */
+export function runOn(
+  address: string,
+  keyFile: string,
+  args: string[],
+  options: Parameters<typeof runCli>[1] = {},
+): Promise<CliResult> {
+  return runCli(['run', '--agent', address, '--key-file', keyFile, '--no-mdns', ...args], options);
+}
+
 export function runCli(
   args: string[],
   options: {

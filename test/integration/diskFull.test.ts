@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartedAgent } from '../helpers/agentProcess';
-import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
+import { newKeyFile, runOn, startAgent, tempDir } from '../helpers/agentProcess';
 import { git, initRepo, writeFile } from '../helpers/gitRepo';
 
 const MIB = 1024 * 1024;
@@ -35,7 +35,7 @@ describe('an agent whose disk is full @integration', function () {
   const start = async (args: string[] = []): Promise<StartedAgent> =>
     (agent = await startAgent({ keyFile, name: 'small', args: ['--workdir', workdir, ...args] }));
   const run = (cwd: string, command = 'cat *.txt | wc -c') =>
-    runCli(['run', '--agent', agent!.address, '--key-file', keyFile, '--no-mdns', '--', command], {
+    runOn(agent!.address, keyFile, ['--', command], {
       cwd,
     });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { StartedAgent } from '../helpers/agentProcess';
-import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
+import { newKeyFile, runOn, startAgent, tempDir } from '../helpers/agentProcess';
 import type { RawPeer } from '../helpers/rawPeer';
 import { dispatcherHello, rawDial } from '../helpers/rawPeer';
 import type { ClusterKey } from '../../shared/clusterKey';
@@ -92,16 +92,7 @@ describe('hostile frames close only their own connection @integration', function
       }
     }
     assert.deepEqual(seen, ['started', 'output', 'exit']);
-    const r = await runCli([
-      'run',
-      '--agent',
-      agent.address,
-      '--key-file',
-      keyFile,
-      '--no-mdns',
-      '--',
-      'echo fine',
-    ]);
+    const r = await runOn(agent.address, keyFile, ['--', 'echo fine']);
     assert.equal(r.stdout, 'fine\n');
     assert.equal(agent.proc.exitCode, null, 'the agent must still be running');
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { StartedAgent } from '../helpers/agentProcess';
-import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
+import { newKeyFile, runOn, startAgent, tempDir } from '../helpers/agentProcess';
 import { dispatcherHello, rawDial } from '../helpers/rawPeer';
 import type { ClusterKey } from '../../shared/clusterKey';
 import { EXIT } from '../../shared/exitCode';
@@ -22,18 +22,7 @@ describe('timeouts a key holder gives are kept to what a timer can hold @integra
   });
 
   const run = (timeout: string) =>
-    runCli([
-      'run',
-      '--agent',
-      agent.address,
-      '--key-file',
-      keyFile,
-      '--no-mdns',
-      '--timeout',
-      timeout,
-      '--',
-      'sleep 0.3 && echo still here',
-    ]);
+    runOn(agent.address, keyFile, ['--timeout', timeout, '--', 'sleep 0.3 && echo still here']);
 
   it('octask run --timeout 2147484 is a usage error, not a task ended at once', async () => {
     const r = await run('2147484');

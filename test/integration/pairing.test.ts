@@ -4,7 +4,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync, writeFileSy
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import type { StartedAgent } from '../helpers/agentProcess';
-import { AGENT_BIN, newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
+import { AGENT_BIN, newKeyFile, runCli, runOn, startAgent, tempDir } from '../helpers/agentProcess';
 import { dispatcherHello, fakeAgent, rawDial } from '../helpers/rawPeer';
 import type { AgentKey, ClusterKey } from '../../shared/clusterKey';
 import { formatKey, keyFromSecret, parseAgentKeyFile } from '../../shared/clusterKey';
@@ -46,7 +46,7 @@ describe('per-agent keys: pairing, and what a paired device cannot do @integrati
     return a;
   };
   const run = (address: string, keyFile = clusterFile) =>
-    runCli(['run', '--agent', address, '--key-file', keyFile, '--no-mdns', '--', 'echo served']);
+    runOn(address, keyFile, ['--', 'echo served']);
 
   /** A TLS-PSK handshake with the given identity and secret; resolves whether it completed. */
   const handshake = (port: number, identity: string, psk: Buffer): Promise<boolean> =>

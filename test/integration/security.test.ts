@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { StartedAgent } from '../helpers/agentProcess';
-import { AGENT_BIN, newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
+import { AGENT_BIN, newKeyFile, runCli, runOn, startAgent, tempDir } from '../helpers/agentProcess';
 import { dispatcherHello, fakeAgent, rawDial } from '../helpers/rawPeer';
 import type { ClusterKey } from '../../shared/clusterKey';
 import { ErrorCode } from '../../shared/errors';
@@ -32,16 +32,7 @@ describe('keys, versions and policy @integration', function () {
   it('fails fast with a clear message when the key is wrong, and the agent logs it', async () => {
     const other = newKeyFile(dir.path, 'other-key');
     const started = Date.now();
-    const r = await runCli([
-      'run',
-      '--agent',
-      agent.address,
-      '--key-file',
-      other.path,
-      '--no-mdns',
-      '--',
-      'echo hi',
-    ]);
+    const r = await runOn(agent.address, other.path, ['--', 'echo hi']);
     assert.equal(r.code, 125);
     assert.match(r.stderr, /E_WRONG_KEY.*different cluster key/);
     assert.ok(Date.now() - started < 10_000, 'a wrong key must not hang');
@@ -68,16 +59,7 @@ describe('keys, versions and policy @integration', function () {
   });
 
   it('says what is wrong when no agent can be reached', async () => {
-    const r = await runCli([
-      'run',
-      '--agent',
-      '127.0.0.1:9',
-      '--key-file',
-      keyFile,
-      '--no-mdns',
-      '--',
-      'echo hi',
-    ]);
+    const r = await runOn('127.0.0.1:9', keyFile, ['--', 'echo hi']);
     assert.equal(r.code, 125);
     assert.match(r.stderr, /E_NO_AGENTS.*127\.0\.0\.1:9.*ECONNREFUSED/);
   });
@@ -108,16 +90,7 @@ describe('keys, versions and policy @integration', function () {
       };
       assert.equal(doc.agents[0]?.status, 'version_mismatch');
       assert.match(doc.agents[0]?.lastError.message ?? '', /protocol/);
-      const r = await runCli([
-        'run',
-        '--agent',
-        `127.0.0.1:${fake.port}`,
-        '--key-file',
-        keyFile,
-        '--no-mdns',
-        '--',
-        'echo hi',
-      ]);
+      const r = await runOn(`127.0.0.1:${fake.port}`, keyFile, ['--', 'echo hi']);
       assert.equal(r.code, 125);
       assert.match(
         r.stderr,
@@ -130,41 +103,14 @@ describe('keys, versions and policy @integration', function () {
 
   it('refuses a command its policy denies, naming the rule, and never runs it', async () => {
     const marker = join(dir.path, 'should-not-exist');
-    const r = await runCli([
-      'run',
-      '--agent',
-      agent.address,
-      '--key-file',
-      keyFile,
-      '--no-mdns',
-      '--',
-      `touch ${marker}; shutdown -h now`,
-    ]);
+    const r = await runOn(agent.address, keyFile, ['--', `touch ${marker}; shutdown -h now`]);
     assert.equal(r.code, 125);
     assert.match(r.stderr, /E_POLICY_REFUSED.*--deny "shutdown"/);
     assert.equal(existsSync(marker), false);
-    const r2 = await runCli([
-      'run',
-      '--agent',
-      agent.address,
-      '--key-file',
-      keyFile,
-      '--no-mdns',
-      '--',
-      `ls ${dir.path}`,
-    ]);
+    const r2 = await runOn(agent.address, keyFile, ['--', `ls ${dir.path}`]);
     assert.equal(r2.code, 125);
     assert.match(r2.stderr, /none of the agent's --allow rules/);
-    const ok = await runCli([
-      'run',
-      '--agent',
-      agent.address,
-      '--key-file',
-      keyFile,
-      '--no-mdns',
-      '--',
-      'echo allowed',
-    ]);
+    const ok = await runOn(agent.address, keyFile, ['--', 'echo allowed']);
     assert.equal(ok.stdout, 'allowed\n');
   });
 
@@ -206,16 +152,7 @@ describe('keys, versions and policy @integration', function () {
   it('serves plain WebSocket on loopback with --insecure, reached as ws://', async () => {
     const plain = await startAgent({ keyFile, name: 'plain', args: ['--insecure'] });
     try {
-      const r = await runCli([
-        'run',
-        '--agent',
-        `ws://${plain.address}`,
-        '--key-file',
-        keyFile,
-        '--no-mdns',
-        '--',
-        'echo clear',
-      ]);
+      const r = await runOn(`ws://${plain.address}`, keyFile, ['--', 'echo clear']);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, 'clear\n');
     } finally {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
+import { newKeyFile, runCli, runOn, startAgent, tempDir } from '../helpers/agentProcess';
 import { marker, waitUntilGone, waitUntilRunning } from '../helpers/processes';
 
 describe('agent shutdown in stages, and the key command @integration', function () {
@@ -14,16 +14,7 @@ describe('agent shutdown in stages, and the key command @integration', function 
     const agent = await startAgent({ keyFile, name: 'drainer' });
     try {
       const n = marker();
-      const run = runCli([
-        'run',
-        '--agent',
-        agent.address,
-        '--key-file',
-        keyFile,
-        '--no-mdns',
-        '--',
-        `sleep 1.${n}; echo drained`,
-      ]);
+      const run = runOn(agent.address, keyFile, ['--', `sleep 1.${n}; echo drained`]);
       assert.ok((await waitUntilRunning(`^sleep 1\\.${n}`)).length > 0, 'the task never started');
       agent.proc.kill('SIGTERM');
       const r = await run;
@@ -41,17 +32,7 @@ describe('agent shutdown in stages, and the key command @integration', function 
     const agent = await startAgent({ keyFile, name: 'canceller' });
     try {
       const n = marker();
-      const run = runCli([
-        'run',
-        '--agent',
-        agent.address,
-        '--key-file',
-        keyFile,
-        '--no-mdns',
-        '--json',
-        '--',
-        `sleep ${n}`,
-      ]);
+      const run = runOn(agent.address, keyFile, ['--json', '--', `sleep ${n}`]);
       assert.ok((await waitUntilRunning(`^sleep ${n}`)).length > 0, 'the task never started');
       agent.proc.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 200));

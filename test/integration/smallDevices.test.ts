@@ -8,6 +8,7 @@ import {
   cleanOctaskEnv,
   newKeyFile,
   runCli,
+  runOn,
   startAgent,
   tempDir,
 } from '../helpers/agentProcess';
@@ -106,13 +107,7 @@ describe('small devices: Node versions, broken pipes, ports, signals, systemd @i
         const ws = join(dir.path, 'ws-node18');
         mkdirSync(join(ws, 'src'), { recursive: true });
         writeFileSync(join(ws, 'src', 'input.txt'), 'synced\n');
-        const synced = await runCli([
-          'run',
-          '--agent',
-          agent.address,
-          '--key-file',
-          keyFile,
-          '--no-mdns',
+        const synced = await runOn(agent.address, keyFile, [
           '--workspace',
           ws,
           '--artifacts',
@@ -125,18 +120,7 @@ describe('small devices: Node versions, broken pipes, ports, signals, systemd @i
         assert.equal(readFileSync(join(ws, 'out', 'result.txt'), 'utf8'), 'synced\n');
         // A timeout ends the task's process group there too.
         const n = marker();
-        const timed = await runCli([
-          'run',
-          '--agent',
-          agent.address,
-          '--key-file',
-          keyFile,
-          '--no-mdns',
-          '--timeout',
-          '1',
-          '--',
-          `sleep ${n}`,
-        ]);
+        const timed = await runOn(agent.address, keyFile, ['--timeout', '1', '--', `sleep ${n}`]);
         assert.equal(timed.code, 124, describeRun(timed));
         assert.deepEqual(await waitUntilGone(`^sleep ${n}`), []);
         agent.proc.kill('SIGTERM');

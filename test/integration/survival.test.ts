@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { StartedAgent } from '../helpers/agentProcess';
-import { newKeyFile, runCli, startAgent, tempDir } from '../helpers/agentProcess';
+import { newKeyFile, runCli, runOn, startAgent, tempDir } from '../helpers/agentProcess';
 import type { TwoHostLan } from '../helpers/netns';
 import { assertCanMakeNamespaces, createTwoHostLan, removeStaleNamespaces } from '../helpers/netns';
 import {
@@ -225,13 +225,7 @@ describe('tasks survive link cuts, killed agents and killed dispatchers @integra
     const n = marker();
     try {
       const started = Date.now();
-      const r = await runCli([
-        'run',
-        '--agent',
-        agent.address,
-        '--key-file',
-        keyFile,
-        '--no-mdns',
+      const r = await runOn(agent.address, keyFile, [
         '--timeout',
         '2',
         '--',
