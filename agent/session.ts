@@ -1,4 +1,5 @@
 import { encodeOutput } from '../shared/codec';
+import { blobsOf } from '../shared/blobSender';
 import { ErrorCode } from '../shared/errors';
 import type { ConnectionError } from '../shared/frameConnection';
 import { FrameConnection } from '../shared/frameConnection';
@@ -141,6 +142,9 @@ export class Session {
         return;
       case 'blob':
         this.receiver.blob(message);
+        return;
+      case 'blobs':
+        for (const blob of blobsOf(message)) this.receiver.blob(blob);
         return;
       default:
         this.connection.fail(ErrorCode.UnknownType, `an agent does not accept ${message.t} frames`);

@@ -1,9 +1,7 @@
-import { runAgentCli } from '../agent/main';
 import { isOctaskError } from '../shared/errors';
 import { PROTOCOL_VERSION } from '../shared/protocol';
 import { OCTASK_VERSION } from '../shared/version';
 import { agentsCommand } from './agents';
-import { dispatcherCommand } from './dispatcherCommand';
 import { EXIT } from '../shared/exitCode';
 import { keyCommand } from './key';
 import { runCommand, UsageError } from './run';
@@ -31,12 +29,14 @@ export async function main(argv: string[]): Promise<number> {
         return await agentsCommand(rest);
       case 'key':
         return keyCommand(rest);
+      // Loaded only when used: `run` starts faster without the agent and
+      // the JSON-RPC server (a third of the bundle) being set up.
       case 'worker':
       case 'w':
-        return await runAgentCli(rest);
+        return await (await import('../agent/main.js')).runAgentCli(rest);
       case 'dispatcher':
       case 'd':
-        return await dispatcherCommand(rest);
+        return await (await import('./dispatcherCommand.js')).dispatcherCommand(rest);
       case '--version':
       case 'version':
         process.stdout.write(`octask ${OCTASK_VERSION} (protocol ${PROTOCOL_VERSION})\n`);

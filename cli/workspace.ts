@@ -23,6 +23,13 @@ export interface CliWorkspace {
 }
 
 /**
+ * Bytes of small files the CLI keeps from hashing to send unread: a first
+ * sync then reads each file once. A one-shot process can afford it; the
+ * editor's long-lived dispatcher keeps none.
+ */
+const KEEP_BYTES = 64 * 1024 * 1024;
+
+/**
  * The workspace `octask run` syncs: --workspace, else the git work tree
  * around the current folder; none (no sync) outside git or with --no-sync.
  */
@@ -36,7 +43,7 @@ export async function prepareCliWorkspace(
   const root =
     flags.workspace !== undefined ? resolve(flags.workspace) : await findWorkspaceRoot(here);
   if (!root) return null;
-  const prepared = await prepareWorkspaceAt(root, { ...flags, env });
+  const prepared = await prepareWorkspaceAt(root, { ...flags, env, keepBytes: KEEP_BYTES });
   const rel = relative(root, here);
   const cwd =
     flags.cwd ??

@@ -14,8 +14,9 @@ import type { ManifestEntry } from './manifest';
  * outlive connections (`graceMs`, `attach`, `release`, `gone`).
  * 3: a sync may begin with `syncCheck` (answered `syncDone` or `syncStale`),
  * and `syncNeed` asks for what the copy lacks: the agent keeps no store.
+ * 4: small whole contents travel many to a frame (`blobs`).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Largest frame either side accepts; bigger ones close the socket (1009). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -209,6 +210,20 @@ export interface BlobMessage {
   data: Uint8Array;
 }
 
+/**
+ * Many small whole contents in one frame, same direction and `sync` as
+ * `blob`: content i is `sizes[i]` bytes of `data`, after those before it.
+ * Each is handled as a `blob` of offset 0 would be; a frame per file would
+ * cost more than the file for a source tree.
+ */
+export interface BlobsMessage {
+  t: 'blobs';
+  sync: string;
+  hashes: string[];
+  sizes: number[];
+  data: Uint8Array;
+}
+
 /** Agent → dispatcher: the copy is laid out as the manifest says. */
 export interface SyncDoneMessage {
   t: 'syncDone';
@@ -351,6 +366,7 @@ export type AgentBound =
   | SyncMessage
   | SyncCheckMessage
   | BlobMessage
+  | BlobsMessage
   | FetchMessage;
 export type DispatcherBound =
   | HelloMessage
@@ -367,6 +383,7 @@ export type DispatcherBound =
   | SyncDoneMessage
   | SyncFailedMessage
   | BlobMessage
+  | BlobsMessage
   | FetchDoneMessage;
 export type Message = AgentBound | DispatcherBound;
 export type MessageType = Message['t'];

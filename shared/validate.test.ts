@@ -34,3 +34,34 @@ describe('validate: timeouts', () => {
     assert.match(timeoutSecProblem('5') ?? '', /got "5"/);
   });
 });
+
+describe('validate: blobs', () => {
+  const hash = (c: string): string => c.repeat(64);
+  const blobs = (hashes: string[], sizes: number[], data: string): unknown => ({
+    t: 'blobs',
+    sync: 's',
+    hashes,
+    sizes,
+    data: Buffer.from(data),
+  });
+  const bad = (value: unknown, text: RegExp): void =>
+    assert.throws(
+      () => validateMessage(value),
+      (err: unknown) =>
+        err instanceof OctaskError && err.code === 'E_BAD_FIELD' && text.test(err.message),
+    );
+
+  it('takes sizes that cut the data exactly, empty contents included', () => {
+    assert.doesNotThrow(() =>
+      validateMessage(blobs([hash('a'), hash('b'), hash('c')], [2, 0, 3], 'xxyyy')),
+    );
+  });
+
+  it('refuses sizes that do not add up to the data, or do not match the hashes', () => {
+    bad(blobs([hash('a'), hash('b')], [2, 2], 'xxy'), /add up to 4 bytes but data holds 3/);
+    bad(blobs([hash('a'), hash('b')], [2, 1, 0], 'xxy'), /one size per hash/);
+    bad(blobs([], [], ''), /at least one/);
+    bad(blobs([hash('a')], [-1], ''), /blobs\.sizes must be uints/);
+    bad(blobs(['nothex'], [0], ''), /blobs\.hashes must be hashes/);
+  });
+});

@@ -14,6 +14,7 @@ type FieldKind =
   | 'strOrNull'
   | 'hash'
   | 'hashes'
+  | 'uints'
   | 'entries'
   | 'optString'
   | 'optStrings'
@@ -85,6 +86,7 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
   syncStale: { sync: 'string' },
   syncNeed: { sync: 'string', hashes: 'hashes', busy: 'optUint' },
   blob: { sync: 'string', hash: 'hash', size: 'uint', offset: 'uint', data: 'bytes' },
+  blobs: { sync: 'string', hashes: 'hashes', sizes: 'uints', data: 'bytes' },
   syncDone: {
     sync: 'string',
     written: 'uint',
@@ -209,6 +211,8 @@ function fits(kind: FieldKind, value: unknown): boolean {
       return typeof value === 'string' && HASH.test(value);
     case 'hashes':
       return Array.isArray(value) && value.every((v) => typeof v === 'string' && HASH.test(v));
+    case 'uints':
+      return Array.isArray(value) && value.every(isUint);
     case 'entries':
       return Array.isArray(value) && value.every(isEntry);
     case 'optString':
@@ -311,7 +315,26 @@ export function validateMessage(value: unknown): Message {
       );
     }
   }
+  if (type === 'blobs') checkBlobsLayout(value);
   return value as unknown as Message;
+}
+
+/** A `blobs` frame's sizes must cut its data into exactly its hashes' contents. */
+function checkBlobsLayout(value: Record<string, unknown>): void {
+  const hashes = value.hashes as string[];
+  const sizes = value.sizes as number[];
+  const data = value.data as Uint8Array;
+  if (hashes.length === 0 || hashes.length !== sizes.length)
+    throw new OctaskError(
+      ErrorCode.BadField,
+      `blobs needs one size per hash and at least one of each, got ${hashes.length} hashes and ${sizes.length} sizes`,
+    );
+  const total = sizes.reduce((n, s) => n + s, 0);
+  if (total !== data.byteLength)
+    throw new OctaskError(
+      ErrorCode.BadField,
+      `blobs.sizes add up to ${total} bytes but data holds ${data.byteLength}`,
+    );
 }
 
 function describe(v: unknown): string {

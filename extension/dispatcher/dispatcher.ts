@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { arch, cpus, hostname, platform, totalmem } from 'node:os';
 import type { ClusterKey } from '../../shared/clusterKey';
+import { blobsOf } from '../../shared/blobSender';
 import { timeoutSecProblem } from '../../shared/validate';
 import { ErrorCode, OctaskError } from '../../shared/errors';
 import type { ConnectionError } from '../../shared/frameConnection';
@@ -734,6 +735,9 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
     switch (message.t) {
       case 'blob':
         this.fetches.blob(message);
+        return;
+      case 'blobs':
+        for (const blob of blobsOf(message)) this.fetches.blob(blob);
         return;
       case 'fetchDone':
         this.fetches.finished(message);

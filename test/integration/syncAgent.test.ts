@@ -237,6 +237,53 @@ describe('an agent receiving workspace syncs straight from the wire @integration
     assert.equal(await run('ws3', 'true'), `refused ${ErrorCode.NoWorkspace}`);
   });
 
+  /** A sync whose contents all go in one `blobs` frame, `bodies` cut by `sizes` (the real ones by default). */
+  async function syncBatched(
+    workspace: string,
+    entries: ManifestEntry[],
+    bodies: string[],
+    sizes = bodies.map((b) => Buffer.byteLength(b)),
+  ): Promise<Message> {
+    const id = `s${++n}`;
+    peer.send({ t: 'sync', sync: id, workspace, entries, preserve: [], last: true });
+    const need = await until('syncNeed');
+    assert.equal(need.hashes.length, bodies.length);
+    const hashes = entries.flatMap((e) => ('hash' in e ? [e.hash] : []));
+    peer.send({ t: 'blobs', sync: id, hashes, sizes, data: Buffer.from(bodies.join('')) });
+    return peer.next();
+  }
+
+  it('takes many contents in one blobs frame', async () => {
+    const bodies = ['one\n', 'two\n', '', 'four\n'];
+    const entries = bodies.map((b, i) => file(`d/f${i}`, b));
+    const done = await syncBatched('ws-batch', entries, bodies);
+    assert.equal(done.t, 'syncDone', JSON.stringify(done));
+    assert.equal(await run('ws-batch', 'cat d/f0 d/f1 d/f2 d/f3'), 'one\ntwo\nfour\n');
+  });
+
+  it('rejects a blobs frame with one content that does not match its hash, and lays nothing out', async () => {
+    const bodies = ['one\n', 'two\n'];
+    const entries = bodies.map((b, i) => file(`f${i}`, b));
+    const result = await syncBatched('ws-batch-bad', entries, ['one\n', 'TWO\n']);
+    assert.equal(
+      result.t === 'syncFailed' && result.code,
+      ErrorCode.BadContent,
+      JSON.stringify(result),
+    );
+    assert.equal(await run('ws-batch-bad', 'true'), `refused ${ErrorCode.NoWorkspace}`);
+  });
+
+  it('closes the connection on a blobs frame whose sizes do not cut its data', async () => {
+    const bodies = ['one\n', 'two\n'];
+    const entries = bodies.map((b, i) => file(`f${i}`, b));
+    const result = await syncBatched('ws-batch-cut', entries, bodies, [4, 5]);
+    assert.equal(result.t === 'error' && result.code, ErrorCode.BadField, JSON.stringify(result));
+    assert.match(
+      result.t === 'error' ? result.message : '',
+      /sizes add up to 9 bytes but data holds 8/,
+    );
+  });
+
   const hostile: Array<[string, ManifestEntry[]]> = [
     ['an absolute path', [file('/etc/evil', 'x')]],
     ['a .. segment', [file('../../evil', 'x')]],

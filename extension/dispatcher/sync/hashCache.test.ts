@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import {
   lstatSync,
+  statSync,
   readdirSync,
   readFileSync,
   symlinkSync,
@@ -13,7 +14,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TempDir } from '../../../test/helpers/gitRepo';
 import { tempDir } from '../../../test/helpers/gitRepo';
-import { HashCache, hashFile, hashFileSync } from './hashCache';
+import { HashCache, hashFile, hashFileSync, KEEP_FILE_MAX } from './hashCache';
 
 function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -55,6 +56,32 @@ describe('sync hashCache', () => {
     assert.throws(() => hashFileSync(join(tmp.path, 'link')), { code: 'ELOOP' });
     execFileSync('mkfifo', [join(tmp.path, 'fifo')]);
     assert.throws(() => hashFileSync(join(tmp.path, 'fifo')), /no longer a regular file/);
+  });
+
+  it('keeps the bytes it hashed when asked, for files up to the limit and within the budget', async () => {
+    const a = Buffer.from('alpha\n'.repeat(100));
+    const b = Buffer.from('beta\n'.repeat(100));
+    const big = Buffer.alloc(KEEP_FILE_MAX + 1, 3);
+    for (const [name, data] of [
+      ['a', a],
+      ['b', b],
+      ['kbig', big],
+    ] as const)
+      writeFileSync(join(tmp.path, name), data);
+    assert.deepEqual(hashFileSync(join(tmp.path, 'a'), undefined, a.length)?.data, a);
+    assert.equal(hashFileSync(join(tmp.path, 'a'), undefined, a.length - 1)?.data, undefined);
+    assert.equal(hashFileSync(join(tmp.path, 'kbig'), undefined, 10 * big.length)?.data, undefined);
+    // Room for a but not then b: only a is kept; the hashes are right either way.
+    const cache = await HashCache.load(null, { racyWindowMs: 0, keepBytes: a.length + 10 });
+    const stat = (name: string) => statSync(join(tmp.path, name));
+    assert.equal(cache.hashSync(join(tmp.path, 'a'), stat('a'))?.hash, sha256(a));
+    assert.equal(cache.hashSync(join(tmp.path, 'b'), stat('b'))?.hash, sha256(b));
+    assert.deepEqual([...cache.kept.keys()], [sha256(a)]);
+    assert.deepEqual(cache.kept.get(sha256(a)), a);
+    // Without keepBytes nothing is kept.
+    const plain = await HashCache.load(null, { racyWindowMs: 0 });
+    plain.hashSync(join(tmp.path, 'a'), stat('a'));
+    assert.equal(plain.kept.size, 0);
   });
 
   it('hashSync answers from the cache or reads a small file, null for a big one', async () => {

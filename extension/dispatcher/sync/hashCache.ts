@@ -26,6 +26,8 @@ export interface HashResult {
   hash: string;
   /** The stamp of the content actually hashed (may differ from the one asked about). */
   stamp: FileStamp;
+  /** The bytes hashed, when the caller asked to keep them (hashFileSync's `keep`). */
+  data?: Buffer;
 }
 
 export interface HashCacheOptions {
@@ -35,7 +37,16 @@ export interface HashCacheOptions {
    * granularity would leave the stamp unchanged ("racily clean" in git).
    */
   racyWindowMs?: number;
+  /**
+   * Keep the bytes of small files read for hashing, up to this many in
+   * all, so that a sync right after sends them without reading each file
+   * again (the CLI's one-shot first sync). 0, the default: keep none.
+   */
+  keepBytes?: number;
 }
+
+/** Files up to this size may be kept (and are read in one call). */
+export const KEEP_FILE_MAX = 256 * 1024;
 
 const CHUNK_BYTES = 256 * 1024;
 /**
@@ -101,24 +112,41 @@ let syncBuffer: Buffer | undefined;
  * (checked on the open file); null when it is bigger, to be hashed with
  * hashFile instead. Same flags, same before/after check, same retries.
  */
-export function hashFileSync(path: string, maxBytes = SYNC_HASH_MAX_BYTES): HashResult | null {
+export function hashFileSync(
+  path: string,
+  maxBytes = SYNC_HASH_MAX_BYTES,
+  /** Return the bytes too (`data`) if the file is at most this size. */
+  keep = 0,
+): HashResult | null {
   syncBuffer ??= Buffer.allocUnsafe(CHUNK_BYTES);
-  const buffer = syncBuffer;
   for (let attempt = 1; ; attempt++) {
     const fd = openSync(path, OPEN_FLAGS);
     try {
       const before = fstatSync(fd);
       if (!before.isFile()) throw new Error(`${path} is no longer a regular file`);
       if (before.size > maxBytes) return null;
+      // A kept file is read into a buffer of its own (one more byte: a file
+      // that grew since the fstat reads past its old size, and so is not kept).
+      const kept = before.size <= Math.min(keep, KEEP_FILE_MAX);
+      const buffer = kept ? Buffer.allocUnsafe(before.size + 1) : syncBuffer;
       const hash = createHash('sha256');
+      let total = 0;
       for (;;) {
-        const bytesRead = readSync(fd, buffer, 0, CHUNK_BYTES, null);
+        const at = kept ? total : 0;
+        const bytesRead = readSync(fd, buffer, at, buffer.length - at, null);
         if (bytesRead === 0) break;
-        hash.update(buffer.subarray(0, bytesRead));
+        hash.update(buffer.subarray(at, at + bytesRead));
+        total += bytesRead;
+        if (kept && total === buffer.length) break;
       }
       const digest = hash.digest('hex');
       const after = fstatSync(fd);
-      if (sameStamp(before, after)) return { hash: digest, stamp: stampOf(after) };
+      if (sameStamp(before, after) && total === after.size)
+        return {
+          hash: digest,
+          stamp: stampOf(after),
+          ...(kept ? { data: buffer.subarray(0, total) } : {}),
+        };
       if (attempt >= MAX_ATTEMPTS) throw new Error(`${path} kept changing while being hashed`);
     } finally {
       closeSync(fd);
@@ -130,6 +158,9 @@ export class HashCache {
   private readonly rows: HashRows;
   private dirty = false;
   private readonly racyWindowMs: number;
+  /** Bytes of files read for hashing (keepBytes), by hash; what is left of the budget. */
+  readonly kept = new Map<string, Buffer>();
+  private keepLeft: number;
   /** Lookups answered from the cache, and files actually read, since loading. */
   hits = 0;
   misses = 0;
@@ -141,6 +172,7 @@ export class HashCache {
   ) {
     this.rows = rows;
     this.racyWindowMs = options.racyWindowMs ?? 2000;
+    this.keepLeft = options.keepBytes ?? 0;
   }
 
   /** The cache stored at `file` (null: in memory only); empty if it is missing or unreadable. */
@@ -175,11 +207,15 @@ export class HashCache {
     const known = this.lookup(path, stamp);
     if (known) return known;
     const started = Date.now();
-    const result = hashFileSync(path);
+    const result = hashFileSync(path, SYNC_HASH_MAX_BYTES, this.keepLeft);
     if (result === null) return null;
     this.misses++;
+    if (result.data) {
+      this.keepLeft -= result.data.byteLength;
+      this.kept.set(result.hash, result.data);
+    }
     this.remember(path, result, started);
-    return result;
+    return { hash: result.hash, stamp: result.stamp };
   }
 
   private lookup(path: string, stamp: FileStamp): HashResult | null {

@@ -17,6 +17,8 @@ export interface PrepareOptions {
   /** Lay out a fresh copy on the agent (`--clean`). */
   clean?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Keep up to this many bytes of the small files read for hashing, to send them unread (HashCacheOptions.keepBytes). */
+  keepBytes?: number;
 }
 
 export interface Prepared {
@@ -67,7 +69,9 @@ export async function prepareWorkspaceAt(
   // The cache is read while git lists the files.
   const [list, cache] = await Promise.all([
     listFor(root, options),
-    HashCache.load(hashCacheFile(id, options.env ?? process.env)),
+    HashCache.load(hashCacheFile(id, options.env ?? process.env), {
+      keepBytes: options.keepBytes,
+    }),
   ]);
   const manifest = await buildManifest(root, list.files, cache);
   cache.pruneUnused();
@@ -79,6 +83,7 @@ export async function prepareWorkspaceAt(
       manifest.entries,
       [...(options.preserve ?? [])],
       options.clean ?? false,
+      cache.kept,
     ),
     skipped: [...list.skipped, ...manifest.problems],
     ms: Math.round(performance.now() - started),

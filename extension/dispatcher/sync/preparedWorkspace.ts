@@ -19,6 +19,8 @@ export interface PreparedWorkspace {
   entriesDigest: string;
   /** Bytes of all files in the manifest. */
   bytes: number;
+  /** Contents read while hashing and kept, by hash: sent as they are instead of read again. */
+  contents?: ReadonlyMap<string, Buffer>;
 }
 
 /** A workspace id from the machine and folder: two checkouts never share an agent's copy. */
@@ -34,6 +36,7 @@ export function prepareWorkspace(
   entries: ManifestEntry[],
   preserve: string[],
   clean = false,
+  contents?: ReadonlyMap<string, Buffer>,
 ): PreparedWorkspace {
   const sources = new Map<string, string>();
   let bytes = 0;
@@ -46,5 +49,16 @@ export function prepareWorkspace(
   const digest = createHash('sha256')
     .update(`${entriesDigest}\0preserve\0${preserve.join('\0')}\0clean\0${clean}`)
     .digest('hex');
-  return { id, root, entries, preserve, clean, sources, digest, entriesDigest, bytes };
+  return {
+    id,
+    root,
+    entries,
+    preserve,
+    clean,
+    sources,
+    digest,
+    entriesDigest,
+    bytes,
+    ...(contents && contents.size > 0 ? { contents } : {}),
+  };
 }

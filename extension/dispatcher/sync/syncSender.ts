@@ -176,6 +176,11 @@ export class SyncSender {
       this.id,
       hashes,
       async (hash) => {
+        const kept = this.workspace.contents?.get(hash);
+        if (kept) {
+          this.filesSent++;
+          return { size: kept.byteLength, data: kept };
+        }
         const path = this.workspace.sources.get(hash);
         if (!path) return undefined;
         this.filesSent++;
@@ -186,7 +191,7 @@ export class SyncSender {
         const expected = sizes.get(hash) ?? 0;
         if (expected <= BLOB_CHUNK) {
           const data = readWhole(path, expected);
-          return data && { size: data.byteLength, chunks: [data] };
+          return data && { size: data.byteLength, data };
         }
         const { size } = await stat(path);
         return { size, chunks: createReadStream(path, { highWaterMark: BLOB_CHUNK }) };
