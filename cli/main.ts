@@ -14,6 +14,7 @@ Commands:
   key [--new]             show (or create) the cluster key and how to share it
   worker, w               run an agent on this machine (same as octask-agent)
   dispatcher, d --stdio   serve the dispatcher over JSON-RPC (for editors)
+  watcher [--stop]        the workspace watcher runs start in the background (Linux)
 
 Run "octask COMMAND --help" for a command's options.
 `;
@@ -34,6 +35,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'worker':
       case 'w':
         return await (await import('../agent/main.js')).runAgentCli(rest);
+      case 'watcher':
+        return await (await import('./watcherServer.js')).watcherCommand(rest);
       case 'dispatcher':
       case 'd':
         return await (await import('./dispatcherCommand.js')).dispatcherCommand(rest);

@@ -98,6 +98,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const key = loadKey(flags);
   const json = values.json ?? false;
 
+  const logger = createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true });
   const dispatcher = new Dispatcher({
     key,
     agents: flags.agents,
@@ -106,7 +107,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     heartbeatMs: flags.heartbeatMs,
     // A CLI run that is killed leaves its tasks to this grace; a terminal user comes back soon or not at all.
     graceMs: DEFAULT_GRACE_MS,
-    logger: createStreamLogger({ level: values.verbose ? 'debug' : 'error', pretty: true }),
+    logger,
   });
   // Connected while the workspace is read: the handshake overlaps the hashing.
   dispatcher.start();
@@ -124,6 +125,12 @@ export async function runCommand(argv: string[]): Promise<number> {
         cwd: values.cwd,
       }),
     );
+    if (workspace)
+      logger.debug('workspace prepared', {
+        by: workspace.by,
+        files: workspace.prepared.entries.length,
+        ms: workspace.ms,
+      });
     if (values['setup-key'] && values.setup === undefined)
       throw new UsageError('--setup-key needs --setup CMD');
     if (workspace) {

@@ -1,6 +1,8 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import { findWorkspaceRoot } from '../extension/dispatcher/sync/fileList';
 import { prepareWorkspaceAt } from '../extension/dispatcher/sync/prepare';
+import { prepareThroughWatcher, startWatcher } from './watcherClient';
+import { watcherWanted } from './watcherSocket';
 import type { PreparedWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
 
 export interface WorkspaceFlags {
@@ -20,6 +22,8 @@ export interface CliWorkspace {
   /** Paths left out of the manifest, with why (shown as warnings). */
   skipped: Array<{ path: string; reason: string }>;
   ms: number;
+  /** Who prepared it, for --verbose: `watcher (route …)`, or this run and why not the watcher. */
+  by: string;
 }
 
 /**
@@ -43,7 +47,11 @@ export async function prepareCliWorkspace(
   const root =
     flags.workspace !== undefined ? resolve(flags.workspace) : await findWorkspaceRoot(here);
   if (!root) return null;
-  const prepared = await prepareWorkspaceAt(root, { ...flags, env, keepBytes: KEEP_BYTES });
+  const watched = watcherWanted(env) ? await prepareThroughWatcher(root, flags, env) : undefined;
+  const prepared =
+    watched?.prepared ?? (await prepareWorkspaceAt(root, { ...flags, env, keepBytes: KEEP_BYTES }));
+  // Started after this run's own preparation, so the two do not share the disk and CPU.
+  if (watched?.start) startWatcher(env, watched.start);
   const rel = relative(root, here);
   const cwd =
     flags.cwd ??
@@ -53,5 +61,8 @@ export async function prepareCliWorkspace(
     cwd,
     skipped: prepared.skipped,
     ms: Math.round(performance.now() - started),
+    by: watched?.prepared
+      ? `the watcher (${watched.why ?? ''})`
+      : `this run${watched ? ` (watcher: ${watched.why ?? ''})` : ''}`,
   };
 }

@@ -146,7 +146,6 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the `octask` CLI to completion. */
 /** `octask run --agent ADDRESS --key-file KEY --no-mdns ARGS...`: one agent, no discovery. */
 export function runOn(
   address: string,
@@ -157,6 +156,11 @@ export function runOn(
   return runCli(['run', '--agent', address, '--key-file', keyFile, '--no-mdns', ...args], options);
 }
 
+/**
+ * Runs the `octask` CLI to completion. Without a workspace watcher unless
+ * the test asks for one (OCTASK_NO_WATCHER=0): each run's fresh cache
+ * folder would otherwise leave a watcher behind.
+ */
 export function runCli(
   args: string[],
   options: {
@@ -170,9 +174,11 @@ export function runCli(
   const [file, ...rest] = options.wrap
     ? [...options.wrap, process.execPath, CLI_BIN, ...args]
     : [process.execPath, CLI_BIN, ...args];
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  env.OCTASK_NO_WATCHER ||= '1';
   const proc = spawn(file as string, rest, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...options.env },
+    env,
     cwd: options.cwd ?? tmpdir(),
   });
   options.onSpawn?.(proc);

@@ -1,0 +1,144 @@
+/** The CLI's side of its workspace watcher (see cli/watcherServer.ts). */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import type { Prepared } from '../extension/dispatcher/sync/prepare';
+import { prepareWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
+import type { WatcherReply, WatcherRequest } from './watcherSocket';
+import type { ManifestEntry } from '../shared/protocol';
+import {
+  envFingerprint,
+  fromColumns,
+  readFrames,
+  socketPath,
+  watcherBuild,
+  watcherDir,
+  writeFrame,
+} from './watcherSocket';
+
+/** A watcher answers at once or not at all: past this the run prepares itself. */
+const CONNECT_TIMEOUT_MS = 200;
+/** A watcher's first preparation of a big workspace reads it all, as the run would. */
+const ANSWER_TIMEOUT_MS = 60_000;
+
+/** One frame sent, one answered; undefined when no watcher answers. */
+function ask(path: string, request: unknown, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    let settled = false;
+    const settle = (value: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(value);
+    };
+    let timer = setTimeout(() => settle(undefined), CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => settle(undefined), timeoutMs);
+      writeFrame(socket, request);
+    });
+    socket.once('error', () => settle(undefined));
+    socket.once('close', () => settle(undefined));
+    readFrames(socket, (value) => settle(value));
+  });
+}
+
+function isReply(v: unknown): v is WatcherReply {
+  return typeof v === 'object' && v !== null && typeof (v as { ok?: unknown }).ok === 'boolean';
+}
+
+export interface WatcherOutcome {
+  /** The watcher's preparation, when it gave one. */
+  prepared?: Prepared;
+  /** Why it did not (none running, another build, other git settings…). */
+  why?: string;
+  /** Start one for next time (none answered, or it was of another build), with this request to prepare first. */
+  start?: WatcherRequest;
+}
+
+export interface WatchedPrepareFlags {
+  include: string[];
+  exclude: string[];
+  preserve: string[];
+  clean?: boolean;
+}
+
+/** The workspace at `root` as the user's watcher prepares it. */
+export async function prepareThroughWatcher(
+  root: string,
+  flags: WatchedPrepareFlags,
+  env: NodeJS.ProcessEnv,
+): Promise<WatcherOutcome> {
+  const dir = watcherDir(env);
+  if (!dir) return { why: 'no private folder for its socket' };
+  const request: WatcherRequest = {
+    build: watcherBuild(),
+    env: envFingerprint(env),
+    root,
+    include: flags.include,
+    exclude: flags.exclude,
+    preserve: flags.preserve,
+    clean: flags.clean ?? false,
+  };
+  const reply = await ask(socketPath(dir), request, ANSWER_TIMEOUT_MS);
+  if (!isReply(reply)) return { why: 'none running', start: request };
+  if (!reply.ok)
+    return reply.why === 'another build of octask'
+      ? { why: reply.why, start: request }
+      : { why: reply.why };
+  let entries: ManifestEntry[];
+  try {
+    entries = fromColumns(reply.entries);
+  } catch (err) {
+    return { why: (err as Error).message };
+  }
+  return {
+    prepared: {
+      workspace: prepareWorkspace(reply.id, root, entries, flags.preserve, request.clean),
+      skipped: reply.skipped,
+      ms: reply.ms,
+    },
+    why: `route ${reply.route}`,
+  };
+}
+
+/** Starts a watcher in the background, detached from this run and its terminal; it prepares `first` at once. */
+export function startWatcher(env: NodeJS.ProcessEnv, first: WatcherRequest): void {
+  const program = process.argv[1];
+  if (!program || !existsSync(program)) return;
+  try {
+    const child = spawn(process.execPath, [program, 'watcher', '--prime', JSON.stringify(first)], {
+      detached: true,
+      stdio: 'ignore',
+      env,
+    });
+    child.on('error', () => undefined);
+    child.unref();
+  } catch {
+    // A run never fails for its watcher.
+  }
+}
+
+/**
+ * Asks the user's watcher to leave; true if one answered. `probeOnly`:
+ * only find out whether one is listening.
+ */
+export async function stopWatcher(
+  env: NodeJS.ProcessEnv,
+  options: { probeOnly?: boolean } = {},
+): Promise<boolean> {
+  const dir = watcherDir(env);
+  if (!dir) return false;
+  if (options.probeOnly)
+    return new Promise((resolve) => {
+      const socket = connect(socketPath(dir));
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  return isReply(await ask(socketPath(dir), { stop: true }, 2000));
+}
