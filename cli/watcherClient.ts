@@ -5,10 +5,9 @@ import { connect } from 'node:net';
 import type { Prepared } from '../extension/dispatcher/sync/prepare';
 import { prepareWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
 import type { WatcherReply, WatcherRequest } from './watcherSocket';
-import type { ManifestEntry } from '../shared/protocol';
+import { fromColumns } from '../shared/manifestColumns';
 import {
   envFingerprint,
-  fromColumns,
   readFrames,
   socketPath,
   watcherBuild,
@@ -88,19 +87,15 @@ export async function prepareThroughWatcher(
     return reply.why === 'another build of octask'
       ? { why: reply.why, start: request }
       : { why: reply.why };
-  let entries: ManifestEntry[];
-  try {
-    entries = fromColumns(reply.entries);
-  } catch (err) {
-    return { why: (err as Error).message };
-  }
+  const entries = fromColumns(reply.entries);
+  if (!entries) return { why: 'its answer did not hold a manifest' };
   return {
     prepared: {
       workspace: prepareWorkspace(reply.id, root, entries, flags.preserve, request.clean),
       skipped: reply.skipped,
       ms: reply.ms,
     },
-    why: `route ${reply.route}`,
+    why: `route ${reply.route}, ${reply.ms} ms there`,
   };
 }
 

@@ -18,12 +18,13 @@ import { parseArgs } from 'node:util';
 import { WorkspaceWatches } from '../extension/dispatcher/sync/workspaceWatch';
 import { EXIT } from '../shared/exitCode';
 import type { PreparedWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
-import type { EntryColumns, WatcherReply, WatcherRequest } from './watcherSocket';
+import type { EntryColumns } from '../shared/manifestColumns';
+import { toColumns } from '../shared/manifestColumns';
+import type { WatcherReply, WatcherRequest } from './watcherSocket';
 import {
   envFingerprint,
   readFrames,
   socketPath,
-  toColumns,
   watcherBuild,
   watcherDir,
   writeFrame,

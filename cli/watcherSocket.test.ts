@@ -1,30 +1,9 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { ManifestEntry } from '../shared/protocol';
-import { envFingerprint, fromColumns, readFrames, toColumns, writeFrame } from './watcherSocket';
-
-const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+import { envFingerprint, readFrames, writeFrame } from './watcherSocket';
 
 describe('watcher frames', () => {
-  it('carry manifest entries as columns and back, links and empty files included', () => {
-    const entries: ManifestEntry[] = [
-      { path: 'a.txt', size: 3, mode: 0o644, hash: sha('a') },
-      { path: 'bin/run', size: 0, mode: 0o755, hash: sha('') },
-      { path: 'latest', link: 'bin/run' },
-      { path: 'z/ü name.md', size: 1 << 20, mode: 0o600, hash: sha('z') },
-    ];
-    assert.deepEqual(fromColumns(toColumns(entries)), entries);
-    assert.deepEqual(fromColumns(toColumns([])), []);
-  });
-
-  it('refuse columns that disagree', () => {
-    const c = toColumns([{ path: 'a', size: 1, mode: 0o644, hash: sha('a') }]);
-    assert.throws(() => fromColumns({ ...c, sizes: [] }), /different lengths/);
-    assert.throws(() => fromColumns({ ...c, sizes: [-1] }), /too few link targets/);
-  });
-
   it('arrive whole however the socket cuts them, several in a row', async () => {
     const big = { data: 'x'.repeat(3 * 1024 * 1024) };
     const got: unknown[] = [];

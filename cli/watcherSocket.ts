@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
-import type { ManifestEntry } from '../shared/protocol';
+import type { EntryColumns } from '../shared/manifestColumns';
 import { OCTASK_VERSION } from '../shared/version';
 
 /** A request: prepare `root` as prepareWorkspaceAt would with these options. */
@@ -36,62 +36,6 @@ export type WatcherReply =
       ms: number;
     }
   | { ok: false; why: string };
-
-/**
- * Manifest entries as columns: a tenth of the decoding time of 10,000
- * small maps, which a fresh CLI process would otherwise spend on every run.
- * Entry i is a link when sizes[i] is -1 (its target the next of `links`).
- */
-export interface EntryColumns {
-  /** Every path, in order, joined by NUL (which no path holds). */
-  paths: string;
-  /** 32 bytes of SHA-256 per entry (zeros for a link). */
-  hashes: Uint8Array;
-  sizes: number[];
-  modes: number[];
-  links: string[];
-}
-
-export function toColumns(entries: readonly ManifestEntry[]): EntryColumns {
-  const hashes = Buffer.alloc(32 * entries.length);
-  const sizes: number[] = [];
-  const modes: number[] = [];
-  const links: string[] = [];
-  entries.forEach((e, i) => {
-    if ('link' in e) {
-      sizes.push(-1);
-      modes.push(0);
-      links.push(e.link);
-    } else {
-      hashes.write(e.hash, 32 * i, 'hex');
-      sizes.push(e.size);
-      modes.push(e.mode);
-    }
-  });
-  return { paths: entries.map((e) => e.path).join('\0'), hashes, sizes, modes, links };
-}
-
-/** The entries back from their columns; throws if the columns do not agree. */
-export function fromColumns(c: EntryColumns): ManifestEntry[] {
-  const paths = c.paths === '' ? [] : c.paths.split('\0');
-  const hex = Buffer.from(c.hashes).toString('hex');
-  if (
-    c.sizes.length !== paths.length ||
-    c.modes.length !== paths.length ||
-    hex.length !== 64 * paths.length
-  )
-    throw new Error('the watcher sent columns of different lengths');
-  let link = 0;
-  return paths.map((path, i): ManifestEntry => {
-    const size = c.sizes[i] as number;
-    if (size < 0) {
-      const target = c.links[link++];
-      if (target === undefined) throw new Error('the watcher sent too few link targets');
-      return { path, link: target };
-    }
-    return { path, size, mode: c.modes[i] as number, hash: hex.slice(64 * i, 64 * i + 64) };
-  });
-}
 
 /** The one other thing a watcher is asked: to stop. */
 export interface WatcherStop {

@@ -139,6 +139,49 @@ describe('codec', () => {
     rejects(plain.pack({ t: 'cancel', task: 'x'.repeat(300) }), ErrorCode.BadField);
   });
 
+  it('sends a manifest as columns and gives the receiver its entries', () => {
+    const hash = 'ab'.repeat(32);
+    const message: Message = {
+      t: 'sync',
+      sync: 's',
+      workspace: 'w',
+      entries: [
+        { path: 'a', size: 1, mode: 0o644, hash },
+        { path: 'l', link: 'a' },
+      ],
+      preserve: [],
+      last: true,
+    };
+    const frame = encodeMessage(message);
+    const wire = plain.unpack(frame) as Record<string, unknown>;
+    assert.equal(wire.entries, undefined);
+    assert.equal((wire.columns as { paths: string }).paths, 'a\0l');
+    assert.deepEqual(decodeMessage(frame), message);
+  });
+
+  it('rejects manifest columns that disagree, naming the field', () => {
+    const columns = {
+      paths: 'a\0b',
+      hashes: Buffer.alloc(64),
+      sizes: [1, 2],
+      modes: [0o644],
+      links: [],
+    };
+    const sync = (c: unknown) =>
+      plain.pack({ t: 'sync', sync: 's', workspace: 'w', columns: c, preserve: [], last: true });
+    rejects(sync(columns), ErrorCode.BadField, /sync\.columns do not make a manifest/);
+    rejects(
+      sync({ ...columns, hashes: 'ab' }),
+      ErrorCode.BadField,
+      /sync\.columns must be columns/,
+    );
+    rejects(
+      plain.pack({ t: 'sync', sync: 's', workspace: 'w', entries: [], preserve: [], last: true }),
+      ErrorCode.BadField,
+      /sync\.columns/,
+    );
+  });
+
   it('rejects a frame over the size cap before decoding it', () => {
     rejects(Buffer.alloc(MAX_FRAME_BYTES + 1), ErrorCode.FrameTooLarge);
   });

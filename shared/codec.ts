@@ -1,5 +1,6 @@
 import { Packr } from 'msgpackr';
 import { ErrorCode, OctaskError } from './errors';
+import { toColumns } from './manifestColumns';
 import type { Message, OutputStream } from './protocol';
 import { MAX_FRAME_BYTES } from './protocol';
 import { validateMessage } from './validate';
@@ -8,8 +9,12 @@ import { validateMessage } from './validate';
 // implementation can speak the protocol.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
-/** Encodes one message into one frame. */
+/** Encodes one message into one frame (a manifest as columns: see shared/manifestColumns.ts). */
 export function encodeMessage(message: Message): Buffer {
+  if (message.t === 'sync') {
+    const { entries, ...rest } = message;
+    return packr.pack({ ...rest, columns: toColumns(entries) });
+  }
   return packr.pack(message);
 }
 

@@ -15,8 +15,9 @@ import type { ManifestEntry } from './manifest';
  * 3: a sync may begin with `syncCheck` (answered `syncDone` or `syncStale`),
  * and `syncNeed` asks for what the copy lacks: the agent keeps no store.
  * 4: small whole contents travel many to a frame (`blobs`).
+ * 5: a `sync` frame carries its manifest as columns, not one map per entry.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** Largest frame either side accepts; bigger ones close the socket (1009). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -143,7 +144,9 @@ export type { ManifestEntry } from './manifest';
 
 /**
  * Dispatcher → agent: (part of) the manifest of a workspace. Parts share a
- * `sync` id; the agent answers the one with `last` by `syncNeed`.
+ * `sync` id; the agent answers the one with `last` by `syncNeed`. On the
+ * wire `entries` is `columns` (shared/manifestColumns.ts); the codec turns
+ * one into the other.
  */
 export interface SyncMessage {
   t: 'sync';

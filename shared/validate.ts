@@ -1,5 +1,7 @@
 import { ErrorCode, OctaskError } from './errors';
 import type { Message, MessageType } from './protocol';
+import type { EntryColumns } from './manifestColumns';
+import { fromColumns } from './manifestColumns';
 import { PROTOCOL_VERSION } from './protocol';
 
 type FieldKind =
@@ -15,6 +17,7 @@ type FieldKind =
   | 'hash'
   | 'hashes'
   | 'uints'
+  | 'columns'
   | 'entries'
   | 'optString'
   | 'optStrings'
@@ -74,10 +77,12 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
   },
   refused: { task: 'string', code: 'string', message: 'string' },
   error: { code: 'string', message: 'string' },
+  // On the wire a manifest travels as columns (shared/manifestColumns.ts);
+  // validateMessage hands the receiver its entries.
   sync: {
     sync: 'string',
     workspace: 'string',
-    entries: 'entries',
+    columns: 'columns',
     preserve: 'strings',
     last: 'bool',
     clean: 'optBool',
@@ -213,6 +218,15 @@ function fits(kind: FieldKind, value: unknown): boolean {
       return Array.isArray(value) && value.every((v) => typeof v === 'string' && HASH.test(v));
     case 'uints':
       return Array.isArray(value) && value.every(isUint);
+    case 'columns':
+      return (
+        isPlainObject(value) &&
+        typeof value.paths === 'string' &&
+        value.hashes instanceof Uint8Array &&
+        Array.isArray(value.sizes) &&
+        Array.isArray(value.modes) &&
+        Array.isArray(value.links)
+      );
     case 'entries':
       return Array.isArray(value) && value.every(isEntry);
     case 'optString':
@@ -316,6 +330,16 @@ export function validateMessage(value: unknown): Message {
     }
   }
   if (type === 'blobs') checkBlobsLayout(value);
+  if (type === 'sync') {
+    const entries = fromColumns(value.columns as EntryColumns);
+    if (!entries)
+      throw new OctaskError(
+        ErrorCode.BadField,
+        'sync.columns do not make a manifest (lengths that disagree, or a size, mode or link that no entry has)',
+      );
+    value.entries = entries;
+    delete value.columns;
+  }
   return value as unknown as Message;
 }
 

@@ -294,7 +294,6 @@ describe('an agent receiving workspace syncs straight from the wire @integration
     ['an absolute symlink', [{ path: 'out', link: '/etc/passwd' }]],
     ['a file through a symlink', [{ path: 'd', link: '.' }, file('d/x', 'x')]],
     ['a path listed twice', [file('a', 'x'), file('a', 'y')]],
-    ['a NUL in a name', [file('a\0b', 'x')]],
   ];
   for (const [what, entries] of hostile) {
     it(`refuses ${what} with E_BAD_PATH, writing nothing`, async () => {
@@ -305,6 +304,25 @@ describe('an agent receiving workspace syncs straight from the wire @integration
       assert.equal(existsSync(join(agent.workdir, '..', 'evil')), false);
     });
   }
+
+  it('closes the connection on a manifest whose columns disagree (a NUL in a name makes two paths)', async () => {
+    // Our encoder joins the paths with NUL, so this path arrives as two names for one hash.
+    peer.send({
+      t: 'sync',
+      sync: `s${++n}`,
+      workspace: 'nul',
+      entries: [file('a\0b', 'x')],
+      preserve: [],
+      last: true,
+    });
+    const result = await peer.next();
+    assert.equal(result.t === 'error' && result.code, ErrorCode.BadField, JSON.stringify(result));
+    assert.match(
+      result.t === 'error' ? result.message : '',
+      /sync\.columns do not make a manifest/,
+    );
+    assert.equal(existsSync(join(agent.workdir, 'workspaces', 'nul')), false);
+  });
 
   it('refuses a workspace name that could leave its folder', async () => {
     const result = await sync('../escape', [], {});
