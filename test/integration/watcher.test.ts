@@ -81,7 +81,10 @@ describe("the CLI's workspace watcher @integration", function () {
 
     const second = await run('cat src/a.txt');
     assert.equal(second.stdout, 'one\n');
-    assert.match(second.by, /^the watcher \(route (unchanged|update|relist|rewatch), \d+ ms there\)$/);
+    assert.match(
+      second.by,
+      /^the watcher \(route (unchanged|update|relist|rewatch), \d+ ms there\)$/,
+    );
 
     writeFile(ws, 'src/a.txt', 'one, edited\n');
     writeFile(ws, 'src/new.txt', 'new\n');
