@@ -48,8 +48,9 @@ export interface StagedStamp {
 /**
  * The contents one sync brings, staged beside the copy they are for
  * (`NAME/incoming/N/`, on the copy's file system) and named by hash once
- * checked. The layout then renames each into place, so a file's bytes are
- * written on the agent once. Writes are synchronous: a blob is at most one
+ * checked, or for a copy not yet on disk at their first path in `N/tree`
+ * (placeAt). The layout then renames each into place (or that tree whole),
+ * so a file's bytes are written on the agent once. Writes are synchronous: a blob is at most one
  * frame's chunk at a time, and a queue of async calls costs more than the
  * write itself for the small files most syncs carry.
  */
@@ -58,6 +59,10 @@ export class BlobStaging {
   readonly dir: string;
   private readonly staged = new Map<string, StagedStamp>();
   private readonly buckets = new Set<string>();
+  /** For a copy made fresh: where each content goes first, relative to `treeDir`. */
+  private places: ReadonlyMap<string, string> = new Map();
+  /** Folders of `treeDir` this staging made, each by a mkdir of its own. */
+  private readonly folders = new Set<string>();
   private tmpCounter = 0;
   private closed = false;
 
@@ -82,6 +87,45 @@ export class BlobStaging {
     mkdirSync(this.dir, { mode: 0o700 });
   }
 
+  /**
+   * The tree a copy made fresh is built in (`N/tree`), to be renamed into
+   * place whole: a first sync then renames one folder instead of every file.
+   */
+  get treeDir(): string {
+    return join(this.dir, 'tree');
+  }
+
+  /**
+   * Stage these contents at their (first) path in `treeDir` instead of by
+   * hash: for a copy that does not exist yet. Call before any blob arrives.
+   * Every folder on the way is made here, one mkdir each, never through
+   * what already exists (a mkdir that finds something fails the sync).
+   */
+  placeAt(places: ReadonlyMap<string, string>): void {
+    this.places = places;
+  }
+
+  /** Whether contents are staged at their paths (placeAt), so the layout can move the tree whole. */
+  get placed(): boolean {
+    return this.places.size > 0;
+  }
+
+  /** The path `treeDir`-relative where this content was staged, if it was placed. */
+  placeOf(hash: string): string | undefined {
+    return this.places.get(hash);
+  }
+
+  /** Makes the folders of `rel` (a path relative to `treeDir`) that this staging has not made. */
+  folder(rel: string): void {
+    if (this.folders.has(rel)) return;
+    if (rel !== '') {
+      const parent = dirname(rel);
+      this.folder(parent === '.' ? '' : parent);
+    }
+    mkdirSync(join(this.treeDir, rel));
+    this.folders.add(rel);
+  }
+
   /** Removes what an earlier life of the agent left staged under `copyDir`. */
   static removeLeftovers(copyDir: string): void {
     rmSync(join(copyDir, 'incoming'), { recursive: true, force: true });
@@ -98,6 +142,12 @@ export class BlobStaging {
 
   /** Where a staged blob is (for the layout to rename or copy from). */
   pathOf(hash: string): string {
+    const place = this.places.get(hash);
+    if (place !== undefined) return join(this.treeDir, place);
+    return this.bucketPathOf(hash);
+  }
+
+  private bucketPathOf(hash: string): string {
     // Checked on the wire already; a name is made of it, so checked again here.
     if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`not a content hash: ${hash.slice(0, 80)}`);
     return join(this.dir, hash.slice(0, 2), hash);
@@ -131,7 +181,7 @@ export class BlobStaging {
     if (this.staged.has(hash)) return;
     // Checked before it is written, so written under its own name at once:
     // a write cut short is removed here, or with the folder on failure or restart.
-    const path = join(this.bucketOf(hash), hash);
+    const path = this.placedPath(hash) ?? join(this.bucketOf(hash), hash);
     try {
       const fd = openSync(path, CREATE, mode & 0o777);
       try {
@@ -219,7 +269,7 @@ export class BlobStaging {
    * tens of thousands of entries costs more per file.
    */
   private bucketOf(hash: string): string {
-    const bucket = dirname(this.pathOf(hash));
+    const bucket = dirname(this.bucketPathOf(hash));
     if (!this.buckets.has(bucket)) {
       mkdirSync(bucket, { mode: 0o700 });
       this.buckets.add(bucket);
@@ -232,9 +282,18 @@ export class BlobStaging {
       unlinkSync(tmp);
       return;
     }
-    // Within one folder: a rename, not a copy.
-    renameSync(tmp, this.pathOf(hash));
+    // On the staging's own file system: a rename, not a copy.
+    renameSync(tmp, this.placedPath(hash) ?? this.pathOf(hash));
     this.staged.set(hash, stamp);
+  }
+
+  /** A placed content's path in `treeDir`, its folders made; undefined if it is staged by hash. */
+  private placedPath(hash: string): string | undefined {
+    const place = this.places.get(hash);
+    if (place === undefined) return undefined;
+    const parent = dirname(place);
+    this.folder(parent === '.' ? '' : parent);
+    return join(this.treeDir, place);
   }
 }
 

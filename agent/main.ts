@@ -191,6 +191,7 @@ async function serve(options: AgentOptions): Promise<number> {
     let signals = 0;
     const stop = async (exitCode: number): Promise<void> => {
       running.closeSessions();
+      copies.flushRecords();
       await Promise.allSettled([server.close(), ad?.stop(), audit.close(), keeper.stop()]);
       logger.info('stopped');
       resolve(exitCode);

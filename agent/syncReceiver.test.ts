@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { FrameConnection } from '../shared/frameConnection';
 import { silentLogger } from '../shared/logger';
 import type { ManifestEntry, Message } from '../shared/protocol';
@@ -105,11 +105,14 @@ describe('sync receiver limits', () => {
   });
 
   /** Files staged for the copy of w1, whichever sync staged them. */
+  /** The files staged for w1, relative to their staging folder. */
   const staged = (): string[] => {
     const incoming = join(dir, 'ws', 'w1', 'incoming');
     return existsSync(incoming)
       ? readdirSync(incoming).flatMap((s) =>
-          readdirSync(join(incoming, s)).flatMap((b) => readdirSync(join(incoming, s, b))),
+          readdirSync(join(incoming, s), { recursive: true, withFileTypes: true })
+            .filter((e) => e.isFile())
+            .map((e) => relative(join(incoming, s), join(e.parentPath, e.name))),
         )
       : [];
   };
@@ -124,7 +127,8 @@ describe('sync receiver limits', () => {
     assert.ok(need, 'the receiver asks for the blobs');
     rx.blob({ t: 'blob', sync: 's', hash: sha(one), size: one.length, offset: 0, data: one });
     await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(staged(), [sha(one)], 'the first blob is staged beside the copy');
+    // The copy is new: its contents are staged at their paths, to be moved in as one tree.
+    assert.deepEqual(staged(), ['tree/one'], 'the first blob is staged beside the copy');
     // A blob whose bytes do not match its hash fails the sync.
     const wrong = Buffer.from('SECOND BLOB');
     rx.blob({ t: 'blob', sync: 's', hash: sha(two), size: two.length, offset: 0, data: wrong });

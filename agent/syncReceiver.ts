@@ -68,6 +68,17 @@ interface PendingSync {
   idle: NodeJS.Timeout;
 }
 
+/** The first path of each needed content, in manifest order. */
+function firstPaths(
+  entries: readonly ManifestEntry[],
+  need: ReadonlyMap<string, number>,
+): Map<string, string> {
+  const places = new Map<string, string>();
+  for (const e of entries)
+    if ('hash' in e && need.has(e.hash) && !places.has(e.hash)) places.set(e.hash, e.path);
+  return places;
+}
+
 /**
  * One dispatcher connection's syncs: answers checks of a copy by its
  * digest, gathers manifest parts, asks for the blobs the copy lacks, checks
@@ -185,7 +196,7 @@ export class SyncReceiver {
     sync.done = true;
     try {
       this.copies.dirOf(sync.workspace);
-      this.copies.validate(sync.entries);
+      this.copies.validate(sync.entries, sync.workspace);
     } catch (err) {
       this.failWith(message.sync, err);
       return;
@@ -214,7 +225,12 @@ export class SyncReceiver {
       // Each content is written once (staged, then renamed into place), so this is all the disk it takes.
       const free = freeBytes(this.copies.folderOf(workspace));
       if (free !== undefined && free < bytes) throw noSpace(bytes, free);
-      if (plan.need.size > 0) sync.staging = this.copies.staging(workspace);
+      if (plan.need.size > 0) {
+        sync.staging = this.copies.staging(workspace);
+        // A copy not on disk yet is built at its paths and renamed into place whole.
+        if (plan.unchanged.size === 0 && plan.local.size === 0 && !this.copies.hasTree(workspace))
+          sync.staging.placeAt(firstPaths(sync.entries, plan.need));
+      }
       const busy = await this.busyFor(sync);
       if (this.syncs.get(id) !== sync) return;
       this.connection.send({

@@ -7,6 +7,8 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
+  readlinkSync,
   rmSync,
   utimesSync,
   writeFileSync,
@@ -15,7 +17,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manifestDigest } from '../shared/manifestDigest';
 import type { ManifestEntry } from '../shared/manifest';
+import type { BlobStaging } from './blobStaging';
 import { WorkspaceCopies } from './workspaceCopy';
+
+const sha = (body: string): string => createHash('sha256').update(body).digest('hex');
+const content = (body: string): { size: number; hash: string } => ({
+  size: Buffer.byteLength(body),
+  hash: sha(body),
+});
+
+/** A staging of workspace `ws` holding these contents, staged by hash. */
+function stagedWith(copies: WorkspaceCopies, ...bodies: string[]): BlobStaging {
+  const staging = copies.staging('ws');
+  for (const b of bodies) staging.put(sha(b), Buffer.from(b));
+  return staging;
+}
 
 describe('workspace copies', () => {
   let dir: string;
@@ -82,6 +98,77 @@ describe('workspace copies', () => {
       'the same inodes: no second write',
     );
     assert.deepEqual(readdirSync(join(tree, '..', 'incoming')), [], 'nothing is left staged');
+  });
+
+  it('builds a new copy at its paths and moves the tree in whole: modes, a content twice, links', async () => {
+    const entries: ManifestEntry[] = [
+      { path: 'bin/run', ...content('#!/bin/sh\n'), mode: 0o755 },
+      { path: 'docs/a.md', ...content('same\n'), mode: 0o644 },
+      { path: 'docs/deep/b.md', ...content('same\n'), mode: 0o600 },
+      { path: 'empty', ...content(''), mode: 0o644 },
+      { path: 'latest', link: 'docs/a.md' },
+    ];
+    const staging = copies.staging('ws');
+    staging.placeAt(
+      new Map([
+        [sha('#!/bin/sh\n'), 'bin/run'],
+        [sha('same\n'), 'docs/a.md'],
+        [sha(''), 'empty'],
+      ]),
+    );
+    staging.put(sha('#!/bin/sh\n'), Buffer.from('#!/bin/sh\n'), 0o755);
+    staging.put(sha('same\n'), Buffer.from('same\n'), 0o644);
+    staging.put(sha(''), Buffer.alloc(0), 0o644);
+    const placed = lstatSync(join(staging.treeDir, 'docs/a.md')).ino;
+    const built = lstatSync(staging.treeDir).ino;
+    const r = await copies.layOut('ws', entries, [], { staging });
+    assert.deepEqual(r, { written: 5, removed: 0, kept: 0 });
+    const tree = copies.dirOf('ws');
+    assert.equal(lstatSync(tree).ino, built, 'the staged tree, renamed into place');
+    assert.equal(lstatSync(join(tree, 'docs/a.md')).ino, placed, 'the staged file is the copy');
+    assert.notEqual(
+      lstatSync(join(tree, 'docs/deep/b.md')).ino,
+      placed,
+      'a second path gets a file of its own',
+    );
+    assert.equal(lstatSync(join(tree, 'bin/run')).mode & 0o777, 0o755);
+    assert.equal(lstatSync(join(tree, 'docs/deep/b.md')).mode & 0o777, 0o600);
+    assert.equal(readlinkSync(join(tree, 'latest')), 'docs/a.md');
+    assert.deepEqual(readdirSync(join(tree, '..', 'incoming')), [], 'nothing is left staged');
+    // The record is the layout's: the same manifest is then known without a stat.
+    assert.ok(
+      (await copies.check('ws', manifestDigest(entries), { changes: 0, busy: false })) !==
+        undefined,
+    );
+  });
+
+  it('writes its record to state.json a moment after a layout, and at once when flushed', async () => {
+    const entries = [entry('a.txt', 'alpha\n')];
+    await copies.layOut('ws', entries, [], { staging: stagedWith(copies, 'alpha\n'), changes: 0 });
+    const stateFile = join(dir, 'workspaces', 'ws', 'state.json');
+    assert.equal(existsSync(stateFile), false, 'not while the task the sync was for starts');
+    copies.flushRecords();
+    const restarted = new WorkspaceCopies(join(dir, 'workspaces'), 'darwin');
+    assert.ok(
+      await restarted.check('ws', manifestDigest(entries), { changes: 0, busy: false }),
+      'a restarted agent knows the copy from its state.json',
+    );
+  });
+
+  it('lays out contents staged at their paths into a copy another sync made meanwhile', async () => {
+    const entries: ManifestEntry[] = [{ path: 'a/x.txt', ...content('x\n'), mode: 0o644 }];
+    const staging = copies.staging('ws');
+    staging.placeAt(new Map([[sha('x\n'), 'a/x.txt']]));
+    staging.put(sha('x\n'), Buffer.from('x\n'), 0o644);
+    // Another dispatcher's sync laid out the copy first, with a file of its own there.
+    await copies.layOut('ws', [{ path: 'other', ...content('o\n'), mode: 0o644 }], [], {
+      staging: stagedWith(copies, 'o\n'),
+    });
+    const r = await copies.layOut('ws', entries, [], { staging });
+    assert.equal(r.written, 1);
+    assert.equal(r.removed, 1);
+    assert.equal(readFileSync(join(copies.dirOf('ws'), 'a/x.txt'), 'utf8'), 'x\n');
+    assert.equal(existsSync(join(copies.dirOf('ws'), 'other')), false);
   });
 
   it('checks a copy by digest, and looks at its files again once a task used it', async () => {

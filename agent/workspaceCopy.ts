@@ -1,10 +1,16 @@
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
+  constants as fsConstants,
+  copyFileSync,
   createReadStream,
+  existsSync,
   lstatSync,
   readdirSync,
   readFileSync,
   readlinkSync,
+  renameSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
@@ -25,6 +31,9 @@ import {
 import { BlobStaging } from './blobStaging';
 import { countMade, tidyCopy } from './copyTidy';
 import { CopyWatch } from './copyWatch';
+
+/** How long after a layout its state.json is written (see saveRecord). */
+const RECORD_DELAY_MS = 500;
 
 /** What the agent laid out last time, per path: so an unchanged file is not written again. */
 interface LaidOut {
@@ -84,6 +93,8 @@ function sameAsLaidOut(st: Stats | undefined, was: LaidOut): boolean {
  */
 export class WorkspaceCopies {
   private readonly records = new Map<string, CopyRecord>();
+  /** Records laid out and not yet written to their state.json (saveRecord), by workspace. */
+  private readonly unsaved = new Map<string, { write: () => void; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly root: string,
@@ -104,6 +115,11 @@ export class WorkspaceCopies {
       );
     }
     return join(this.root, workspace);
+  }
+
+  /** Whether the copy of `workspace` has a tree on disk (else its first layout makes one whole). */
+  hasTree(workspace: string): boolean {
+    return existsSync(this.dirOf(workspace));
   }
 
   /** A place to stage the contents one sync of `workspace` brings. */
@@ -135,11 +151,16 @@ export class WorkspaceCopies {
   }
 
   /** Checks a whole manifest; the first problem is thrown as E_BAD_PATH, naming the path. */
-  validate(entries: readonly ManifestEntry[]): void {
+  validate(entries: readonly ManifestEntry[], workspace?: string): void {
     const seen = new Set<string>();
     const links = new Map(entries.flatMap((e) => ('link' in e ? [[e.path, e.link] as const] : [])));
+    // A path the copy's last layout holds passed these checks then (same
+    // agent, same platform): only how the paths sit together is checked again.
+    const known = workspace === undefined ? {} : this.record(workspace).files;
     for (const e of entries) {
-      const bad = checkRelativePath(e.path) ?? nameProblemsOn(this.platform, e.path);
+      const bad = Object.hasOwn(known, e.path)
+        ? undefined
+        : (checkRelativePath(e.path) ?? nameProblemsOn(this.platform, e.path));
       if (bad)
         throw new OctaskError(ErrorCode.BadPath, `${JSON.stringify(e.path.slice(0, 200))}: ${bad}`);
       if (seen.has(e.path)) throw new OctaskError(ErrorCode.BadPath, `${e.path}: listed twice`);
@@ -268,36 +289,38 @@ export class WorkspaceCopies {
     // Plain paths, not a ConfinedTree: this only reads metadata, and a stat
     // through a link a task put in the copy can at worst make a file look
     // changed. Every write of the layout goes through the confined tree.
-    const intact = new Set<string>();
-    const found = new Map<string, string>();
-    for (const [path, was] of Object.entries(before)) {
-      if (!('hash' in was)) continue;
-      if (!untouched && !sameAsLaidOut(lstatSync(join(dir, path), { throwIfNoEntry: false }), was))
-        continue;
-      intact.add(path);
-      if (!found.has(was.hash)) found.set(was.hash, path);
-    }
+    const intact = (path: string, was: LaidOut): boolean =>
+      untouched || sameAsLaidOut(lstatSync(join(dir, path), { throwIfNoEntry: false }), was);
     const plan: SyncPlan = {
       need: new Map(),
       local: new Map(),
       unchanged: new Set(),
       basis: record,
     };
+    // Most entries are as laid out: settled in one pass over the manifest.
+    const rest: ManifestFile[] = [];
     for (const e of entries) {
       if ('link' in e) continue;
       const was = before[e.path];
-      if (
-        was &&
-        'hash' in was &&
-        was.hash === e.hash &&
-        was.mode === e.mode &&
-        intact.has(e.path)
-      ) {
+      if (was && 'hash' in was && was.hash === e.hash && was.mode === e.mode && intact(e.path, was))
         plan.unchanged.add(e.path);
-        continue;
-      }
+      else rest.push(e);
+    }
+    if (rest.length === 0) return plan;
+    // The rest may be in the copy at another path (renamed, copied): looked up by content.
+    const byHash = new Map<string, string[]>();
+    for (const [path, was] of Object.entries(before)) {
+      if (!('hash' in was)) continue;
+      const paths = byHash.get(was.hash);
+      if (paths) paths.push(path);
+      else byHash.set(was.hash, [path]);
+    }
+    for (const e of rest) {
       if (plan.need.has(e.hash) || plan.local.has(e.hash)) continue;
-      const at = found.get(e.hash);
+      const at = byHash.get(e.hash)?.find((path) => {
+        const was = before[path];
+        return was !== undefined && 'hash' in was && intact(path, was);
+      });
       if (at !== undefined) plan.local.set(e.hash, at);
       else plan.need.set(e.hash, e.size);
     }
@@ -330,6 +353,11 @@ export class WorkspaceCopies {
   ): Promise<{ written: number; removed: number; kept?: number }> {
     if (!options.validated) this.validate(entries);
     const dir = this.dirOf(workspace);
+    if (options.staging?.placed && !existsSync(dir))
+      return this.layOutFresh(workspace, entries, options.staging, {
+        digest: options.digest,
+        changes: options.changes,
+      });
     await mkdir(dir, { recursive: true });
     this.checkLinksAgainstCopy(dir, entries);
     // Made again when a task ran in the copy since, or another sync laid it out.
@@ -372,6 +400,72 @@ export class WorkspaceCopies {
       tree.close();
       staging.discard();
     }
+  }
+
+  /**
+   * The first layout of a copy whose contents were staged at their paths
+   * (BlobStaging.placeAt): the rest of the tree (a content's further paths,
+   * links) is made in the staging tree too, by folders this staging made
+   * itself, and the whole tree is renamed into place. One rename instead of
+   * one a file; nothing in the copy's folder exists yet to be followed.
+   */
+  private async layOutFresh(
+    workspace: string,
+    entries: readonly ManifestEntry[],
+    staging: BlobStaging,
+    at: { digest?: string; changes?: number },
+  ): Promise<{ written: number; removed: number; kept: number }> {
+    const dir = this.dirOf(workspace);
+    const tree = staging.treeDir;
+    const after: State = {};
+    try {
+      // Whatever setup commands made went with the old tree, if there was one: they run again.
+      await rm(this.recordPath(workspace, SETUP_RECORD), { force: true });
+      staging.folder('');
+      let slice = performance.now();
+      for (const e of entries) {
+        const parent = dirname(e.path);
+        staging.folder(parent === '.' ? '' : parent);
+        const at = join(tree, e.path);
+        if ('link' in e) {
+          symlinkSync(e.link, at);
+          after[e.path] = { link: e.link };
+          continue;
+        }
+        let stamp = staging.stampOf(e.hash);
+        if (!stamp)
+          throw new OctaskError(ErrorCode.BadContent, `${e.path}: its content was not staged`);
+        if (staging.placeOf(e.hash) !== e.path) {
+          // A further path of a content: a file of its own, copied beside the first.
+          copyFileSync(staging.pathOf(e.hash), at, fsConstants.COPYFILE_EXCL);
+          const st = lstatSync(at);
+          stamp = { size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 };
+        }
+        if (stamp.mode !== e.mode) {
+          chmodSync(at, e.mode);
+          stamp = { ...stamp, mode: e.mode };
+        }
+        after[e.path] = { hash: e.hash, mode: e.mode, size: stamp.size, mtimeMs: stamp.mtimeMs };
+        if (performance.now() - slice > SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          slice = performance.now();
+        }
+      }
+      renameSync(tree, dir);
+    } finally {
+      staging.discard();
+    }
+    const { changes } = at;
+    this.saveRecord(
+      workspace,
+      {
+        digest: at.digest ?? manifestDigest(entries),
+        files: after,
+        ...(changes !== undefined ? { verifiedAt: changes, made: { count: 0, at: changes } } : {}),
+      },
+      true,
+    );
+    return { written: entries.length, removed: 0, kept: 0 };
   }
 
   /**
@@ -550,17 +644,22 @@ export class WorkspaceCopies {
     const path = this.recordPath(workspace, STATE_RECORD);
     // Rewritten only when it changed (it is ~150 bytes a file); else touched, as the copy's last use.
     if (changed || had?.digest !== record.digest) {
-      // Written after the sync is answered: the record in memory is the one
-      // used, and a state.json lost to a crash only makes the next sync stat
-      // and compare (a file it does not vouch for is sent again).
-      setImmediate(() => {
+      // Written a little after the sync is answered, not while the task it
+      // was for starts (10,000 files are a few ms of JSON): the record in
+      // memory is the one used, and a state.json lost to a crash only makes
+      // the next sync stat and compare (a file it does not vouch for is sent
+      // again). A newer layout within that time writes its own instead.
+      const write = (): void => {
+        this.unsaved.delete(workspace);
         if (this.records.get(workspace) !== record) return;
         try {
           writeFileSync(path, JSON.stringify({ v: 2, digest: record.digest, files: record.files }));
         } catch {
           // A full disk, say: the next layout writes it again; nothing trusts a missing one.
         }
-      });
+      };
+      clearTimeout(this.unsaved.get(workspace)?.timer);
+      this.unsaved.set(workspace, { write, timer: setTimeout(write, RECORD_DELAY_MS).unref() });
     } else {
       const now = new Date();
       utimes(path, now, now).catch(() => undefined);
@@ -576,6 +675,14 @@ export class WorkspaceCopies {
       if ('hash' in was ? !sameAsLaidOut(st, was) : !st?.isSymbolicLink()) return false;
     }
     return true;
+  }
+
+  /** Writes every record not yet in its state.json: before the agent stops. */
+  flushRecords(): void {
+    for (const { write, timer } of [...this.unsaved.values()]) {
+      clearTimeout(timer);
+      write();
+    }
   }
 
   /** A file of the agent's own beside the copy of `workspace` (state, setup records). */
