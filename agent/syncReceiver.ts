@@ -228,7 +228,7 @@ export class SyncReceiver {
       if (plan.need.size > 0) {
         sync.staging = this.copies.staging(workspace);
         // A copy not on disk yet is built at its paths and renamed into place whole.
-        if (plan.unchanged.size === 0 && plan.local.size === 0 && !this.copies.hasTree(workspace))
+        if (plan.inPlace === 0 && plan.local.size === 0 && !this.copies.hasTree(workspace))
           sync.staging.placeAt(firstPaths(sync.entries, plan.need));
       }
       const busy = await this.busyFor(sync);

@@ -155,6 +155,28 @@ describe('workspace copies', () => {
     );
   });
 
+  it('checks again only what its last layout did not hold, and trusts no state.json for it', async () => {
+    await copies.layOut('ws', [entry('a', 'x\n')], [], { staging: stagedWith(copies, 'x\n') });
+    assert.doesNotThrow(() => copies.validate([entry('a', 'x\n')], 'ws'));
+    assert.throws(
+      () => copies.validate([entry('a', 'x\n'), entry('b', 'y\n'), entry('b', 'y\n')], 'ws'),
+      /b: listed twice/,
+    );
+    // A new path below a laid-out file is still refused.
+    assert.throws(
+      () => copies.validate([entry('a', 'x\n'), entry('a/b', 'y\n')], 'ws'),
+      /a\/b: lies below a, which is not a folder/,
+    );
+    // A state.json that lists a path no manifest may hold (a task can write that file).
+    copies.flushRecords();
+    const stateFile = join(dir, 'workspaces', 'ws', 'state.json');
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { files: Record<string, unknown> };
+    state.files['../evil'] = { hash: sha('x\n'), mode: 0o644, size: 2, mtimeMs: 0 };
+    writeFileSync(stateFile, JSON.stringify(state));
+    const restarted = new WorkspaceCopies(join(dir, 'workspaces'), 'darwin');
+    assert.throws(() => restarted.validate([entry('../evil', 'x\n')], 'ws'), /\.\./);
+  });
+
   it('lays out contents staged at their paths into a copy another sync made meanwhile', async () => {
     const entries: ManifestEntry[] = [{ path: 'a/x.txt', ...content('x\n'), mode: 0o644 }];
     const staging = copies.staging('ws');

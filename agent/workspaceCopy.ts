@@ -56,6 +56,8 @@ interface CopyRecord {
   made?: { count: number; at: number };
   /** Tells whether a task touched a file of the layout since it was last seen (absent: stat them). */
   watch?: CopyWatch;
+  /** Made by a layout of this process from a validated manifest (not read back from state.json). */
+  checked?: boolean;
 }
 
 /** What the layout of a manifest needs, worked out from the copy as it is. */
@@ -64,8 +66,14 @@ export interface SyncPlan {
   need: Map<string, number>;
   /** Contents found unchanged at another path of the copy (a file renamed or duplicated). */
   local: Map<string, string>;
-  /** Listed files already in place: same content, mode and, on disk, as laid out. */
-  unchanged: Set<string>;
+  /**
+   * Listed files not in place (new, or not the same content, mode or, on
+   * disk, as laid out); every other listed file is. The few, not the many:
+   * most syncs change a handful of a copy's files.
+   */
+  changed: Set<string>;
+  /** Listed files in place. */
+  inPlace: number;
   /** The record it was made from: a layout since (another dispatcher's) makes it stale. */
   basis: object;
 }
@@ -153,18 +161,31 @@ export class WorkspaceCopies {
   /** Checks a whole manifest; the first problem is thrown as E_BAD_PATH, naming the path. */
   validate(entries: readonly ManifestEntry[], workspace?: string): void {
     const seen = new Set<string>();
-    const links = new Map(entries.flatMap((e) => ('link' in e ? [[e.path, e.link] as const] : [])));
-    // A path the copy's last layout holds passed these checks then (same
-    // agent, same platform): only how the paths sit together is checked again.
-    const known = workspace === undefined ? {} : this.record(workspace).files;
+    const links = new Map<string, string>();
+    for (const e of entries) if ('link' in e) links.set(e.path, e.link);
+    // A path that a layout of this agent process laid out passed these
+    // checks then (a record read back from state.json, which a task could
+    // have written, is trusted for nothing): only what is new is checked.
+    const record = workspace === undefined ? undefined : this.record(workspace);
+    const known: State = record?.checked ? record.files : {};
+    let unknown = 0;
+    // Dispatchers send paths in code-unit order, which alone shows none is
+    // listed twice; only another order needs the set.
+    let sorted = true;
+    for (let i = 1; i < entries.length && sorted; i++)
+      sorted = (entries[i - 1] as ManifestEntry).path < (entries[i] as ManifestEntry).path;
     for (const e of entries) {
-      const bad = Object.hasOwn(known, e.path)
+      const isKnown = Object.hasOwn(known, e.path);
+      if (!isKnown) unknown++;
+      const bad = isKnown
         ? undefined
         : (checkRelativePath(e.path) ?? nameProblemsOn(this.platform, e.path));
       if (bad)
         throw new OctaskError(ErrorCode.BadPath, `${JSON.stringify(e.path.slice(0, 200))}: ${bad}`);
-      if (seen.has(e.path)) throw new OctaskError(ErrorCode.BadPath, `${e.path}: listed twice`);
-      seen.add(e.path);
+      if (!sorted) {
+        if (seen.has(e.path)) throw new OctaskError(ErrorCode.BadPath, `${e.path}: listed twice`);
+        seen.add(e.path);
+      }
       if ('link' in e && !isInsideWorkspace(e.path, e.link, links)) {
         throw new OctaskError(
           ErrorCode.BadPath,
@@ -172,10 +193,12 @@ export class WorkspaceCopies {
         );
       }
     }
-    // A path below another entry would be written through it (a file or a symlink as a folder).
-    for (const e of entries) {
+    // A path below another entry would be written through it (a file or a
+    // symlink as a folder). Paths all from one checked layout cannot be.
+    const paths = unknown === 0 ? seen : sorted ? new Set(entries.map((e) => e.path)) : seen;
+    for (const e of unknown === 0 ? [] : entries) {
       for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) {
-        if (seen.has(e.path.slice(0, i))) {
+        if (paths.has(e.path.slice(0, i))) {
           throw new OctaskError(
             ErrorCode.BadPath,
             `${e.path}: lies below ${e.path.slice(0, i)}, which is not a folder`,
@@ -294,7 +317,8 @@ export class WorkspaceCopies {
     const plan: SyncPlan = {
       need: new Map(),
       local: new Map(),
-      unchanged: new Set(),
+      changed: new Set(),
+      inPlace: 0,
       basis: record,
     };
     // Most entries are as laid out: settled in one pass over the manifest.
@@ -303,14 +327,19 @@ export class WorkspaceCopies {
       if ('link' in e) continue;
       const was = before[e.path];
       if (was && 'hash' in was && was.hash === e.hash && was.mode === e.mode && intact(e.path, was))
-        plan.unchanged.add(e.path);
-      else rest.push(e);
+        plan.inPlace++;
+      else {
+        plan.changed.add(e.path);
+        rest.push(e);
+      }
     }
     if (rest.length === 0) return plan;
     // The rest may be in the copy at another path (renamed, copied): looked up by content.
+    const wanted = new Set(rest.map((e) => e.hash));
     const byHash = new Map<string, string[]>();
-    for (const [path, was] of Object.entries(before)) {
-      if (!('hash' in was)) continue;
+    for (const path in before) {
+      const was = before[path];
+      if (!was || !('hash' in was) || !wanted.has(was.hash)) continue;
       const paths = byHash.get(was.hash);
       if (paths) paths.push(path);
       else byHash.set(was.hash, [path]);
@@ -507,6 +536,8 @@ export class WorkspaceCopies {
    * earlier sync, or one a task made), as the OS would resolve it.
    */
   private checkLinksAgainstCopy(dir: string, entries: readonly ManifestEntry[]): void {
+    // Only the manifest's links are judged: none, nothing to check.
+    if (!entries.some((e) => 'link' in e)) return;
     const listed = new Map<string, string | undefined>();
     for (const e of entries) {
       listed.set(e.path, 'link' in e ? e.link : undefined);
@@ -543,12 +574,19 @@ export class WorkspaceCopies {
     let newPaths = false;
     /** Targets per content still to be laid out: the last one gets the staged file itself. */
     const left = new Map<string, number>();
+    /** Listed paths the last layout had too: all of them when this equals its count. */
+    let tracked = 0;
+    // Entries come sorted, so most share their folder with the one before.
+    let lastParent = '';
     for (const e of entries) {
-      const parent = dirname(e.path);
-      if (parent !== '.') {
+      const slash = e.path.lastIndexOf('/');
+      const parent = slash === -1 ? '' : e.path.slice(0, slash);
+      if (parent !== '' && parent !== lastParent) {
         tree.folder(parent);
         for (let p = parent; p !== '.' && !folders.has(p); p = dirname(p)) folders.add(p);
       }
+      lastParent = parent;
+      if (Object.hasOwn(before, e.path)) tracked++;
       if ('link' in e) {
         const current = tree.lstat(e.path);
         if (!current?.isSymbolicLink() || readlinkSync(tree.entry(e.path)) !== e.link) {
@@ -561,7 +599,7 @@ export class WorkspaceCopies {
         continue;
       }
       const was = before[e.path];
-      if (from.plan.unchanged.has(e.path) && was) {
+      if (!from.plan.changed.has(e.path) && was) {
         after[e.path] = was;
         continue;
       }
@@ -597,28 +635,25 @@ export class WorkspaceCopies {
       }
     }
     written += targets.length;
-    const listed = new Set(entries.map((e) => e.path));
-    const tracked = Object.keys(before);
+    const trackedBefore = Object.keys(before);
     // Only a layout that changed something, dropped a workspace file or is
     // clean walks the copy (for what to remove and the count of what tasks
     // made); an unchanged copy is left unread.
     // A layout that only rewrote files already there leaves what tasks made
     // as it was counted (from.keptKnown): no walk either.
     const walk =
-      clean ||
-      tracked.some((path) => !listed.has(path)) ||
-      (written > 0 && (newPaths || !from.keptKnown));
+      clean || tracked !== trackedBefore.length || (written > 0 && (newPaths || !from.keptKnown));
     if (!walk)
       return {
         after,
         written,
         removed: 0,
-        changed: written > 0 || tracked.length !== entries.length,
+        changed: written > 0 || trackedBefore.length !== entries.length,
       };
     const { removed, kept } = tidyCopy(tree, {
-      listed,
+      listed: new Set(entries.map((e) => e.path)),
       folders,
-      tracked: new Set(tracked),
+      tracked: new Set(trackedBefore),
       preserve,
       clean,
     });
@@ -636,6 +671,8 @@ export class WorkspaceCopies {
   }
 
   private saveRecord(workspace: string, record: CopyRecord, changed: boolean): void {
+    // Only layouts save records, and they lay out validated manifests.
+    record.checked = true;
     const had = this.records.get(workspace);
     had?.watch?.close();
     // Begun once the layout wrote its last file: its own writes are not events.
