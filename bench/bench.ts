@@ -20,6 +20,8 @@
  *   --sync-files N       files in the sync section's generated workspace (10000)
  *   --sync-mb N          its total size in MB (20)
  *   --sync-large N       files in the large sync case, 2 MB per 1,000 files (40000)
+ *   --sync-dir DIR       put the agents' copies and rsync's destinations in DIR (a tmpfs,
+ *                        say, to measure the software without the disk); default: $TMPDIR
  *   --agent-cpu-prof DIR write a V8 CPU profile of the agent into DIR
  *   --agent-node-arg A   extra flag for the agent's node (repeatable)
  *   --json               also print the figures as one JSON line at the end
@@ -53,6 +55,8 @@ interface BenchOptions {
   syncFiles: number;
   syncMB: number;
   syncLargeFiles: number;
+  /** Where the sync section's agents and rsync write (default: the temporary folder). */
+  syncDir?: string;
   only: Set<Section>;
   agentNodeArgs: string[];
   json: boolean;
@@ -70,6 +74,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'sync-files': { type: 'string' },
       'sync-mb': { type: 'string' },
       'sync-large': { type: 'string' },
+      'sync-dir': { type: 'string' },
       only: { type: 'string' },
       'agent-cpu-prof': { type: 'string' },
       'agent-node-arg': { type: 'string', multiple: true },
@@ -106,6 +111,7 @@ function parseOptions(argv: string[]): BenchOptions {
     syncFiles: int('sync-files', values['sync-files'], 10_000),
     syncMB: int('sync-mb', values['sync-mb'], 20),
     syncLargeFiles: int('sync-large', values['sync-large'], 40_000),
+    ...(values['sync-dir'] ? { syncDir: resolve(values['sync-dir']) } : {}),
     only,
     agentNodeArgs,
     json: values.json ?? false,
@@ -552,6 +558,7 @@ async function main(): Promise<number> {
         folders: 100,
         repeat: 3,
         agentNodeArgs: options.agentNodeArgs,
+        syncDir: options.syncDir,
       });
       for (const r of sync.rows) row(...r);
       Object.assign(figures, sync.figures);
@@ -561,6 +568,7 @@ async function main(): Promise<number> {
         folders: Math.max(1, Math.round(options.syncLargeFiles / 100)),
         repeat: 3,
         agentNodeArgs: options.agentNodeArgs,
+        syncDir: options.syncDir,
       });
       for (const r of large.rows) row(...r);
       Object.assign(figures, large.figures);

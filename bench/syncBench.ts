@@ -47,6 +47,8 @@ export interface SyncBenchOptions {
   /** No-change syncs per method (the median is shown). */
   repeat: number;
   agentNodeArgs: string[];
+  /** Where agents keep their copies and rsync writes; the workspace stays in the temporary folder. */
+  syncDir?: string;
 }
 
 export interface SyncBenchResult {
@@ -515,6 +517,7 @@ function timeRsync(src: string, url: string): Promise<number> {
 export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchResult> {
   const notes: string[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'octask-syncbench-'));
+  const out = writePlace(options, dir);
   const agents: StartedAgent[] = [];
   let rsyncd: RsyncDaemon | undefined;
   try {
@@ -523,7 +526,13 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
     const keyFile = join(dir, 'key');
     const key = writeNewKey(keyFile);
     const start = (name: string): Promise<StartedAgent> =>
-      startAgent({ keyFile, name, maxJobs: 2, nodeArgs: options.agentNodeArgs }).then((a) => {
+      startAgent({
+        keyFile,
+        name,
+        maxJobs: 2,
+        nodeArgs: options.agentNodeArgs,
+        ...out.agent(name),
+      }).then((a) => {
         agents.push(a);
         return a;
       });
@@ -532,7 +541,7 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
     const cliCache = join(dir, 'cache-cli');
     const inProcCache = join(dir, 'cache-inproc');
     const rsyncUnavailable = ensureRsync((line) => console.log(line));
-    const rsyncDest = join(dir, 'rsync-dest');
+    const rsyncDest = join(out.dir, 'rsync-dest');
     mkdirSync(rsyncDest);
     if (!rsyncUnavailable) rsyncd = await startRsyncDaemon(dir, rsyncDest);
     // A real checkout is older than the hash cache's racy window; a fresh one would be re-read every time.
@@ -808,6 +817,7 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
       `        CLI = \`node dist/octask.js run --agent ... --json -- true\` from the repository, wall time of the process;`,
       `        first syncs without the CLI's watcher; later runs ask the watcher an untimed run started (as on a user's Linux), or not (OCTASK_NO_WATCHER=1);`,
       `        rsync = \`rsync -a --delete --exclude .git SRC/ rsync://127.0.0.1:PORT/mod/\` to a local daemon${rsyncUnavailable ? ` (unavailable: ${rsyncUnavailable})` : ''}`,
+      `        agents' copies and rsync's destinations in ${options.syncDir ?? `${tmpdir()} (the workspace's disk)`}`,
     );
     const figures: Record<string, number> = {
       syncFiles: ws.files,
@@ -842,8 +852,26 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
     await stopWatcherIn(join(dir, 'cache-cli'));
     await rsyncd?.stop();
     for (const a of agents) await a.stop();
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
+    removeTree(out.dir);
   }
+}
+
+/**
+ * Where rsync and the agents write: with --sync-dir a folder of its own
+ * there, agents' workdirs included; else the bench's folder, and each agent
+ * its own temporary workdir (startAgent's).
+ */
+interface WritePlace {
+  dir: string;
+  agent(name: string): { workdir?: string };
+}
+
+function writePlace(options: SyncBenchOptions, dir: string): WritePlace {
+  if (!options.syncDir) return { dir, agent: () => ({}) };
+  mkdirSync(options.syncDir, { recursive: true });
+  const own = mkdtempSync(join(options.syncDir, 'octask-syncbench-'));
+  return { dir: own, agent: (name) => ({ workdir: join(own, `agent-${name}`) }) };
 }
 
 function watcherEnv(cacheHome: string): NodeJS.ProcessEnv {
@@ -859,8 +887,19 @@ async function untilWatcherListens(cacheHome: string): Promise<void> {
   throw new Error(`the CLI started no watcher for ${cacheHome}`);
 }
 
+/** Stops the CLI's watcher for `cacheHome` and waits (up to 5 s) until it no longer answers. */
 async function stopWatcherIn(cacheHome: string): Promise<void> {
-  await stopWatcher(watcherEnv(cacheHome)).catch(() => false);
+  const env = watcherEnv(cacheHome);
+  await stopWatcher(env).catch(() => false);
+  for (let waited = 0; waited < 5000; waited += 50) {
+    if (!(await stopWatcher(env, { probeOnly: true }))) break;
+    await sleep(50);
+  }
+}
+
+/** Removes a bench folder; a git or watcher process that was still writing in it gets a moment. */
+function removeTree(path: string): void {
+  rmSync(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
 }
 
 /** Bytes under `path` on disk (`du -sb`), or NaN when du fails. */
@@ -876,6 +915,7 @@ function diskBytes(path: string): number {
  */
 export async function largeSyncBench(options: SyncBenchOptions): Promise<SyncBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'octask-syncbench-large-'));
+  const out = writePlace(options, dir);
   let agent: StartedAgent | undefined;
   let rsyncd: RsyncDaemon | undefined;
   try {
@@ -888,10 +928,11 @@ export async function largeSyncBench(options: SyncBenchOptions): Promise<SyncBen
       name: 'sync-large',
       maxJobs: 2,
       nodeArgs: options.agentNodeArgs,
+      ...out.agent('sync-large'),
     });
     const cache = join(dir, 'cache');
     const rsyncUnavailable = ensureRsync((line) => console.log(line));
-    const rsyncDest = join(dir, 'rsync-dest');
+    const rsyncDest = join(out.dir, 'rsync-dest');
     mkdirSync(rsyncDest);
     if (!rsyncUnavailable) rsyncd = await startRsyncDaemon(dir, rsyncDest);
     await sleep(Math.max(0, ws.writtenAt + RACY_WINDOW_MS + 100 - Date.now()));
@@ -968,6 +1009,7 @@ export async function largeSyncBench(options: SyncBenchOptions): Promise<SyncBen
     await stopWatcherIn(join(dir, 'cache'));
     await rsyncd?.stop();
     await agent?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
+    removeTree(out.dir);
   }
 }
