@@ -348,7 +348,14 @@ async function prepareLongLived(
   cacheHome: string,
 ): ReturnType<typeof prepareCliWorkspace> {
   const p = await watches.prepare(root, { env: { ...process.env, XDG_CACHE_HOME: cacheHome } });
-  return { prepared: p.workspace, cwd: '', skipped: p.skipped, ms: p.ms, by: 'WorkspaceWatches' };
+  return {
+    prepared: p.workspace,
+    cwd: '',
+    skipped: p.skipped,
+    ms: p.ms,
+    by: 'WorkspaceWatches',
+    afterRun: () => undefined,
+  };
 }
 
 /** The dispatcher side of a sync, step by step (the same calls prepareWorkspaceAt makes). */

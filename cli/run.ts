@@ -147,7 +147,11 @@ export async function runCommand(argv: string[]): Promise<number> {
         '--artifacts and --setup need a synced workspace (run inside a git work tree, or give --workspace)',
       );
     }
-    return await execute(dispatcher, spec, json, workspace);
+    try {
+      return await execute(dispatcher, spec, json, workspace);
+    } finally {
+      workspace?.afterRun();
+    }
   } finally {
     dispatcher.close();
   }

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
+import { homedir } from 'node:os';
 import type { Prepared } from '../extension/dispatcher/sync/prepare';
 import { prepareWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
 import type { WatcherReply, WatcherRequest } from './watcherSocket';
@@ -99,6 +100,15 @@ export async function prepareThroughWatcher(
   };
 }
 
+/**
+ * The environment a watcher starts with: the run's, without Octask's own
+ * variables (a cluster key exported in the shell stays out of a process
+ * that never needs it).
+ */
+export function watcherEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('OCTASK_')));
+}
+
 /** Starts a watcher in the background, detached from this run and its terminal; it prepares `first` at once. */
 export function startWatcher(env: NodeJS.ProcessEnv, first: WatcherRequest): void {
   const program = process.argv[1];
@@ -107,7 +117,9 @@ export function startWatcher(env: NodeJS.ProcessEnv, first: WatcherRequest): voi
     const child = spawn(process.execPath, [program, 'watcher', '--prime', JSON.stringify(first)], {
       detached: true,
       stdio: 'ignore',
-      env,
+      env: watcherEnvironment(env),
+      // Not the workspace: a process whose folder is on a drive keeps it from being unmounted.
+      cwd: homedir(),
     });
     child.on('error', () => undefined);
     child.unref();

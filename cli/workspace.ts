@@ -24,6 +24,8 @@ export interface CliWorkspace {
   ms: number;
   /** Who prepared it, for --verbose: `watcher (route …)`, or this run and why not the watcher. */
   by: string;
+  /** Call once the run is over: starts a watcher for the next run, when none answered this one. */
+  afterRun(): void;
 }
 
 /**
@@ -50,8 +52,6 @@ export async function prepareCliWorkspace(
   const watched = watcherWanted(env) ? await prepareThroughWatcher(root, flags, env) : undefined;
   const prepared =
     watched?.prepared ?? (await prepareWorkspaceAt(root, { ...flags, env, keepBytes: KEEP_BYTES }));
-  // Started after this run's own preparation, so the two do not share the disk and CPU.
-  if (watched?.start) startWatcher(env, watched.start);
   const rel = relative(root, here);
   const cwd =
     flags.cwd ??
@@ -64,5 +64,11 @@ export async function prepareCliWorkspace(
     by: watched?.prepared
       ? `the watcher (${watched.why ?? ''})`
       : `this run${watched ? ` (watcher: ${watched.why ?? ''})` : ''}`,
+    // Started once the run is over, so its first preparation (hash cache
+    // warm by then) does not take the CPU and disk from this run's sync.
+    afterRun: () => {
+      const first = watched?.start;
+      if (first) startWatcher(env, first);
+    },
   };
 }

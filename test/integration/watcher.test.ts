@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, statSync, utimesSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readlinkSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopWatcher } from '../../cli/watcherClient';
 import type { StartedAgent } from '../helpers/agentProcess';
@@ -72,10 +72,22 @@ describe("the CLI's workspace watcher @integration", function () {
   });
 
   it('is started by the first run; the next runs are prepared by it, and see each edit', async () => {
-    const first = await run('cat src/a.txt');
+    const first = await run('cat src/a.txt', { OCTASK_SOMETHING_SECRET: 'x' });
     assert.equal(first.stdout, 'one\n');
     assert.equal(first.by, 'this run (watcher: none running)');
     await until('the watcher listens', listening);
+    const [pid] = watcherPids();
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    assert.deepEqual(
+      environ.filter((v) => v.startsWith('OCTASK_')),
+      [],
+      "none of Octask's variables (a key, say) reach the watcher",
+    );
+    assert.notEqual(
+      readlinkSync(`/proc/${pid}/cwd`),
+      ws,
+      'it does not hold the workspace as its folder',
+    );
     assert.equal(statSync(socketDir).mode & 0o777, 0o700);
     assert.equal(statSync(join(socketDir, 'socket')).mode & 0o077, 0, 'only its user may connect');
 
