@@ -190,6 +190,18 @@ interface CliSync {
   layoutMs: number;
 }
 
+/** The median of each figure of several runs of one kind. */
+function medianSync(runs: readonly CliSync[]): CliSync {
+  const of = (f: (c: CliSync) => number): number => median(runs.map(f));
+  return {
+    wallMs: of((c) => c.wallMs),
+    syncMs: of((c) => c.syncMs),
+    filesSent: of((c) => c.filesSent),
+    bytesSent: of((c) => c.bytesSent),
+    layoutMs: of((c) => c.layoutMs),
+  };
+}
+
 /** The agent's "workspace synced" record logged after index `from` (it may trail the sync event a little). */
 async function layoutMs(agent: StartedAgent, from: number): Promise<number> {
   for (let waited = 0; waited <= 1000; waited += 10) {
@@ -630,16 +642,31 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
     if (rsyncd)
       for (let i = 0; i < options.repeat; i++) rsyncSame.push(await timeRsync(ws.root, rsyncd.url));
 
-    // One file changed (a line appended, so its size changes too), the same file for everyone.
-    appendFileSync(join(ws.root, ws.changed), `changed at ${new Date().toISOString()}\n`);
-    const cliOne = await cliRun(ws, cliAgent, keyFile, cliCache, true, true);
-    mustSend('the one-file CLI sync', cliOne.filesSent, 1);
-    appendFileSync(join(ws.root, ws.changed), `changed for the run without a watcher\n`);
-    const cliOneAlone = await cliRun(ws, cliAgent, keyFile, cliCache, true);
-    mustSend('the one-file CLI sync without the watcher', cliOneAlone.filesSent, 1);
+    // One file changed (a line appended, so its size changes too), the same
+    // file for everyone: `repeat` changes, each synced by the CLI through its
+    // watcher and by rsync, then as many by the CLI without the watcher.
+    const change = (why: string): void =>
+      appendFileSync(join(ws.root, ws.changed), `${why} at ${new Date().toISOString()}\n`);
+    const cliOnes: CliSync[] = [];
+    const rsyncOnes: number[] = [];
+    for (let i = 0; i < options.repeat; i++) {
+      change('changed');
+      cliOnes.push(await cliRun(ws, cliAgent, keyFile, cliCache, true, true));
+      if (rsyncd) rsyncOnes.push(await timeRsync(ws.root, rsyncd.url));
+    }
+    for (const x of cliOnes) mustSend('a one-file CLI sync', x.filesSent, 1);
+    const cliOneAlones: CliSync[] = [];
+    for (let i = 0; i < options.repeat; i++) {
+      change('changed for a run without the watcher');
+      cliOneAlones.push(await cliRun(ws, cliAgent, keyFile, cliCache, true));
+    }
+    for (const x of cliOneAlones)
+      mustSend('a one-file CLI sync without the watcher', x.filesSent, 1);
+    const cliOne = medianSync(cliOnes);
+    const cliOneAlone = medianSync(cliOneAlones);
     const inOne = await inProcessRun(key, inProcAgent, ws.root, inProcCache);
     mustSend('the one-file in-process sync', inOne.info.filesSent, 1);
-    const rsyncOne = rsyncd ? await timeRsync(ws.root, rsyncd.url) : NaN;
+    const rsyncOne = rsyncd ? median(rsyncOnes) : NaN;
 
     // A long-lived dispatcher (the editor's): it keeps its connection, and prepares as the editor's does.
     const d = await connected(key, inProcAgent.address);
@@ -708,7 +735,7 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
         ahead({ ...cliSame[0]!, wallMs: sameWall, syncMs: sameSyncMs }, sameRsync),
       ],
       [
-        `  one file changed`,
+        `  one file changed (median of ${options.repeat})`,
         cliCell(cliOne.wallMs, cliOne.syncMs),
         rsyncCell(rsyncOne),
         ahead(cliOne, rsyncOne),
@@ -730,7 +757,7 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
         ),
       ],
       [
-        `  one file changed, CLI without its watcher`,
+        `  one file changed, CLI without its watcher (median of ${options.repeat})`,
         cliCell(cliOneAlone.wallMs, cliOneAlone.syncMs),
         rsyncCell(rsyncOne),
         ahead(cliOneAlone, rsyncOne),
@@ -947,6 +974,9 @@ export async function largeSyncBench(options: SyncBenchOptions): Promise<SyncBen
     if (!rsyncUnavailable) rsyncd = await startRsyncDaemon(dir, rsyncDest);
     await sleep(Math.max(0, ws.writtenAt + RACY_WINDOW_MS + 100 - Date.now()));
     const setupMs = performance.now() - setupStarted;
+    // rsync first, then the CLI, as in each round of the main case.
+    flushDisk();
+    const rsyncFirst = rsyncd ? await timeRsync(ws.root, rsyncd.url) : NaN;
     flushDisk();
     const first = await cliRun(ws, agent, keyFile, cache, true);
     const onDisk = diskBytes(join(agent.workdir, 'workspaces'));
@@ -956,17 +986,25 @@ export async function largeSyncBench(options: SyncBenchOptions): Promise<SyncBen
     const same: CliSync[] = [];
     for (let i = 0; i < options.repeat; i++)
       same.push(await cliRun(ws, agent, keyFile, cache, true, true));
-    flushDisk();
-    const rsyncFirst = rsyncd ? await timeRsync(ws.root, rsyncd.url) : NaN;
     const rsyncSame: number[] = [];
     if (rsyncd)
       for (let i = 0; i < options.repeat; i++) rsyncSame.push(await timeRsync(ws.root, rsyncd.url));
-    appendFileSync(join(ws.root, ws.changed), `changed at ${new Date().toISOString()}\n`);
-    const one = await cliRun(ws, agent, keyFile, cache, true, true);
-    const rsyncOne = rsyncd ? await timeRsync(ws.root, rsyncd.url) : NaN;
-    if (first.filesSent !== ws.files || same.some((x) => x.filesSent !== 0) || one.filesSent !== 1)
+    const ones: CliSync[] = [];
+    const rsyncOnes: number[] = [];
+    for (let i = 0; i < options.repeat; i++) {
+      appendFileSync(join(ws.root, ws.changed), `changed at ${new Date().toISOString()}\n`);
+      ones.push(await cliRun(ws, agent, keyFile, cache, true, true));
+      if (rsyncd) rsyncOnes.push(await timeRsync(ws.root, rsyncd.url));
+    }
+    const one = medianSync(ones);
+    const rsyncOne = rsyncd ? median(rsyncOnes) : NaN;
+    if (
+      first.filesSent !== ws.files ||
+      same.some((x) => x.filesSent !== 0) ||
+      ones.some((x) => x.filesSent !== 1)
+    )
       throw new Error(
-        `the large case sent ${first.filesSent} / ${same.map((x) => x.filesSent).join(',')} / ${one.filesSent} files`,
+        `the large case sent ${first.filesSent} / ${same.map((x) => x.filesSent).join(',')} / ${ones.map((x) => x.filesSent).join(',')} files`,
       );
     const sameWall = median(same.map((x) => x.wallMs));
     const rsyncCell = (x: number): string =>
@@ -983,7 +1021,7 @@ export async function largeSyncBench(options: SyncBenchOptions): Promise<SyncBen
         ratio(sameWall, median(rsyncSame)),
       ],
       [
-        `  one file changed`,
+        `  one file changed (median of ${options.repeat})`,
         `CLI ${ms(one.wallMs)}`,
         rsyncCell(rsyncOne),
         ratio(one.wallMs, rsyncOne),
