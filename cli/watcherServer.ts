@@ -103,7 +103,8 @@ async function serve(path: string, prime: WatcherRequest | undefined): Promise<n
   const leave = (): void => {
     clearTimeout(idle);
     watches.close();
-    // Only our own socket is removed: a newer watcher may have taken the path.
+    // Closing removes the socket file. A run of another build starts its
+    // watcher only once its own run is over, long after this one answered.
     server.close();
     done(EXIT.ok);
   };
