@@ -50,9 +50,9 @@ export interface StagedStamp {
  * (`NAME/incoming/N/`, on the copy's file system) and named by hash once
  * checked, or for a copy not yet on disk at their first path in `N/tree`
  * (placeAt). The layout then renames each into place (or that tree whole),
- * so a file's bytes are written on the agent once. Writes are synchronous: a blob is at most one
- * frame's chunk at a time, and a queue of async calls costs more than the
- * write itself for the small files most syncs carry.
+ * so a file's bytes are written on the agent once. Writes are synchronous:
+ * a blob is at most one frame's chunk at a time, and a queue of async calls
+ * costs more than the write itself for the small files most syncs carry.
  */
 export class BlobStaging {
   /** The staging folder, by its plain path (see the constructor). */
@@ -115,13 +115,16 @@ export class BlobStaging {
     return this.places.get(hash);
   }
 
+  /** Makes the folders above `path` (relative to `treeDir`) that this staging has not made. */
+  foldersAbove(path: string): void {
+    const parent = dirname(path);
+    this.folder(parent === '.' ? '' : parent);
+  }
+
   /** Makes the folders of `rel` (a path relative to `treeDir`) that this staging has not made. */
   folder(rel: string): void {
     if (this.folders.has(rel)) return;
-    if (rel !== '') {
-      const parent = dirname(rel);
-      this.folder(parent === '.' ? '' : parent);
-    }
+    if (rel !== '') this.foldersAbove(rel);
     mkdirSync(join(this.treeDir, rel));
     this.folders.add(rel);
   }
@@ -291,8 +294,7 @@ export class BlobStaging {
   private placedPath(hash: string): string | undefined {
     const place = this.places.get(hash);
     if (place === undefined) return undefined;
-    const parent = dirname(place);
-    this.folder(parent === '.' ? '' : parent);
+    this.foldersAbove(place);
     return join(this.treeDir, place);
   }
 }

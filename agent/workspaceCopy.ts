@@ -195,7 +195,7 @@ export class WorkspaceCopies {
     }
     // A path below another entry would be written through it (a file or a
     // symlink as a folder). Paths all from one checked layout cannot be.
-    const paths = unknown === 0 ? seen : sorted ? new Set(entries.map((e) => e.path)) : seen;
+    const paths = unknown > 0 && sorted ? new Set(entries.map((e) => e.path)) : seen;
     for (const e of unknown === 0 ? [] : entries) {
       for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) {
         if (paths.has(e.path.slice(0, i))) {
@@ -442,7 +442,7 @@ export class WorkspaceCopies {
     workspace: string,
     entries: readonly ManifestEntry[],
     staging: BlobStaging,
-    at: { digest?: string; changes?: number },
+    known: { digest?: string; changes?: number },
   ): Promise<{ written: number; removed: number; kept: number }> {
     const dir = this.dirOf(workspace);
     const tree = staging.treeDir;
@@ -453,8 +453,7 @@ export class WorkspaceCopies {
       staging.folder('');
       let slice = performance.now();
       for (const e of entries) {
-        const parent = dirname(e.path);
-        staging.folder(parent === '.' ? '' : parent);
+        staging.foldersAbove(e.path);
         const at = join(tree, e.path);
         if ('link' in e) {
           symlinkSync(e.link, at);
@@ -484,11 +483,11 @@ export class WorkspaceCopies {
     } finally {
       staging.discard();
     }
-    const { changes } = at;
+    const { changes } = known;
     this.saveRecord(
       workspace,
       {
-        digest: at.digest ?? manifestDigest(entries),
+        digest: known.digest ?? manifestDigest(entries),
         files: after,
         ...(changes !== undefined ? { verifiedAt: changes, made: { count: 0, at: changes } } : {}),
       },

@@ -473,6 +473,17 @@ interface RsyncDaemon {
 }
 
 /** An rsync daemon on 127.0.0.1, module `mod` writing into `dest`, as the current user. */
+/** rsync installed if it can be, and its daemon serving `out`'s destination; or why not. */
+async function rsyncFor(
+  dir: string,
+  out: WritePlace,
+): Promise<{ unavailable: string | null; daemon?: RsyncDaemon }> {
+  const unavailable = ensureRsync((line) => console.log(line));
+  const dest = join(out.dir, 'rsync-dest');
+  mkdirSync(dest);
+  return unavailable ? { unavailable } : { unavailable, daemon: await startRsyncDaemon(dir, dest) };
+}
+
 async function startRsyncDaemon(dir: string, dest: string): Promise<RsyncDaemon> {
   const port = await freePort();
   mkdirSync(`${dest}-first`, { recursive: true });
@@ -562,10 +573,8 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
     const inProcAgent = await start('sync-inproc');
     const cliCache = join(dir, 'cache-cli');
     const inProcCache = join(dir, 'cache-inproc');
-    const rsyncUnavailable = ensureRsync((line) => console.log(line));
-    const rsyncDest = join(out.dir, 'rsync-dest');
-    mkdirSync(rsyncDest);
-    if (!rsyncUnavailable) rsyncd = await startRsyncDaemon(dir, rsyncDest);
+    const { unavailable: rsyncUnavailable, daemon } = await rsyncFor(dir, out);
+    rsyncd = daemon;
     // A real checkout is older than the hash cache's racy window; a fresh one would be re-read every time.
     await sleep(Math.max(0, ws.writtenAt + RACY_WINDOW_MS + 100 - Date.now()));
     const setupMs = performance.now() - setupStarted;
@@ -968,10 +977,8 @@ export async function largeSyncBench(options: SyncBenchOptions): Promise<SyncBen
       ...out.agent('sync-large'),
     });
     const cache = join(dir, 'cache');
-    const rsyncUnavailable = ensureRsync((line) => console.log(line));
-    const rsyncDest = join(out.dir, 'rsync-dest');
-    mkdirSync(rsyncDest);
-    if (!rsyncUnavailable) rsyncd = await startRsyncDaemon(dir, rsyncDest);
+    const { unavailable: rsyncUnavailable, daemon } = await rsyncFor(dir, out);
+    rsyncd = daemon;
     await sleep(Math.max(0, ws.writtenAt + RACY_WINDOW_MS + 100 - Date.now()));
     const setupMs = performance.now() - setupStarted;
     // rsync first, then the CLI, as in each round of the main case.
