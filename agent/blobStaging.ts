@@ -57,6 +57,11 @@ export interface StagedStamp {
 export class BlobStaging {
   /** The staging folder, by its plain path (see the constructor). */
   readonly dir: string;
+  /**
+   * The tree a copy made fresh is built in (`N/tree`), to be renamed into
+   * place whole: a first sync then renames one folder instead of every file.
+   */
+  readonly treeDir: string;
   private readonly staged = new Map<string, StagedStamp>();
   private readonly buckets = new Set<string>();
   /** For a copy made fresh: where each content goes first, relative to `treeDir`. */
@@ -84,15 +89,17 @@ export class BlobStaging {
         throw new OctaskError(ErrorCode.BadPath, `${folder} is not a folder`);
     }
     this.dir = join(copyDir, 'incoming', `${process.pid}-${++stagings}`);
+    this.treeDir = join(this.dir, 'tree');
     mkdirSync(this.dir, { mode: 0o700 });
   }
 
   /**
-   * The tree a copy made fresh is built in (`N/tree`), to be renamed into
-   * place whole: a first sync then renames one folder instead of every file.
+   * Where `path` (relative to `treeDir`, checked as a manifest path) is. A
+   * concatenation: path.join's normalising is a tenth of a first sync's
+   * time in JavaScript, and a checked path has nothing to normalise.
    */
-  get treeDir(): string {
-    return join(this.dir, 'tree');
+  inTree(path: string): string {
+    return path === '' ? this.treeDir : `${this.treeDir}/${path}`;
   }
 
   /**
@@ -117,15 +124,14 @@ export class BlobStaging {
 
   /** Makes the folders above `path` (relative to `treeDir`) that this staging has not made. */
   foldersAbove(path: string): void {
-    const parent = dirname(path);
-    this.folder(parent === '.' ? '' : parent);
+    this.folder(path.slice(0, Math.max(0, path.lastIndexOf('/'))));
   }
 
   /** Makes the folders of `rel` (a path relative to `treeDir`) that this staging has not made. */
   folder(rel: string): void {
     if (this.folders.has(rel)) return;
     if (rel !== '') this.foldersAbove(rel);
-    mkdirSync(join(this.treeDir, rel));
+    mkdirSync(this.inTree(rel));
     this.folders.add(rel);
   }
 
@@ -146,7 +152,7 @@ export class BlobStaging {
   /** Where a staged blob is (for the layout to rename or copy from). */
   pathOf(hash: string): string {
     const place = this.places.get(hash);
-    if (place !== undefined) return join(this.treeDir, place);
+    if (place !== undefined) return this.inTree(place);
     return this.bucketPathOf(hash);
   }
 
@@ -295,7 +301,7 @@ export class BlobStaging {
     const place = this.places.get(hash);
     if (place === undefined) return undefined;
     this.foldersAbove(place);
-    return join(this.treeDir, place);
+    return this.inTree(place);
   }
 }
 

@@ -453,9 +453,9 @@ export class WorkspaceCopies {
       staging.folder('');
       let slice = performance.now();
       for (const e of entries) {
-        staging.foldersAbove(e.path);
-        const at = join(tree, e.path);
+        const at = staging.inTree(e.path);
         if ('link' in e) {
+          staging.foldersAbove(e.path);
           symlinkSync(e.link, at);
           after[e.path] = { link: e.link };
           continue;
@@ -465,6 +465,7 @@ export class WorkspaceCopies {
           throw new OctaskError(ErrorCode.BadContent, `${e.path}: its content was not staged`);
         if (staging.placeOf(e.hash) !== e.path) {
           // A further path of a content: a file of its own, copied beside the first.
+          staging.foldersAbove(e.path);
           copyFileSync(staging.pathOf(e.hash), at, fsConstants.COPYFILE_EXCL);
           const st = lstatSync(at);
           stamp = { size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 };

@@ -98,6 +98,26 @@ describe('sync hashCache', () => {
     assert.deepEqual([cache.hits, cache.misses], [2, 2]);
   });
 
+  it('hashUnseen opens a path it has no row for, and leaves links, FIFOs, the gone and known paths to an lstat', async () => {
+    const at = (name: string): string => join(tmp.path, name);
+    writeSettled(at('new'), 'fresh');
+    writeSettled(at('known'), 'old');
+    symlinkSync('new', at('link'));
+    execFileSync('mkfifo', [at('fifo')]);
+    const cache = await HashCache.load(null, { ...TRUST_NOW, keepBytes: 100 });
+    cache.hashSync(at('known'), lstatSync(at('known')));
+    const unseen = cache.hashUnseen(at('new'));
+    assert.equal(unseen.result?.hash, sha256('fresh'));
+    assert.equal(unseen.stats?.size, 5);
+    assert.equal(unseen.stats?.ino, lstatSync(at('new')).ino);
+    assert.deepEqual(cache.kept.get(sha256('fresh')), Buffer.from('fresh'));
+    for (const name of ['known', 'link', 'fifo', 'gone'])
+      assert.deepEqual(cache.hashUnseen(at(name)), { result: null }, name);
+    // What it hashed is remembered: the next run's lookup needs no read.
+    assert.equal(cache.hashSync(at('new'), lstatSync(at('new')))?.hash, sha256('fresh'));
+    assert.deepEqual([cache.hits, cache.misses], [1, 2]);
+  });
+
   it('refuses to follow a symlink or open a FIFO', async () => {
     writeFileSync(join(tmp.path, 'real'), 'x');
     symlinkSync('real', join(tmp.path, 'link'));

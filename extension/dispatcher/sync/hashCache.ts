@@ -6,6 +6,7 @@
  * recomputed.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -118,34 +119,53 @@ export function hashFileSync(
   /** Return the bytes too (`data`) if the file is at most this size. */
   keep = 0,
 ): HashResult | null {
+  const opened = openAndHash(path, maxBytes, keep);
+  if (!opened.stats.isFile()) throw new Error(`${path} is no longer a regular file`);
+  return opened.result;
+}
+
+/**
+ * Opens `path` (never through a symlink at its end: ELOOP), and hashes it
+ * when it is a regular file of at most `maxBytes`. `stats` is the open
+ * file's, so a caller that has not lstat'ed the path learns its type here.
+ */
+function openAndHash(
+  path: string,
+  maxBytes: number,
+  keep: number,
+): { stats: Stats; result: HashResult | null } {
   syncBuffer ??= Buffer.allocUnsafe(CHUNK_BYTES);
   for (let attempt = 1; ; attempt++) {
     const fd = openSync(path, OPEN_FLAGS);
     try {
       const before = fstatSync(fd);
-      if (!before.isFile()) throw new Error(`${path} is no longer a regular file`);
-      if (before.size > maxBytes) return null;
+      if (!before.isFile() || before.size > maxBytes) return { stats: before, result: null };
       // A kept file is read into a buffer of its own (one more byte: a file
       // that grew since the fstat reads past its old size, and so is not kept).
       const kept = before.size <= Math.min(keep, KEEP_FILE_MAX);
       const buffer = kept ? Buffer.allocUnsafe(before.size + 1) : syncBuffer;
       const hash = createHash('sha256');
       let total = 0;
-      for (;;) {
+      // Read up to the size the fstat gave, not on to the end: the fstat
+      // after says whether the file changed meanwhile, and for a small file
+      // the read that finds the end would be a third of the calls.
+      while (total < before.size) {
         const at = kept ? total : 0;
         const bytesRead = readSync(fd, buffer, at, buffer.length - at, null);
         if (bytesRead === 0) break;
         hash.update(buffer.subarray(at, at + bytesRead));
         total += bytesRead;
-        if (kept && total === buffer.length) break;
       }
       const digest = hash.digest('hex');
       const after = fstatSync(fd);
       if (sameStamp(before, after) && total === after.size)
         return {
-          hash: digest,
-          stamp: stampOf(after),
-          ...(kept ? { data: buffer.subarray(0, total) } : {}),
+          stats: after,
+          result: {
+            hash: digest,
+            stamp: stampOf(after),
+            ...(kept ? { data: buffer.subarray(0, total) } : {}),
+          },
         };
       if (attempt >= MAX_ATTEMPTS) throw new Error(`${path} kept changing while being hashed`);
     } finally {
@@ -208,7 +228,37 @@ export class HashCache {
     if (known) return known;
     const started = Date.now();
     const result = hashFileSync(path, SYNC_HASH_MAX_BYTES, this.keepLeft);
-    if (result === null) return null;
+    return result && this.took(path, result, started);
+  }
+
+  /**
+   * For a path the cache has no row for (a first sync: most of them), the
+   * lstat that a cache lookup needs is skipped: the file is opened at once
+   * and its fstat gives the type. `stats` is undefined when the path is
+   * not simply a file to open (a symlink, a folder, gone): the caller then
+   * lstats it as for any path. `result` is null for a regular file too
+   * big to hash synchronously.
+   */
+  hashUnseen(path: string): { stats?: Stats; result: HashResult | null } {
+    if (this.rows.get(path)) return { result: null };
+    const started = Date.now();
+    let opened: { stats: Stats; result: HashResult | null };
+    try {
+      opened = openAndHash(path, SYNC_HASH_MAX_BYTES, this.keepLeft);
+    } catch (err) {
+      // A symlink (ELOOP) or anything else: left to the lstat, which says what it is.
+      if ((err as NodeJS.ErrnoException).code) return { result: null };
+      throw err;
+    }
+    if (!opened.stats.isFile()) return { result: null };
+    return {
+      stats: opened.stats,
+      result: opened.result && this.took(path, opened.result, started),
+    };
+  }
+
+  /** Counts, keeps and remembers a file just read. */
+  private took(path: string, result: HashResult, started: number): HashResult {
     this.misses++;
     if (result.data) {
       this.keepLeft -= result.data.byteLength;

@@ -29,8 +29,9 @@ export interface Manifest {
 }
 
 // One synchronous pass over the paths (lstat, then hash through the cache
-// when small), giving the event loop a turn every few milliseconds
-// (TimeSlice): several times faster than a promise per lstat or per read.
+// when small; a path the cache has no row for is opened without the lstat),
+// giving the event loop a turn every few milliseconds (TimeSlice): several
+// times faster than a promise per lstat or per read.
 
 type Examined =
   | { kind: 'entry'; entry: ManifestFile }
@@ -110,6 +111,15 @@ function examine(root: string, path: string, folders: FolderCheck, cache: HashCa
   const through = folders.reasonFor(path);
   if (through) return { kind: 'problem', problem: { path, reason: through } };
   const abs = join(root, path);
+  try {
+    const unseen = cache.hashUnseen(abs);
+    if (unseen.stats)
+      return unseen.result
+        ? fileEntry(path, unseen.stats, unseen.result)
+        : { kind: 'big', path, stats: unseen.stats };
+  } catch (err) {
+    return hashFailure(path, err);
+  }
   let stats: Stats;
   try {
     stats = lstatSync(abs);
