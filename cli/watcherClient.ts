@@ -92,7 +92,15 @@ export async function prepareThroughWatcher(
   if (!entries) return { why: 'its answer did not hold a manifest' };
   return {
     prepared: {
-      workspace: prepareWorkspace(reply.id, root, entries, flags.preserve, request.clean),
+      workspace: prepareWorkspace(
+        reply.id,
+        root,
+        entries,
+        flags.preserve,
+        request.clean,
+        undefined,
+        reply.entries,
+      ),
       skipped: reply.skipped,
       ms: reply.ms,
     },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
 import { decodeMessage, encodeMessage, encodeOutput } from './codec';
 import { ErrorCode, OctaskError } from './errors';
+import { toColumns } from './manifestColumns';
 import type { Message } from './protocol';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './protocol';
 
@@ -157,6 +158,10 @@ describe('codec', () => {
     assert.equal(wire.entries, undefined);
     assert.equal((wire.columns as { paths: string }).paths, 'a\0l');
     assert.deepEqual(decodeMessage(frame), message);
+    // Columns a sender already has go out as they are, as the same bytes.
+    const sent = { ...message, columns: toColumns(message.entries) };
+    const built = Buffer.from(encodeMessage(message));
+    assert.ok(Buffer.from(encodeMessage(sent)).equals(built));
   });
 
   it('rejects manifest columns that disagree, naming the field', () => {

@@ -12,8 +12,8 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: '
 /** Encodes one message into one frame (a manifest as columns: see shared/manifestColumns.ts). */
 export function encodeMessage(message: Message): Buffer {
   if (message.t === 'sync') {
-    const { entries, ...rest } = message;
-    return packr.pack({ ...rest, columns: toColumns(entries) });
+    const { entries, columns, ...rest } = message;
+    return packr.pack({ ...rest, columns: columns ?? toColumns(entries) });
   }
   return packr.pack(message);
 }

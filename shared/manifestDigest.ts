@@ -9,9 +9,18 @@ import type { ManifestEntry } from './manifest';
  */
 export function manifestDigest(entries: readonly ManifestEntry[]): string {
   const digest = createHash('sha256');
-  for (const e of entries) {
-    if ('hash' in e) digest.update(`${e.path}\0${e.hash}\0${e.mode}\n`);
-    else digest.update(`${e.path}\0->${e.link}\n`);
+  // Hashed a few hundred lines at a time: one update per entry spends more
+  // on the call into the hash than on hashing, for the same bytes.
+  let lines = '';
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as ManifestEntry;
+    lines += 'hash' in e ? `${e.path}\0${e.hash}\0${e.mode}\n` : `${e.path}\0->${e.link}\n`;
+    if (i % DIGEST_BATCH === DIGEST_BATCH - 1) {
+      digest.update(lines);
+      lines = '';
+    }
   }
-  return digest.digest('hex');
+  return digest.update(lines).digest('hex');
 }
+
+const DIGEST_BATCH = 256;

@@ -7,6 +7,7 @@
  */
 
 import type { ManifestEntry } from './manifest';
+import type { EntryColumns } from './manifestColumns';
 
 /**
  * Bumped on any change a peer of the previous version would misread.
@@ -154,6 +155,12 @@ export interface SyncMessage {
   /** Names the agent's copy of this workspace. */
   workspace: string;
   entries: ManifestEntry[];
+  /**
+   * Sender side only, never on the wire as such: `entries` already as
+   * columns (the CLI's watcher sends them so), which the codec then sends
+   * instead of building them again. Must hold exactly `entries`.
+   */
+  columns?: EntryColumns;
   /** Globs of files the agent never removes from its copy, at any depth. */
   preserve: string[];
   last: boolean;

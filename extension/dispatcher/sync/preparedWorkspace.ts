@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { manifestDigest } from '../../../shared/manifestDigest';
+import type { EntryColumns } from '../../../shared/manifestColumns';
 import type { ManifestEntry } from '../../../shared/protocol';
 
-/** A workspace ready to sync: its manifest, and where each content hash can be read locally. */
+/** A workspace ready to sync: its manifest, and what a sync needs to send it. */
 export interface PreparedWorkspace {
   /** Names the agents' copy: stable for this machine and folder. */
   id: string;
@@ -11,8 +12,6 @@ export interface PreparedWorkspace {
   preserve: string[];
   /** Lay out a fresh copy: remove what tasks made there (SyncMessage.clean). */
   clean: boolean;
-  /** Content hash → absolute local path of a file with that content. */
-  sources: Map<string, string>;
   /** Identifies this exact manifest (and preserve list, and clean), so an agent that has it is not asked again. */
   digest: string;
   /** The entries' own digest (shared/manifestDigest.ts): what `syncCheck` asks an agent about. */
@@ -21,6 +20,25 @@ export interface PreparedWorkspace {
   bytes: number;
   /** Contents read while hashing and kept, by hash: sent as they are instead of read again. */
   contents?: ReadonlyMap<string, Buffer>;
+  /** The entries as columns, when they came so (the CLI's watcher): a sync sends them as they are. */
+  columns?: EntryColumns;
+}
+
+/**
+ * Where each of `hashes` can be read locally (the absolute path of a file
+ * with that content) and its size. Found by one pass over the manifest when
+ * an agent asks, not kept for every file: most syncs ask for a few.
+ */
+export function sourcesOf(
+  workspace: PreparedWorkspace,
+  hashes: readonly string[],
+): Map<string, { path: string; size: number }> {
+  const wanted = new Set(hashes);
+  const found = new Map<string, { path: string; size: number }>();
+  for (const e of workspace.entries)
+    if ('hash' in e && wanted.has(e.hash) && !found.has(e.hash))
+      found.set(e.hash, { path: `${workspace.root}/${e.path}`, size: e.size });
+  return found;
 }
 
 /** A workspace id from the machine and folder: two checkouts never share an agent's copy. */
@@ -37,14 +55,10 @@ export function prepareWorkspace(
   preserve: string[],
   clean = false,
   contents?: ReadonlyMap<string, Buffer>,
+  columns?: EntryColumns,
 ): PreparedWorkspace {
-  const sources = new Map<string, string>();
   let bytes = 0;
-  for (const e of entries) {
-    if (!('hash' in e)) continue;
-    sources.set(e.hash, `${root}/${e.path}`);
-    bytes += e.size;
-  }
+  for (const e of entries) if ('hash' in e) bytes += e.size;
   const entriesDigest = manifestDigest(entries);
   const digest = createHash('sha256')
     .update(`${entriesDigest}\0preserve\0${preserve.join('\0')}\0clean\0${clean}`)
@@ -55,10 +69,10 @@ export function prepareWorkspace(
     entries,
     preserve,
     clean,
-    sources,
     digest,
     entriesDigest,
     bytes,
     ...(contents && contents.size > 0 ? { contents } : {}),
+    ...(columns ? { columns } : {}),
   };
 }

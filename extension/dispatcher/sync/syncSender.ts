@@ -4,12 +4,37 @@ import { randomBytes } from 'node:crypto';
 import { BLOB_CHUNK, sendBlobs } from '../../../shared/blobSender';
 import { ErrorCode, OctaskError } from '../../../shared/errors';
 import type { FrameConnection } from '../../../shared/frameConnection';
-import type { DispatcherBound } from '../../../shared/protocol';
+import type { DispatcherBound, ManifestEntry } from '../../../shared/protocol';
+import { MAX_FRAME_BYTES } from '../../../shared/protocol';
 import { OPEN_FLAGS } from './hashCache';
 import type { PreparedWorkspace } from './preparedWorkspace';
+import { sourcesOf } from './preparedWorkspace';
 
-/** Manifest entries per `sync` frame: keeps each frame far below the size cap. */
-const ENTRIES_PER_FRAME = 5000;
+/**
+ * Bytes of manifest per `sync` frame, counted as an upper bound (a path's
+ * UTF-8 is at most three bytes per UTF-16 unit; 48 for its hash, size and
+ * mode): half the frame cap. A source tree of 10,000 files is one frame.
+ */
+const MANIFEST_BYTES_PER_FRAME = MAX_FRAME_BYTES / 2;
+const ENTRY_BYTES = 48;
+
+/** The manifest cut into runs of entries that each fit a frame. */
+export function framesOf(entries: readonly ManifestEntry[]): Array<[number, number]> {
+  const frames: Array<[number, number]> = [];
+  let start = 0;
+  let bytes = 0;
+  entries.forEach((e, i) => {
+    const size = ENTRY_BYTES + 3 * (e.path.length + ('link' in e ? e.link.length : 0));
+    if (i > start && bytes + size > MANIFEST_BYTES_PER_FRAME) {
+      frames.push([start, i]);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  });
+  frames.push([start, entries.length]);
+  return frames;
+}
 
 export interface SyncStats {
   files: number;
@@ -152,24 +177,25 @@ export class SyncSender {
       });
       if (!(await this.stale)) return;
     }
-    for (let i = 0; i === 0 || i < entries.length; i += ENTRIES_PER_FRAME) {
-      const last = i + ENTRIES_PER_FRAME >= entries.length;
+    const frames = framesOf(entries);
+    frames.forEach(([from, to], i) => {
+      const whole = frames.length === 1;
       this.connection.send({
         t: 'sync',
         sync: this.id,
         workspace: this.workspace.id,
-        entries: entries.slice(i, i + ENTRIES_PER_FRAME),
+        entries: whole ? entries : entries.slice(from, to),
+        ...(whole && this.workspace.columns ? { columns: this.workspace.columns } : {}),
         preserve: i === 0 ? this.workspace.preserve : [],
-        last,
+        last: i === frames.length - 1,
         ...(i === 0 && this.workspace.clean ? { clean: true } : {}),
       });
-    }
+    });
     const hashes = await this.needed;
-    const sizes = new Map<string, number>();
-    for (const e of entries) if ('hash' in e) sizes.set(e.hash, e.size);
+    const sources = sourcesOf(this.workspace, hashes);
     this.toSend = {
       files: hashes.length,
-      bytes: hashes.reduce((n, h) => n + (sizes.get(h) ?? 0), 0),
+      bytes: hashes.reduce((n, h) => n + (sources.get(h)?.size ?? 0), 0),
     };
     const missing = await sendBlobs(
       this.connection,
@@ -181,14 +207,14 @@ export class SyncSender {
           this.filesSent++;
           return { size: kept.byteLength, data: kept };
         }
-        const path = this.workspace.sources.get(hash);
-        if (!path) return undefined;
+        const source = sources.get(hash);
+        if (!source) return undefined;
+        const { path, size: expected } = source;
         this.filesSent++;
         // Most files fit one frame: read at once, synchronously (a queued
         // async open, stat, read and close cost more than the read itself for
         // a small file). A size other than the manifest's makes the agent
         // refuse the blob, and the sync says the file changed.
-        const expected = sizes.get(hash) ?? 0;
         if (expected <= BLOB_CHUNK) {
           const data = readWhole(path, expected);
           return data && { size: data.byteLength, data };
@@ -202,7 +228,7 @@ export class SyncSender {
       },
     );
     if (missing.length > 0) {
-      const path = this.workspace.sources.get(missing[0] ?? '') ?? missing[0];
+      const path = sources.get(missing[0] ?? '')?.path ?? missing[0];
       this.finish(
         new OctaskError(
           ErrorCode.BadContent,
