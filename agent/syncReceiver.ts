@@ -1,5 +1,6 @@
 import { ErrorCode, isOctaskError } from '../shared/errors';
 import type { FrameConnection } from '../shared/frameConnection';
+import { applyDelta } from '../shared/manifestDelta';
 import { manifestDigest } from '../shared/manifestDigest';
 import type { Logger } from '../shared/logger';
 import type { BlobMessage, ManifestEntry, SyncCheckMessage, SyncMessage } from '../shared/protocol';
@@ -64,6 +65,8 @@ interface PendingSync {
   /** What the layout needs, as the copy was when the blobs were asked for. */
   plan?: { plan: SyncPlan; changes: number };
   done: boolean;
+  /** The manifest came as changes from an offered base (protocol 6): how many entries were sent. */
+  delta?: number;
   /** Drops the sync once it stops making progress. */
   idle: NodeJS.Timeout;
 }
@@ -88,6 +91,15 @@ function firstPaths(
  */
 export class SyncReceiver {
   private readonly syncs = new Map<string, PendingSync>();
+  /**
+   * The layout each `syncStale` offered as a base, by sync id, until its
+   * `sync` comes: the delta is applied to this manifest even if another
+   * layout replaced it meanwhile (the plan then looks at the copy as it is).
+   */
+  private readonly offered = new Map<
+    string,
+    { digest: string; entries: readonly ManifestEntry[] }
+  >();
   /** Syncs that failed: their late blobs are dropped quietly (one syncFailed is enough). */
   private readonly failed = new Set<string>();
 
@@ -122,7 +134,17 @@ export class SyncReceiver {
     answer().then(
       (same) => {
         if (!same) {
-          this.connection.send({ t: 'syncStale', sync: message.sync });
+          // At most one offer per open sync a connection may have: each pins a manifest.
+          const base =
+            this.offered.size < this.limits.openSyncs
+              ? this.copies.lastLayout(workspace)
+              : undefined;
+          if (base) this.offered.set(message.sync, base);
+          this.connection.send({
+            t: 'syncStale',
+            sync: message.sync,
+            ...(base ? { base: base.digest } : {}),
+          });
           return;
         }
         this.logger.info('workspace checked', {
@@ -143,7 +165,20 @@ export class SyncReceiver {
 
   part(message: SyncMessage): void {
     if (this.failed.has(message.sync)) return;
+    const offered = this.offered.get(message.sync);
+    this.offered.delete(message.sync);
     let sync = this.syncs.get(message.sync);
+    const sent = message.entries.length;
+    const delta =
+      message.base !== undefined || message.removed !== undefined || message.digest !== undefined;
+    if (delta) {
+      const whole = this.wholeFromDelta(message, offered, sync !== undefined);
+      if (typeof whole === 'string') {
+        this.fail(message.sync, ErrorCode.BadField, whole);
+        return;
+      }
+      message = whole;
+    }
     if (!sync) {
       if (this.syncs.size >= this.limits.openSyncs) {
         this.fail(
@@ -161,6 +196,7 @@ export class SyncReceiver {
         waiting: new Map(),
         modes: new Map(),
         done: false,
+        ...(delta ? { delta: sent } : {}),
         idle: this.idleTimer(message.sync),
       };
       this.syncs.set(message.sync, sync);
@@ -192,6 +228,7 @@ export class SyncReceiver {
     }
     sync.entries.push(...message.entries);
     sync.preserve.push(...message.preserve);
+    if (message.digest !== undefined) sync.digest = message.digest;
     if (!message.last) return;
     sync.done = true;
     try {
@@ -202,6 +239,30 @@ export class SyncReceiver {
       return;
     }
     void this.ask(message.sync, sync);
+  }
+
+  /**
+   * A `sync` that names a base: the whole manifest its changes make of the
+   * layout offered for it, checked against the digest it names; or why not.
+   */
+  private wholeFromDelta(
+    message: SyncMessage,
+    offered: { digest: string; entries: readonly ManifestEntry[] } | undefined,
+    begun: boolean,
+  ): SyncMessage | string {
+    if (message.base === undefined || message.digest === undefined)
+      return 'sync.removed and sync.digest come with sync.base, and sync.base with sync.digest';
+    if (begun || !message.last) return 'a sync with a base is one part, with last';
+    if (offered?.digest !== message.base)
+      return `sync.base ${message.base.slice(0, 12)}… is not the layout this agent offered for this sync`;
+    const entries = applyDelta(offered.entries, {
+      changed: message.entries,
+      removed: message.removed ?? [],
+    });
+    if (typeof entries === 'string') return `sync.base: ${entries}`;
+    if (manifestDigest(entries) !== message.digest)
+      return 'the changes sent do not make the manifest sync.digest names';
+    return { ...message, entries };
   }
 
   /** Works out what the copy lacks and asks for it (`syncNeed`), once the whole manifest is in. */
@@ -308,6 +369,7 @@ export class SyncReceiver {
 
   /** The connection is gone: drop unfinished syncs, their half-received blobs and their memory. */
   close(): void {
+    this.offered.clear();
     for (const id of [...this.syncs.keys()]) this.drop(id, true);
   }
 
@@ -336,6 +398,7 @@ export class SyncReceiver {
         this.logger.info('workspace synced', {
           workspace: sync.workspace,
           files: sync.entries.length,
+          ...(sync.delta !== undefined ? { delta: sync.delta } : {}),
           written,
           removed,
           kept,
@@ -407,6 +470,7 @@ export class SyncReceiver {
   }
 
   private fail(id: string, code: string, message: string): void {
+    this.offered.delete(id);
     this.drop(id, true);
     if (this.failed.size > 1000) this.failed.clear();
     this.failed.add(id);

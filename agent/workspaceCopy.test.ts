@@ -153,6 +153,10 @@ describe('workspace copies', () => {
       await restarted.check('ws', manifestDigest(entries), { changes: 0, busy: false }),
       'a restarted agent knows the copy from its state.json',
     );
+    // The manifest itself is held in memory only: a delta needs the layout of this process.
+    assert.deepEqual(copies.lastLayout('ws'), { digest: manifestDigest(entries), entries });
+    assert.equal(restarted.lastLayout('ws'), undefined);
+    assert.equal(copies.lastLayout('never-synced'), undefined);
   });
 
   it('checks again only what its last layout did not hold, and trusts no state.json for it', async () => {

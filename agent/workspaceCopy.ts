@@ -58,6 +58,8 @@ interface CopyRecord {
   watch?: CopyWatch;
   /** Made by a layout of this process from a validated manifest (not read back from state.json). */
   checked?: boolean;
+  /** The manifest laid out, in its order: kept in memory only, as the base of a later sync's delta. */
+  entries?: readonly ManifestEntry[];
 }
 
 /** What the layout of a manifest needs, worked out from the copy as it is. */
@@ -272,6 +274,16 @@ export class WorkspaceCopies {
     if (count !== undefined) record.made = { count, at };
   }
 
+  /**
+   * The manifest of the copy's last layout and its digest, when this agent
+   * process laid it out (a sync may then send only what differs from it);
+   * undefined after a restart, when only state.json is left.
+   */
+  lastLayout(workspace: string): { digest: string; entries: readonly ManifestEntry[] } | undefined {
+    const { digest, entries, checked } = this.record(workspace);
+    return checked && digest !== undefined && entries ? { digest, entries } : undefined;
+  }
+
   /** Whether the copy's last layout was of exactly these entries (what tasks did since is not looked at). */
   matches(workspace: string, entries: readonly ManifestEntry[]): boolean {
     return this.matchesDigest(workspace, manifestDigest(entries));
@@ -417,6 +429,7 @@ export class WorkspaceCopies {
         {
           digest: options.digest ?? manifestDigest(entries),
           files: result.after,
+          entries,
           ...(changes !== undefined ? { verifiedAt: changes } : {}),
           ...(changes !== undefined && kept !== undefined
             ? { made: { count: kept, at: changes } }
@@ -490,6 +503,7 @@ export class WorkspaceCopies {
       {
         digest: known.digest ?? manifestDigest(entries),
         files: after,
+        entries,
         ...(changes !== undefined ? { verifiedAt: changes, made: { count: 0, at: changes } } : {}),
       },
       true,

@@ -7,6 +7,7 @@ import type { Prepared } from '../extension/dispatcher/sync/prepare';
 import { prepareWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
 import type { WatcherReply, WatcherRequest } from './watcherSocket';
 import { fromColumns } from '../shared/manifestColumns';
+import type { ManifestDelta } from '../shared/manifestDelta';
 import {
   envFingerprint,
   readFrames,
@@ -90,17 +91,25 @@ export async function prepareThroughWatcher(
       : { why: reply.why };
   const entries = fromColumns(reply.entries);
   if (!entries) return { why: 'its answer did not hold a manifest' };
+  const deltas = new Map<string, ManifestDelta>();
+  for (const d of Array.isArray(reply.deltas) ? reply.deltas : []) {
+    const changed = fromColumns(d.changed);
+    if (changed && Array.isArray(d.removed)) deltas.set(d.base, { changed, removed: d.removed });
+  }
   return {
     prepared: {
-      workspace: prepareWorkspace(
-        reply.id,
-        root,
-        entries,
-        flags.preserve,
-        request.clean,
-        undefined,
-        reply.entries,
-      ),
+      workspace: {
+        ...prepareWorkspace(
+          reply.id,
+          root,
+          entries,
+          flags.preserve,
+          request.clean,
+          undefined,
+          reply.entries,
+        ),
+        deltaFrom: (digest) => deltas.get(digest),
+      },
       skipped: reply.skipped,
       ms: reply.ms,
     },

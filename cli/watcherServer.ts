@@ -18,7 +18,6 @@ import { parseArgs } from 'node:util';
 import { WorkspaceWatches } from '../extension/dispatcher/sync/workspaceWatch';
 import { EXIT } from '../shared/exitCode';
 import type { PreparedWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
-import type { EntryColumns } from '../shared/manifestColumns';
 import { toColumns } from '../shared/manifestColumns';
 import type { WatcherReply, WatcherRequest } from './watcherSocket';
 import {
@@ -93,6 +92,22 @@ export async function watcherCommand(argv: string[]): Promise<number> {
   return serve(socketPath(dir), isRequest(prime) ? prime : undefined);
 }
 
+/** Most entries a delta the watcher sends ahead may hold: beyond that the whole manifest is as cheap. */
+const DELTA_MAX_ENTRIES = 2000;
+
+/** The manifest as columns, and what differs from each remembered earlier one (small ones only). */
+function manifestAnswer(
+  workspace: PreparedWorkspace,
+): Pick<WatcherReply & { ok: true }, 'entries' | 'deltas'> {
+  const deltas = (workspace.bases ?? []).flatMap((base) => {
+    const delta = workspace.deltaFrom?.(base);
+    return delta && delta.changed.length + delta.removed.length <= DELTA_MAX_ENTRIES
+      ? [{ base, changed: toColumns(delta.changed), removed: delta.removed }]
+      : [];
+  });
+  return { entries: toColumns(workspace.entries), deltas };
+}
+
 async function serve(path: string, prime: WatcherRequest | undefined): Promise<number> {
   const build = watcherBuild();
   const env = envFingerprint(process.env);
@@ -112,8 +127,11 @@ async function serve(path: string, prime: WatcherRequest | undefined): Promise<n
     clearTimeout(idle);
     idle = setTimeout(leave, IDLE_MINUTES * 60_000);
   };
-  // Columns of the last answer per preparation: an unchanged workspace is the same object.
-  const columns = new WeakMap<PreparedWorkspace, EntryColumns>();
+  // The manifest part of the answer per preparation: an unchanged workspace is the same object.
+  const answers = new WeakMap<
+    PreparedWorkspace,
+    Pick<WatcherReply & { ok: true }, 'entries' | 'deltas'>
+  >();
   const prepare = async (request: WatcherRequest): Promise<WatcherReply> => {
     try {
       const prepared = await watches.prepare(request.root, {
@@ -123,12 +141,12 @@ async function serve(path: string, prime: WatcherRequest | undefined): Promise<n
         clean: request.clean,
       });
       const { workspace } = prepared;
-      let entries = columns.get(workspace);
-      if (!entries) columns.set(workspace, (entries = toColumns(workspace.entries)));
+      let manifest = answers.get(workspace);
+      if (!manifest) answers.set(workspace, (manifest = manifestAnswer(workspace)));
       return {
         ok: true,
         id: workspace.id,
-        entries,
+        ...manifest,
         skipped: prepared.skipped,
         route: prepared.route,
         ms: prepared.ms,

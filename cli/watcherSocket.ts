@@ -30,6 +30,12 @@ export type WatcherReply =
       ok: true;
       id: string;
       entries: EntryColumns;
+      /**
+       * What differs from each earlier manifest the watcher remembers
+       * (PreparedWorkspace.bases): the run sends one of these to an agent
+       * that holds that base, instead of the whole manifest.
+       */
+      deltas: Array<{ base: string; changed: EntryColumns; removed: string[] }>;
       skipped: Array<{ path: string; reason: string }>;
       /** How the watcher answered (WatchedPrepared.route), for --verbose. */
       route: string;

@@ -17,8 +17,10 @@ import type { EntryColumns } from './manifestColumns';
  * and `syncNeed` asks for what the copy lacks: the agent keeps no store.
  * 4: small whole contents travel many to a frame (`blobs`).
  * 5: a `sync` frame carries its manifest as columns, not one map per entry.
+ * 6: `syncStale` may offer the copy's last layout as a `base`, and a `sync`
+ * may then carry only what differs from it (`base`, `removed`, `digest`).
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** Largest frame either side accepts; bigger ones close the socket (1009). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -170,6 +172,16 @@ export interface SyncMessage {
    * that came from the workspace and left it; what tasks made stays.
    */
   clean?: boolean;
+  /**
+   * The digest of a layout the agent offered in `syncStale`: this sync is
+   * then one part (`last`), and `entries` are only those that are new or
+   * differ from that layout (shared/manifestDelta.ts), `removed` the paths
+   * it had that are gone. `digest` names the whole manifest they make; an
+   * agent that rebuilds another refuses the sync.
+   */
+  base?: string;
+  removed?: string[];
+  digest?: string;
 }
 
 /**
@@ -190,6 +202,12 @@ export interface SyncCheckMessage {
 export interface SyncStaleMessage {
   t: 'syncStale';
   sync: string;
+  /**
+   * The digest of the copy's last layout, when the agent holds its manifest
+   * (one this agent process laid out): the `sync` may name it as its
+   * `base` and send only what differs. Absent: send the whole manifest.
+   */
+  base?: string;
 }
 
 /**

@@ -15,6 +15,7 @@ type FieldKind =
   | 'intOrNull'
   | 'strOrNull'
   | 'hash'
+  | 'optHash'
   | 'hashes'
   | 'uints'
   | 'columns'
@@ -86,9 +87,12 @@ const SCHEMAS: Record<MessageType, Record<string, FieldKind>> = {
     preserve: 'strings',
     last: 'bool',
     clean: 'optBool',
+    base: 'optHash',
+    removed: 'optStrings',
+    digest: 'optHash',
   },
   syncCheck: { sync: 'string', workspace: 'string', digest: 'hash' },
-  syncStale: { sync: 'string' },
+  syncStale: { sync: 'string', base: 'optHash' },
   syncNeed: { sync: 'string', hashes: 'hashes', busy: 'optUint' },
   blob: { sync: 'string', hash: 'hash', size: 'uint', offset: 'uint', data: 'bytes' },
   blobs: { sync: 'string', hashes: 'hashes', sizes: 'uints', data: 'bytes' },
@@ -214,6 +218,8 @@ function fits(kind: FieldKind, value: unknown): boolean {
       return typeof value === 'boolean';
     case 'hash':
       return typeof value === 'string' && HASH.test(value);
+    case 'optHash':
+      return value === undefined || (typeof value === 'string' && HASH.test(value));
     case 'hashes':
       return Array.isArray(value) && value.every((v) => typeof v === 'string' && HASH.test(v));
     case 'uints':

@@ -159,6 +159,83 @@ describe('an agent receiving workspace syncs straight from the wire @integration
     assert.equal((await check()).t, 'syncDone');
   });
 
+  /** Asks about `digest`, and returns the base the agent offers with its `syncStale`. */
+  async function offeredBase(
+    workspace: string,
+    digest: string,
+  ): Promise<{ id: string; base?: string }> {
+    const id = `s${++n}`;
+    peer.send({ t: 'syncCheck', sync: id, workspace, digest });
+    const stale = await until('syncStale');
+    assert.equal(stale.sync, id);
+    return { id, ...(stale.base !== undefined ? { base: stale.base } : {}) };
+  }
+
+  it('takes only what differs from the layout it offers as a base, and refuses a delta that does not fit it', async () => {
+    const [a, b, c] = ['alpha\n', 'beta\n', 'gamma\n'];
+    const v1 = [file('a', a), file('d/b', b), file('gone', c)];
+    assert.equal((await sync('ws9', v1, { [sha(a)]: a, [sha(b)]: b, [sha(c)]: c })).t, 'syncDone');
+    const v2 = [file('a', a), file('d/b', c), file('new', a)];
+    const { id, base } = await offeredBase('ws9', manifestDigest(v2));
+    assert.equal(base, manifestDigest(v1), 'the copy offers its last layout');
+    peer.send({
+      t: 'sync',
+      sync: id,
+      workspace: 'ws9',
+      entries: [file('d/b', c), file('new', a)],
+      removed: ['gone'],
+      base: manifestDigest(v1),
+      digest: manifestDigest(v2),
+      preserve: [],
+      last: true,
+    });
+    const need = await until('syncNeed');
+    assert.deepEqual(need.hashes, [], 'both contents are in the copy already');
+    assert.equal((await until('syncDone')).t, 'syncDone');
+    assert.equal(await run('ws9', 'cat a d/b new; ls'), `${a}${c}${a}a\nd\nnew\n`);
+    const again = await offeredBase('ws9', manifestDigest(v1));
+    assert.equal(again.base, manifestDigest(v2), 'the delta laid out the whole new manifest');
+
+    // Changes that do not make the manifest they name, a path the base lacks, a base
+    // not offered, a delta without a base: each refused, and the copy left as it was.
+    const refusals: Array<[Partial<Extract<Message, { t: 'sync' }>>, RegExp]> = [
+      [
+        { entries: [file('a', b)], removed: [], digest: manifestDigest(v1) },
+        /do not make the manifest/,
+      ],
+      [
+        { entries: [], removed: ['nowhere'], digest: manifestDigest(v2) },
+        /nowhere is removed but not in the base/,
+      ],
+      [
+        { entries: [], removed: [], base: sha('other'), digest: manifestDigest(v2) },
+        /not the layout this agent offered/,
+      ],
+      [
+        { entries: [], removed: [], base: undefined, digest: manifestDigest(v2) },
+        /come with sync.base/,
+      ],
+    ];
+    for (const [fields, why] of refusals) {
+      const offer = await offeredBase('ws9', sha('anything'));
+      peer.send({
+        t: 'sync',
+        sync: offer.id,
+        workspace: 'ws9',
+        entries: [],
+        base: offer.base,
+        preserve: [],
+        last: true,
+        ...fields,
+      });
+      const failed = await peer.next();
+      assert.equal(failed.t, 'syncFailed', JSON.stringify(failed));
+      assert.equal(failed.t === 'syncFailed' && failed.code, ErrorCode.BadField);
+      assert.match(failed.t === 'syncFailed' ? failed.message : '', why);
+    }
+    assert.equal(await run('ws9', 'cat a d/b new; ls'), `${a}${c}${a}a\nd\nnew\n`);
+  });
+
   it('takes a renamed or copied file from its own copy instead of asking for it again', async () => {
     const one = 'first file\n';
     const two = 'second file\n';

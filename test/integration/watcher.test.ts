@@ -103,6 +103,12 @@ describe("the CLI's workspace watcher @integration", function () {
     const edited = await run('cat src/a.txt src/new.txt');
     assert.equal(edited.stdout, 'one, edited\nnew\n');
     assert.match(edited.by, /^the watcher /);
+    const synced = agent.logs.filter((l) => l.msg === 'workspace synced');
+    assert.equal(
+      synced.at(-1)?.delta,
+      2,
+      'only the two changed entries were sent: the watcher had the manifest the agent offered as its base',
+    );
     assert.equal(watcherPids().length, 1);
   });
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { manifestDigest } from '../../../shared/manifestDigest';
 import type { EntryColumns } from '../../../shared/manifestColumns';
+import type { ManifestDelta } from '../../../shared/manifestDelta';
 import type { ManifestEntry } from '../../../shared/protocol';
 
 /** A workspace ready to sync: its manifest, and what a sync needs to send it. */
@@ -22,6 +23,14 @@ export interface PreparedWorkspace {
   contents?: ReadonlyMap<string, Buffer>;
   /** The entries as columns, when they came so (the CLI's watcher): a sync sends them as they are. */
   columns?: EntryColumns;
+  /**
+   * What differs from an earlier manifest of this workspace, by its
+   * entriesDigest, when that one is remembered (the editor's watch, the
+   * CLI's watcher): an agent that holds it is sent only the difference.
+   */
+  deltaFrom?: (digest: string) => ManifestDelta | undefined;
+  /** The digests `deltaFrom` may know, newest first (for the CLI's watcher to send deltas ahead). */
+  bases?: readonly string[];
 }
 
 /**

@@ -103,6 +103,8 @@ export class SyncSender {
   private bytesSent = 0;
   /** What the agent asked for, once it answered. */
   private toSend = { files: 0, bytes: 0 };
+  /** The layout the agent offered as a base in its `syncStale`. */
+  private base: string | undefined;
 
   constructor(
     private readonly connection: FrameConnection,
@@ -130,6 +132,7 @@ export class SyncSender {
   /** A reply from the agent for this sync. */
   receive(message: DispatcherBound): void {
     if (message.t === 'syncStale') {
+      this.base = message.base;
       this.resolveStale(true);
     } else if (message.t === 'syncNeed') {
       if (message.busy) this.onBusy?.(message.busy);
@@ -164,7 +167,6 @@ export class SyncSender {
   }
 
   private async run(): Promise<void> {
-    const { entries } = this.workspace;
     // Most syncs change nothing: ask by digest first, and send the manifest
     // (1 MB for 10,000 files) only to an agent whose copy differs. A clean
     // copy is always laid out (what tasks made must go).
@@ -177,20 +179,7 @@ export class SyncSender {
       });
       if (!(await this.stale)) return;
     }
-    const frames = framesOf(entries);
-    frames.forEach(([from, to], i) => {
-      const whole = frames.length === 1;
-      this.connection.send({
-        t: 'sync',
-        sync: this.id,
-        workspace: this.workspace.id,
-        entries: whole ? entries : entries.slice(from, to),
-        ...(whole && this.workspace.columns ? { columns: this.workspace.columns } : {}),
-        preserve: i === 0 ? this.workspace.preserve : [],
-        last: i === frames.length - 1,
-        ...(i === 0 && this.workspace.clean ? { clean: true } : {}),
-      });
-    });
+    if (!this.sendDelta()) this.sendManifest();
     const hashes = await this.needed;
     const sources = sourcesOf(this.workspace, hashes);
     this.toSend = {
@@ -236,5 +225,48 @@ export class SyncSender {
         ),
       );
     }
+  }
+
+  /** The whole manifest, in as many `sync` frames as it needs. */
+  private sendManifest(): void {
+    const { entries } = this.workspace;
+    const frames = framesOf(entries);
+    frames.forEach(([from, to], i) => {
+      const whole = frames.length === 1;
+      this.connection.send({
+        t: 'sync',
+        sync: this.id,
+        workspace: this.workspace.id,
+        entries: whole ? entries : entries.slice(from, to),
+        ...(whole && this.workspace.columns ? { columns: this.workspace.columns } : {}),
+        preserve: i === 0 ? this.workspace.preserve : [],
+        last: i === frames.length - 1,
+        ...(i === 0 && this.workspace.clean ? { clean: true } : {}),
+      });
+    });
+  }
+
+  /**
+   * Only what differs from the layout the agent offered, when this
+   * workspace remembers that manifest and the difference fits one frame:
+   * a one-file change then sends one entry, not the whole manifest.
+   */
+  private sendDelta(): boolean {
+    const delta = this.base === undefined ? undefined : this.workspace.deltaFrom?.(this.base);
+    if (!delta || this.base === undefined) return false;
+    const removed = delta.removed.reduce((n, p) => n + ENTRY_BYTES + 3 * p.length, 0);
+    if (removed > MANIFEST_BYTES_PER_FRAME / 2 || framesOf(delta.changed).length > 1) return false;
+    this.connection.send({
+      t: 'sync',
+      sync: this.id,
+      workspace: this.workspace.id,
+      entries: delta.changed,
+      preserve: this.workspace.preserve,
+      last: true,
+      base: this.base,
+      removed: delta.removed,
+      digest: this.workspace.entriesDigest,
+    });
+    return true;
   }
 }

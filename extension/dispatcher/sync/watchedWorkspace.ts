@@ -6,6 +6,7 @@
  * listing again, or watching anew; where watching is unavailable each
  * prepare is a full one.
  */
+import { ManifestHistory } from './manifestHistory';
 import { lstatSync, statfsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +108,8 @@ export class WatchedWorkspace {
   lastUsed = Date.now();
   private readonly id: string;
   private cache: HashCache | null = null;
+  /** The manifests this watch prepared lately: an agent holding one is sent only the difference. */
+  private readonly history = new ManifestHistory();
   private watch: FolderWatch | null = null;
   /** Why this workspace is prepared in full each time; undefined until its root was seen. */
   private unwatchable: string | null | undefined;
@@ -405,12 +408,14 @@ export class WatchedWorkspace {
       const e = entries.get(p);
       if (e) sorted.push(e);
     }
-    return prepareWorkspace(
-      this.id,
-      this.root,
-      sorted,
-      [...(this.options.preserve ?? [])],
-      this.options.clean ?? false,
+    return this.history.attach(
+      prepareWorkspace(
+        this.id,
+        this.root,
+        sorted,
+        [...(this.options.preserve ?? [])],
+        this.options.clean ?? false,
+      ),
     );
   }
 

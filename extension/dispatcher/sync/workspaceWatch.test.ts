@@ -94,6 +94,14 @@ describe('sync workspaceWatch', function () {
     assert.notEqual(edited.workspace.digest, first.workspace.digest);
     assert.equal(edited.examined, 1);
     assert.equal(first.examined, 9); // gone.txt too: listed, found missing
+    // An agent that holds the first manifest is sent only the edit.
+    assert.deepEqual(edited.workspace.bases, [first.workspace.entriesDigest]);
+    const delta = edited.workspace.deltaFrom?.(first.workspace.entriesDigest);
+    assert.deepEqual(
+      delta?.changed.map((e) => e.path),
+      ['src/main.ts'],
+    );
+    assert.deepEqual(delta?.removed, []);
     writeFile(root, 'run.sh', '#!/bin/sh\necho other\n', 0o700);
     await prepare('update');
     await prepare('unchanged');
