@@ -22,7 +22,7 @@ listed=$("$code_server" --extensions-dir "$tmp/ext" --user-data-dir "$tmp/ud" --
 echo "$listed" | grep -qx "octask.octask@$(node -p 'require("./package.json").version')" ||
   { echo "checkVsix: not installed; code-server lists: $listed" >&2; exit 1; }
 installed=$(ls -d "$tmp"/ext/octask.octask-*)
-for f in dist/extension.js dist/octask.js dist/octask-agent.js package.json media/octask.svg media/icon.png; do
+for f in dist/extension.js dist/octask.js dist/octask-dispatcher.js dist/octask-worker.js dist/octask-agent.js package.json media/octask.svg media/icon.png; do
   [ -s "$installed/$f" ] || { echo "checkVsix: the installed extension lacks $f" >&2; exit 1; }
 done
 # The details page shows the user's README, not the repository's developer one.
@@ -36,4 +36,7 @@ fi
 # The bundles run with plain Node and no node_modules, as on a Pi.
 node "$installed/dist/octask-agent.js" --version
 node "$installed/dist/octask.js" --version
+# The dispatcher the extension starts is a bundle of its own beside octask.js.
+node "$installed/dist/octask.js" dispatcher --help | grep -q 'JSON-RPC server' ||
+  { echo "checkVsix: octask.js dispatcher did not load its bundle" >&2; exit 1; }
 echo "checkVsix: $vsix installs and carries the extension, dispatcher and agent"
