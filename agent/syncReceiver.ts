@@ -98,7 +98,7 @@ export class SyncReceiver {
    */
   private readonly offered = new Map<
     string,
-    { digest: string; entries: readonly ManifestEntry[] }
+    { workspace: string; digest: string; entries: readonly ManifestEntry[] }
   >();
   /** Syncs that failed: their late blobs are dropped quietly (one syncFailed is enough). */
   private readonly failed = new Set<string>();
@@ -139,7 +139,7 @@ export class SyncReceiver {
             this.offered.size < this.limits.openSyncs
               ? this.copies.lastLayout(workspace)
               : undefined;
-          if (base) this.offered.set(message.sync, base);
+          if (base) this.offered.set(message.sync, { workspace, ...base });
           this.connection.send({
             t: 'syncStale',
             sync: message.sync,
@@ -247,13 +247,13 @@ export class SyncReceiver {
    */
   private wholeFromDelta(
     message: SyncMessage,
-    offered: { digest: string; entries: readonly ManifestEntry[] } | undefined,
+    offered: { workspace: string; digest: string; entries: readonly ManifestEntry[] } | undefined,
     begun: boolean,
   ): SyncMessage | string {
     if (message.base === undefined || message.digest === undefined)
       return 'sync.removed and sync.digest come with sync.base, and sync.base with sync.digest';
     if (begun || !message.last) return 'a sync with a base is one part, with last';
-    if (offered?.digest !== message.base)
+    if (offered?.digest !== message.base || offered.workspace !== message.workspace)
       return `sync.base ${message.base.slice(0, 12)}… is not the layout this agent offered for this sync`;
     const entries = applyDelta(offered.entries, {
       changed: message.entries,

@@ -94,7 +94,14 @@ export async function prepareThroughWatcher(
   const deltas = new Map<string, ManifestDelta>();
   for (const d of Array.isArray(reply.deltas) ? reply.deltas : []) {
     const changed = fromColumns(d.changed);
-    if (changed && Array.isArray(d.removed)) deltas.set(d.base, { changed, removed: d.removed });
+    const removed: unknown = d.removed;
+    if (
+      changed &&
+      typeof d.base === 'string' &&
+      Array.isArray(removed) &&
+      removed.every((p) => typeof p === 'string')
+    )
+      deltas.set(d.base, { changed, removed });
   }
   return {
     prepared: {

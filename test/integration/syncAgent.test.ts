@@ -212,6 +212,10 @@ describe('an agent receiving workspace syncs straight from the wire @integration
         /not the layout this agent offered/,
       ],
       [
+        { workspace: 'ws10', entries: [], removed: [], digest: manifestDigest(v2) },
+        /not the layout this agent offered/,
+      ],
+      [
         { entries: [], removed: [], base: undefined, digest: manifestDigest(v2) },
         /come with sync.base/,
       ],
