@@ -128,7 +128,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (workspace)
       logger.debug('workspace prepared', {
         by: workspace.by,
-        files: workspace.prepared.entries.length,
+        files: workspace.prepared.entryCount,
         ms: workspace.ms,
       });
     if (values['setup-key'] && values.setup === undefined)
@@ -148,6 +148,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       );
     }
     try {
+      // A setup's key digests manifest entries when the task is placed: have them by then.
+      if (spec.setup) await workspace?.prepared.loadEntries?.();
       return await execute(dispatcher, spec, json, workspace);
     } finally {
       workspace?.afterRun();

@@ -56,7 +56,7 @@ export function watchTransfers(
     drawProgress();
   });
   const sync = {
-    files: workspace?.prepared.entries.length ?? 0,
+    files: workspace?.prepared.entryCount ?? 0,
     filesSent: 0,
     bytesSent: 0,
     removed: 0,

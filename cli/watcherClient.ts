@@ -4,8 +4,12 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import type { Prepared } from '../extension/dispatcher/sync/prepare';
-import { prepareWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
-import type { WatcherReply, WatcherRequest } from './watcherSocket';
+import { prepareWorkspaceAt } from '../extension/dispatcher/sync/prepare';
+import type { PreparedWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
+import { workspaceDigest } from '../extension/dispatcher/sync/preparedWorkspace';
+import type { ManifestEntry } from '../shared/manifest';
+import { manifestDigest } from '../shared/manifestDigest';
+import type { WatcherManifest, WatcherReply, WatcherRequest } from './watcherSocket';
 import { fromColumns } from '../shared/manifestColumns';
 import type { ManifestDelta } from '../shared/manifestDelta';
 import {
@@ -50,6 +54,10 @@ function isReply(v: unknown): v is WatcherReply {
   return typeof v === 'object' && v !== null && typeof (v as { ok?: unknown }).ok === 'boolean';
 }
 
+function isManifest(v: unknown): v is WatcherManifest & { ok: true } {
+  return isReply(v) && v.ok && typeof (v as { entries?: unknown }).entries === 'object';
+}
+
 export interface WatcherOutcome {
   /** The watcher's preparation, when it gave one. */
   prepared?: Prepared;
@@ -89,8 +97,12 @@ export async function prepareThroughWatcher(
     return reply.why === 'another build of octask'
       ? { why: reply.why, start: request }
       : { why: reply.why };
-  const entries = fromColumns(reply.entries);
-  if (!entries) return { why: 'its answer did not hold a manifest' };
+  if (
+    typeof reply.entriesDigest !== 'string' ||
+    !Number.isSafeInteger(reply.count) ||
+    !Number.isSafeInteger(reply.bytes)
+  )
+    return { why: 'its answer did not name a manifest' };
   const deltas = new Map<string, ManifestDelta>();
   for (const d of Array.isArray(reply.deltas) ? reply.deltas : []) {
     const changed = fromColumns(d.changed);
@@ -103,20 +115,47 @@ export async function prepareThroughWatcher(
     )
       deltas.set(d.base, { changed, removed });
   }
+  const { entriesDigest } = reply;
+  let entries: ManifestEntry[] | undefined;
+  const workspace: PreparedWorkspace = {
+    id: reply.id,
+    root,
+    preserve: flags.preserve,
+    clean: request.clean,
+    entriesDigest,
+    digest: workspaceDigest(entriesDigest, flags.preserve, request.clean),
+    bytes: reply.bytes,
+    entryCount: reply.count,
+    get entries(): ManifestEntry[] {
+      if (!entries) throw new Error('internal error: the manifest was read before it was loaded');
+      return entries;
+    },
+    // Most runs never need the entries: the agent has the manifest, or takes a delta.
+    loadEntries: async () => {
+      if (entries) return;
+      const answer = await ask(
+        socketPath(dir),
+        { ...request, manifest: entriesDigest },
+        ANSWER_TIMEOUT_MS,
+      );
+      const columns = isManifest(answer) ? answer.entries : undefined;
+      const got = columns && fromColumns(columns);
+      if (got && manifestDigest(got) === entriesDigest) {
+        entries = got;
+        workspace.columns = columns;
+        return;
+      }
+      // The watcher left, or let it go: this run's own preparation, if it is still that manifest.
+      const own = await prepareWorkspaceAt(root, { ...flags, env });
+      if (own.workspace.entriesDigest !== entriesDigest)
+        throw new Error('the workspace changed while it was being synced; run again');
+      entries = own.workspace.entries;
+    },
+    deltaFrom: (digest) => deltas.get(digest),
+  };
   return {
     prepared: {
-      workspace: {
-        ...prepareWorkspace(
-          reply.id,
-          root,
-          entries,
-          flags.preserve,
-          request.clean,
-          undefined,
-          reply.entries,
-        ),
-        deltaFrom: (digest) => deltas.get(digest),
-      },
+      workspace,
       skipped: reply.skipped,
       ms: reply.ms,
     },

@@ -19,7 +19,7 @@ import { WorkspaceWatches } from '../extension/dispatcher/sync/workspaceWatch';
 import { EXIT } from '../shared/exitCode';
 import type { PreparedWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
 import { toColumns } from '../shared/manifestColumns';
-import type { WatcherReply, WatcherRequest } from './watcherSocket';
+import type { WatcherManifest, WatcherReply, WatcherRequest } from './watcherSocket';
 import {
   envFingerprint,
   readFrames,
@@ -54,7 +54,8 @@ function isRequest(v: unknown): v is WatcherRequest {
     strings(r.include) &&
     strings(r.exclude) &&
     strings(r.preserve) &&
-    typeof r.clean === 'boolean'
+    typeof r.clean === 'boolean' &&
+    (r.manifest === undefined || typeof r.manifest === 'string')
   );
 }
 
@@ -95,17 +96,15 @@ export async function watcherCommand(argv: string[]): Promise<number> {
 /** Most entries a delta the watcher sends ahead may hold: beyond that the whole manifest is as cheap. */
 const DELTA_MAX_ENTRIES = 2000;
 
-/** The manifest as columns, and what differs from each remembered earlier one (small ones only). */
-function manifestAnswer(
-  workspace: PreparedWorkspace,
-): Pick<WatcherReply & { ok: true }, 'entries' | 'deltas'> {
+/** What differs from each remembered earlier manifest (small differences only). */
+function deltasOf(workspace: PreparedWorkspace): Pick<WatcherReply & { ok: true }, 'deltas'> {
   const deltas = (workspace.bases ?? []).flatMap((base) => {
     const delta = workspace.deltaFrom?.(base);
     return delta && delta.changed.length + delta.removed.length <= DELTA_MAX_ENTRIES
       ? [{ base, changed: toColumns(delta.changed), removed: delta.removed }]
       : [];
   });
-  return { entries: toColumns(workspace.entries), deltas };
+  return { deltas };
 }
 
 async function serve(path: string, prime: WatcherRequest | undefined): Promise<number> {
@@ -127,12 +126,9 @@ async function serve(path: string, prime: WatcherRequest | undefined): Promise<n
     clearTimeout(idle);
     idle = setTimeout(leave, IDLE_MINUTES * 60_000);
   };
-  // The manifest part of the answer per preparation: an unchanged workspace is the same object.
-  const answers = new WeakMap<
-    PreparedWorkspace,
-    Pick<WatcherReply & { ok: true }, 'entries' | 'deltas'>
-  >();
-  const prepare = async (request: WatcherRequest): Promise<WatcherReply> => {
+  // The deltas of the answer per preparation: an unchanged workspace is the same object.
+  const answers = new WeakMap<PreparedWorkspace, Pick<WatcherReply & { ok: true }, 'deltas'>>();
+  const prepare = async (request: WatcherRequest): Promise<WatcherReply | WatcherManifest> => {
     try {
       const prepared = await watches.prepare(request.root, {
         include: request.include,
@@ -141,12 +137,24 @@ async function serve(path: string, prime: WatcherRequest | undefined): Promise<n
         clean: request.clean,
       });
       const { workspace } = prepared;
-      let manifest = answers.get(workspace);
-      if (!manifest) answers.set(workspace, (manifest = manifestAnswer(workspace)));
+      if (request.manifest !== undefined) {
+        const entries =
+          request.manifest === workspace.entriesDigest
+            ? workspace.entries
+            : workspace.earlier?.(request.manifest);
+        return entries
+          ? { ok: true, entries: toColumns(entries) }
+          : { ok: false, why: 'that manifest is no longer remembered' };
+      }
+      let deltas = answers.get(workspace);
+      if (!deltas) answers.set(workspace, (deltas = deltasOf(workspace)));
       return {
         ok: true,
         id: workspace.id,
-        ...manifest,
+        entriesDigest: workspace.entriesDigest,
+        count: workspace.entryCount,
+        bytes: workspace.bytes,
+        ...deltas,
         skipped: prepared.skipped,
         route: prepared.route,
         ms: prepared.ms,

@@ -23,13 +23,28 @@ export interface WatcherRequest {
   exclude: string[];
   preserve: string[];
   clean: boolean;
+  /**
+   * Asks for the manifest with this entriesDigest (one the watcher answered
+   * with lately) instead of a preparation: the reply is a WatcherManifest.
+   */
+  manifest?: string;
 }
 
+/** The entries of the manifest a request named (WatcherRequest.manifest). */
+export type WatcherManifest = { ok: true; entries: EntryColumns } | { ok: false; why: string };
+
+/**
+ * A preparation, told by its digest: most runs need no more (the agent has
+ * it, or a delta below), and ask for the entries only when they do.
+ */
 export type WatcherReply =
   | {
       ok: true;
       id: string;
-      entries: EntryColumns;
+      /** manifestDigest of the entries, how many, and their files' bytes. */
+      entriesDigest: string;
+      count: number;
+      bytes: number;
       /**
        * What differs from each earlier manifest the watcher remembers
        * (PreparedWorkspace.bases): the run sends one of these to an agent

@@ -900,7 +900,7 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   private syncDone(linkKey: string, workspace: PreparedWorkspace, outcome: SyncOutcome): void {
     const agent = this.links.get(linkKey)?.name ?? linkKey;
     const error = 'files' in outcome ? null : { code: outcome.code, message: outcome.message };
-    const stats = 'files' in outcome ? outcome : noSyncStats(workspace.entries.length);
+    const stats = 'files' in outcome ? outcome : noSyncStats(workspace.entryCount);
     if (error) this.logger.warn(`sync to ${agent} failed: ${error.message}`, { code: error.code });
     else
       this.logger.info(

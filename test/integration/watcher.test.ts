@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, readlinkSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { stopWatcher } from '../../cli/watcherClient';
+import { prepareThroughWatcher, stopWatcher } from '../../cli/watcherClient';
 import type { StartedAgent } from '../helpers/agentProcess';
 import { CLI_BIN, newKeyFile, runOn, startAgent, tempDir } from '../helpers/agentProcess';
 import { writeFile } from '../helpers/gitRepo';
@@ -109,6 +109,36 @@ describe("the CLI's workspace watcher @integration", function () {
       2,
       'only the two changed entries were sent: the watcher had the manifest the agent offered as its base',
     );
+
+    // An agent with no copy needs the whole manifest, which the watcher sends only when asked
+    // (and a setup's key needs the entries before the task is placed).
+    const fresh = await startAgent({ keyFile, name: 'fresh' });
+    try {
+      const r = await runOn(
+        fresh.address,
+        keyFile,
+        [
+          '--workspace',
+          ws,
+          '--verbose',
+          '--setup',
+          'echo set up > .setup-ran',
+          '--',
+          'cat src/a.txt .setup-ran',
+        ],
+        { cwd: ws, env },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'one, edited\nset up\n');
+      assert.match(r.stderr, /workspace prepared by="the watcher/);
+      const full = fresh.logs.filter((l) => l.msg === 'workspace synced');
+      assert.deepEqual(
+        full.map((l) => [l.files, l.delta]),
+        [[3, undefined]],
+      );
+    } finally {
+      await fresh.stop();
+    }
     assert.equal(watcherPids().length, 1);
   });
 
@@ -146,6 +176,47 @@ describe("the CLI's workspace watcher @integration", function () {
     assert.equal(off.by, 'this run');
     const ci = await run('true', { CI: 'true' });
     assert.equal(ci.by, 'this run');
+  });
+
+  it('a run whose watcher left before it sent the manifest reads the workspace itself, unless it changed', async () => {
+    await run('true');
+    await until('the watcher listens', listening);
+    const flags = { include: [], exclude: [], preserve: [] };
+    const fullEnv = { ...process.env, ...env };
+    // Asked from this process as the CLI asks: a watcher answers only its own build.
+    const askAsCli = async (): ReturnType<typeof prepareThroughWatcher> => {
+      const mocha = process.argv[1] ?? '';
+      process.argv[1] = CLI_BIN;
+      try {
+        return await prepareThroughWatcher(ws, flags, fullEnv);
+      } finally {
+        process.argv[1] = mocha;
+      }
+    };
+    const asked = (await askAsCli()).prepared?.workspace;
+    assert.ok(asked?.loadEntries, 'the watcher answered with a digest, entries to load');
+    assert.throws(() => asked.entries, /read before it was loaded/);
+    await stopWatcher(fullEnv);
+    await until('it is gone', () => watcherPids().length === 0);
+    await asked.loadEntries();
+    assert.deepEqual(
+      asked.entries.map((e) => e.path),
+      ['src/a.txt', 'src/b.txt', 'src/new.txt'],
+    );
+
+    await run('true');
+    await until('a watcher listens again', listening);
+    const before = (await askAsCli()).prepared?.workspace;
+    await stopWatcher(fullEnv);
+    await until('it is gone again', () => watcherPids().length === 0);
+    writeFile(ws, 'src/b.txt', 'two, edited since\n');
+    await assert.rejects(
+      () => before?.loadEntries?.() ?? Promise.resolve(),
+      /changed while it was being synced/,
+    );
+    // The next test finds a watcher, as after the others.
+    await run('true');
+    await until('the watcher listens once more', listening);
   });
 
   it('octask watcher --stop makes it leave; a socket folder others can enter is not used', async () => {

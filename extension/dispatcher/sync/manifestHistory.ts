@@ -19,6 +19,7 @@ export class ManifestHistory {
     const bases = [...this.manifests.keys()].reverse();
     const { entries } = workspace;
     workspace.bases = bases.filter((d) => d !== workspace.entriesDigest);
+    workspace.earlier = (digest) => this.manifests.get(digest);
     workspace.deltaFrom = (digest) => {
       const base = this.manifests.get(digest);
       return base && manifestDelta(base, entries);

@@ -9,7 +9,15 @@ export interface PreparedWorkspace {
   /** Names the agents' copy: stable for this machine and folder. */
   id: string;
   root: string;
+  /**
+   * The manifest. Where `loadEntries` is given (the CLI's watcher answered
+   * with the digest only), reading it before that resolved is a bug and throws.
+   */
   entries: ManifestEntry[];
+  /** How many entries the manifest has (known before they are loaded). */
+  entryCount: number;
+  /** Fetches `entries` when they are not there yet; a sync that needs them awaits it first. */
+  loadEntries?: () => Promise<void>;
   preserve: string[];
   /** Lay out a fresh copy: remove what tasks made there (SyncMessage.clean). */
   clean: boolean;
@@ -31,22 +39,36 @@ export interface PreparedWorkspace {
   deltaFrom?: (digest: string) => ManifestDelta | undefined;
   /** The digests `deltaFrom` may know, newest first (for the CLI's watcher to send deltas ahead). */
   bases?: readonly string[];
+  /** An earlier manifest of this workspace by its entriesDigest, while it is remembered. */
+  earlier?: (digest: string) => readonly ManifestEntry[] | undefined;
+}
+
+/** The digest of a preparation: its entries' digest, with its preserve list and clean flag. */
+export function workspaceDigest(
+  entriesDigest: string,
+  preserve: readonly string[],
+  clean: boolean,
+): string {
+  return createHash('sha256')
+    .update(`${entriesDigest}\0preserve\0${preserve.join('\0')}\0clean\0${clean}`)
+    .digest('hex');
 }
 
 /**
- * Where each of `hashes` can be read locally (the absolute path of a file
- * with that content) and its size. Found by one pass over the manifest when
- * an agent asks, not kept for every file: most syncs ask for a few.
+ * Where each of `hashes` can be read locally (the absolute path below
+ * `root` of a file with that content) and its size. Found by one pass over
+ * entries when an agent asks, not kept for every file: most syncs ask for a few.
  */
 export function sourcesOf(
-  workspace: PreparedWorkspace,
+  entries: readonly ManifestEntry[],
+  root: string,
   hashes: readonly string[],
 ): Map<string, { path: string; size: number }> {
   const wanted = new Set(hashes);
   const found = new Map<string, { path: string; size: number }>();
-  for (const e of workspace.entries)
+  for (const e of entries)
     if ('hash' in e && wanted.has(e.hash) && !found.has(e.hash))
-      found.set(e.hash, { path: `${workspace.root}/${e.path}`, size: e.size });
+      found.set(e.hash, { path: `${root}/${e.path}`, size: e.size });
   return found;
 }
 
@@ -69,13 +91,12 @@ export function prepareWorkspace(
   let bytes = 0;
   for (const e of entries) if ('hash' in e) bytes += e.size;
   const entriesDigest = manifestDigest(entries);
-  const digest = createHash('sha256')
-    .update(`${entriesDigest}\0preserve\0${preserve.join('\0')}\0clean\0${clean}`)
-    .digest('hex');
+  const digest = workspaceDigest(entriesDigest, preserve, clean);
   return {
     id,
     root,
     entries,
+    entryCount: entries.length,
     preserve,
     clean,
     digest,

@@ -59,7 +59,7 @@ describe('sync sender', () => {
     ];
     const ws = prepareWorkspace('w', '/root', entries, []);
     assert.deepEqual(
-      [...sourcesOf(ws, [hash(2), hash(1), hash(3)])],
+      [...sourcesOf(ws.entries, ws.root, [hash(2), hash(1), hash(3)])],
       [
         [hash(1), { path: '/root/a', size: 1 }],
         [hash(2), { path: '/root/z', size: 9 }],

@@ -7,6 +7,7 @@ import type { FrameConnection } from '../../../shared/frameConnection';
 import type { DispatcherBound, ManifestEntry } from '../../../shared/protocol';
 import { MAX_FRAME_BYTES } from '../../../shared/protocol';
 import { OPEN_FLAGS } from './hashCache';
+import type { ManifestDelta } from '../../../shared/manifestDelta';
 import type { PreparedWorkspace } from './preparedWorkspace';
 import { sourcesOf } from './preparedWorkspace';
 
@@ -140,7 +141,7 @@ export class SyncSender {
     } else if (message.t === 'syncDone') {
       this.resolveStale(false);
       this.finish({
-        files: this.workspace.entries.length,
+        files: this.workspace.entryCount,
         filesSent: this.filesSent,
         bytesSent: this.bytesSent,
         removed: message.removed,
@@ -179,9 +180,18 @@ export class SyncSender {
       });
       if (!(await this.stale)) return;
     }
-    if (!this.sendDelta()) this.sendManifest();
+    const delta = this.sendDelta();
+    if (!delta) {
+      if (!(await this.loaded())) return;
+      this.sendManifest();
+    }
     const hashes = await this.needed;
-    const sources = sourcesOf(this.workspace, hashes);
+    // What a delta asks for is almost always among what it changed: the whole manifest is then not needed.
+    let sources = sourcesOf(delta?.changed ?? [], this.workspace.root, hashes);
+    if (sources.size < hashes.length) {
+      if (!(await this.loaded())) return;
+      sources = sourcesOf(this.workspace.entries, this.workspace.root, hashes);
+    }
     this.toSend = {
       files: hashes.length,
       bytes: hashes.reduce((n, h) => n + (sources.get(h)?.size ?? 0), 0),
@@ -251,11 +261,12 @@ export class SyncSender {
    * workspace remembers that manifest and the difference fits one frame:
    * a one-file change then sends one entry, not the whole manifest.
    */
-  private sendDelta(): boolean {
+  private sendDelta(): ManifestDelta | undefined {
     const delta = this.base === undefined ? undefined : this.workspace.deltaFrom?.(this.base);
-    if (!delta || this.base === undefined) return false;
+    if (!delta || this.base === undefined) return undefined;
     const removed = delta.removed.reduce((n, p) => n + ENTRY_BYTES + 3 * p.length, 0);
-    if (removed > MANIFEST_BYTES_PER_FRAME / 2 || framesOf(delta.changed).length > 1) return false;
+    if (removed > MANIFEST_BYTES_PER_FRAME / 2 || framesOf(delta.changed).length > 1)
+      return undefined;
     this.connection.send({
       t: 'sync',
       sync: this.id,
@@ -267,6 +278,23 @@ export class SyncSender {
       removed: delta.removed,
       digest: this.workspace.entriesDigest,
     });
-    return true;
+    return delta;
+  }
+
+  /** The manifest's entries are there (fetched if need be); false when they could not be, and the sync failed. */
+  private async loaded(): Promise<boolean> {
+    if (!this.workspace.loadEntries) return true;
+    try {
+      await this.workspace.loadEntries();
+      return true;
+    } catch (err) {
+      this.finish(
+        new OctaskError(
+          ErrorCode.BadContent,
+          `the manifest of ${this.workspace.root} could not be read: ${(err as Error).message}`,
+        ),
+      );
+      return false;
+    }
   }
 }
