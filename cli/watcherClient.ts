@@ -10,6 +10,7 @@ import { workspaceDigest } from '../extension/dispatcher/sync/preparedWorkspace'
 import type { ManifestEntry } from '../shared/manifest';
 import { manifestDigest } from '../shared/manifestDigest';
 import type { WatcherManifest, WatcherReply, WatcherRequest } from './watcherSocket';
+import type { EntryColumns } from '../shared/manifestColumns';
 import { fromColumns } from '../shared/manifestColumns';
 import type { ManifestDelta } from '../shared/manifestDelta';
 import {
@@ -55,7 +56,17 @@ function isReply(v: unknown): v is WatcherReply {
 }
 
 function isManifest(v: unknown): v is WatcherManifest & { ok: true } {
-  return isReply(v) && v.ok && typeof (v as { entries?: unknown }).entries === 'object';
+  const entries = (v as { entries?: unknown } | null)?.entries;
+  return isReply(v) && v.ok && typeof entries === 'object' && entries !== null;
+}
+
+/** Entries from a watcher's columns; undefined for anything that does not make a manifest. */
+function entriesOf(columns: unknown): ManifestEntry[] | undefined {
+  try {
+    return fromColumns(columns as EntryColumns);
+  } catch {
+    return undefined;
+  }
 }
 
 export interface WatcherOutcome {
@@ -105,7 +116,7 @@ export async function prepareThroughWatcher(
     return { why: 'its answer did not name a manifest' };
   const deltas = new Map<string, ManifestDelta>();
   for (const d of Array.isArray(reply.deltas) ? reply.deltas : []) {
-    const changed = fromColumns(d.changed);
+    const changed = entriesOf(d.changed);
     const removed: unknown = d.removed;
     if (
       changed &&
@@ -117,6 +128,27 @@ export async function prepareThroughWatcher(
   }
   const { entriesDigest } = reply;
   let entries: ManifestEntry[] | undefined;
+  let loading: Promise<void> | undefined;
+  /** The entries from the watcher, by digest; failing that, this run's own reading of the workspace. */
+  const load = async (): Promise<void> => {
+    const answer = await ask(
+      socketPath(dir),
+      { ...request, manifest: entriesDigest },
+      ANSWER_TIMEOUT_MS,
+    );
+    const columns = isManifest(answer) ? answer.entries : undefined;
+    const got = entriesOf(columns);
+    if (got && manifestDigest(got) === entriesDigest) {
+      entries = got;
+      workspace.columns = columns;
+      return;
+    }
+    // The watcher left, or let it go: this run's own preparation, if it is still that manifest.
+    const own = await prepareWorkspaceAt(root, { ...flags, env });
+    if (own.workspace.entriesDigest !== entriesDigest)
+      throw new Error('the workspace changed while it was being synced; run again');
+    entries = own.workspace.entries;
+  };
   const workspace: PreparedWorkspace = {
     id: reply.id,
     root,
@@ -131,26 +163,8 @@ export async function prepareThroughWatcher(
       return entries;
     },
     // Most runs never need the entries: the agent has the manifest, or takes a delta.
-    loadEntries: async () => {
-      if (entries) return;
-      const answer = await ask(
-        socketPath(dir),
-        { ...request, manifest: entriesDigest },
-        ANSWER_TIMEOUT_MS,
-      );
-      const columns = isManifest(answer) ? answer.entries : undefined;
-      const got = columns && fromColumns(columns);
-      if (got && manifestDigest(got) === entriesDigest) {
-        entries = got;
-        workspace.columns = columns;
-        return;
-      }
-      // The watcher left, or let it go: this run's own preparation, if it is still that manifest.
-      const own = await prepareWorkspaceAt(root, { ...flags, env });
-      if (own.workspace.entriesDigest !== entriesDigest)
-        throw new Error('the workspace changed while it was being synced; run again');
-      entries = own.workspace.entries;
-    },
+    // Syncs to several agents share one load.
+    loadEntries: () => (loading ??= load()),
     deltaFrom: (digest) => deltas.get(digest),
   };
   return {

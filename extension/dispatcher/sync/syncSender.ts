@@ -169,7 +169,7 @@ export class SyncSender {
 
   private async run(): Promise<void> {
     // Most syncs change nothing: ask by digest first, and send the manifest
-    // (1 MB for 10,000 files) only to an agent whose copy differs. A clean
+    // (640 KB for 10,000 files) only to an agent whose copy differs. A clean
     // copy is always laid out (what tasks made must go).
     if (!this.workspace.clean) {
       this.connection.send({
