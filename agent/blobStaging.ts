@@ -65,7 +65,7 @@ export class BlobStaging {
   private readonly staged = new Map<string, StagedStamp>();
   private readonly buckets = new Set<string>();
   /** For a copy made fresh: where each content goes first, relative to `treeDir`. */
-  private places: ReadonlyMap<string, string> = new Map();
+  private places = new Map<string, string>();
   /** Folders of `treeDir` this staging made, each by a mkdir of its own. */
   private readonly folders = new Set<string>();
   private tmpCounter = 0;
@@ -109,7 +109,16 @@ export class BlobStaging {
    * what already exists (a mkdir that finds something fails the sync).
    */
   placeAt(places: ReadonlyMap<string, string>): void {
-    this.places = places;
+    this.places = new Map(places);
+  }
+
+  /**
+   * One more content to stage at its first path (a streamed sync learns
+   * them part by part); a content placed already keeps its first place.
+   * Call before that content's blob arrives.
+   */
+  place(hash: string, path: string): void {
+    if (!this.places.has(hash)) this.places.set(hash, path);
   }
 
   /** Whether contents are staged at their paths (placeAt), so the layout can move the tree whole. */

@@ -67,6 +67,13 @@ interface PendingSync {
   done: boolean;
   /** The manifest came as changes from an offered base (protocol 6): how many entries were sent. */
   delta?: number;
+  /**
+   * Streamed (protocol 7): each part's contents arrive unasked after it.
+   * `coming`: bytes of the contents expected and not yet written (for the
+   * disk check); `parts`: how many parts came; `asked`: contents that did
+   * not come unasked, asked for once the manifest was whole.
+   */
+  streamed?: { coming: number; parts: number; asked: number };
   /** Drops the sync once it stops making progress. */
   idle: NodeJS.Timeout;
 }
@@ -102,6 +109,11 @@ export class SyncReceiver {
   >();
   /** Syncs that failed: their late blobs are dropped quietly (one syncFailed is enough). */
   private readonly failed = new Set<string>();
+  /**
+   * Sync ids a probe (`syncCheck` without digest) accepted as streamed,
+   * with their workspace, until their first part comes; at most `openSyncs`.
+   */
+  private readonly streams = new Map<string, string>();
 
   constructor(
     private readonly connection: FrameConnection,
@@ -122,12 +134,17 @@ export class SyncReceiver {
   /** A `syncCheck`: `syncDone` when the copy is as asked, else `syncStale`; no manifest is needed. */
   check(message: SyncCheckMessage): void {
     const { workspace } = message;
+    if (message.digest === undefined) {
+      this.probe(message.sync, workspace);
+      return;
+    }
+    const digest = message.digest;
     const started = performance.now();
     const answer = async (): Promise<{ kept?: number } | undefined> =>
       // A layout in progress (another dispatcher's) is about to change the record: send the manifest.
       this.users.layingOut(workspace)
         ? undefined
-        : this.copies.check(workspace, message.digest, {
+        : this.copies.check(workspace, digest, {
             changes: this.users.changes(workspace),
             busy: this.users.tasksIn(workspace) > 0,
           });
@@ -163,14 +180,41 @@ export class SyncReceiver {
     );
   }
 
+  /**
+   * A `syncCheck` without digest: a dispatcher still hashing asks to stream
+   * the sync. Taken when the agent has no copy of the workspace (nothing
+   * in it could be reused) and no layout of it is under way.
+   */
+  private probe(sync: string, workspace: string): void {
+    let stream: boolean;
+    try {
+      this.copies.dirOf(workspace);
+      stream =
+        this.streams.size < this.limits.openSyncs &&
+        !this.users.layingOut(workspace) &&
+        !this.copies.hasTree(workspace);
+    } catch (err) {
+      this.failWith(sync, err);
+      return;
+    }
+    if (stream) this.streams.set(sync, workspace);
+    this.connection.send({ t: 'syncStale', sync, ...(stream ? { stream: true } : {}) });
+  }
+
   part(message: SyncMessage): void {
     if (this.failed.has(message.sync)) return;
     const offered = this.offered.get(message.sync);
     this.offered.delete(message.sync);
     let sync = this.syncs.get(message.sync);
+    const streamed = this.streams.get(message.sync);
+    this.streams.delete(message.sync);
+    const streaming = sync ? sync.streamed !== undefined : streamed === message.workspace;
     const sent = message.entries.length;
+    // A streamed sync's last part names its manifest's digest without a base.
     const delta =
-      message.base !== undefined || message.removed !== undefined || message.digest !== undefined;
+      message.base !== undefined ||
+      message.removed !== undefined ||
+      (message.digest !== undefined && !streaming);
     if (delta) {
       const whole = this.wholeFromDelta(message, offered, sync !== undefined);
       if (typeof whole === 'string') {
@@ -197,6 +241,7 @@ export class SyncReceiver {
         modes: new Map(),
         done: false,
         ...(delta ? { delta: sent } : {}),
+        ...(streaming ? { streamed: { coming: 0, parts: 0, asked: 0 } } : {}),
         idle: this.idleTimer(message.sync),
       };
       this.syncs.set(message.sync, sync);
@@ -229,16 +274,66 @@ export class SyncReceiver {
     sync.entries.push(...message.entries);
     sync.preserve.push(...message.preserve);
     if (message.digest !== undefined) sync.digest = message.digest;
+    if (sync.streamed) {
+      try {
+        this.expect(sync, message.entries);
+      } catch (err) {
+        this.failWith(message.sync, err);
+        return;
+      }
+    }
     if (!message.last) return;
     sync.done = true;
+    if (sync.streamed) {
+      const problem = this.wholeFromStream(sync);
+      if (problem) {
+        this.fail(message.sync, ErrorCode.BadField, problem);
+        return;
+      }
+    }
     try {
       this.copies.dirOf(sync.workspace);
-      this.copies.validate(sync.entries, sync.workspace);
+      this.copies.validate(sync.entries, sync.workspace, sync.streamed !== undefined);
     } catch (err) {
       this.failWith(message.sync, err);
       return;
     }
     void this.ask(message.sync, sync);
+  }
+
+  /**
+   * A part of a streamed sync: its paths are checked, and the contents it
+   * lists first are made ready to arrive, each staged at its first path
+   * (nothing is laid out before the whole manifest is in and checked).
+   */
+  private expect(sync: PendingSync, entries: readonly ManifestEntry[]): void {
+    const streamed = sync.streamed as NonNullable<PendingSync['streamed']>;
+    streamed.parts++;
+    this.copies.checkPaths(entries);
+    const staging = (sync.staging ??= this.copies.staging(sync.workspace));
+    for (const e of entries) {
+      if (!('hash' in e) || sync.modes.has(e.hash)) continue;
+      sync.modes.set(e.hash, e.mode);
+      sync.waiting.set(e.hash, { size: e.size, received: 0 });
+      staging.place(e.hash, e.path);
+      streamed.coming += e.size;
+    }
+    const free = freeBytes(staging.dir);
+    if (free !== undefined && free < streamed.coming) throw noSpace(streamed.coming, free);
+  }
+
+  /**
+   * The manifest a streamed sync's parts make: sorted by path (as every
+   * manifest is kept), and checked against the digest the last part names;
+   * or why not.
+   */
+  private wholeFromStream(sync: PendingSync): string | undefined {
+    if (sync.digest === undefined)
+      return "a streamed sync's last part carries its manifest's digest";
+    sync.entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    if (manifestDigest(sync.entries) !== sync.digest)
+      return 'the parts sent do not make the manifest sync.digest names';
+    return undefined;
   }
 
   /**
@@ -275,9 +370,17 @@ export class SyncReceiver {
       if (this.syncs.get(id) !== sync) return;
       const plan = this.copies.plan(workspace, sync.entries, untouched);
       sync.plan = { plan, changes };
+      // A streamed sync's contents came unasked (or are on their way, if
+      // the dispatcher did not have them at hand): only the rest is asked for.
+      for (const [hash, slot] of sync.waiting)
+        if (!plan.need.has(hash)) {
+          slot.writer?.abort();
+          sync.waiting.delete(hash);
+        }
       for (const [hash, size] of plan.need) {
+        if (sync.staging?.has(hash)) continue;
         bytes += size;
-        sync.waiting.set(hash, { size, received: 0 });
+        if (!sync.waiting.has(hash)) sync.waiting.set(hash, { size, received: 0 });
       }
       // Staged with the mode of its first path, so laying it out there needs no chmod.
       for (const e of sync.entries)
@@ -286,7 +389,7 @@ export class SyncReceiver {
       // Each content is written once (staged, then renamed into place), so this is all the disk it takes.
       const free = freeBytes(this.copies.folderOf(workspace));
       if (free !== undefined && free < bytes) throw noSpace(bytes, free);
-      if (plan.need.size > 0) {
+      if (plan.need.size > 0 && !sync.streamed) {
         sync.staging = this.copies.staging(workspace);
         // A copy not on disk yet is built at its paths and renamed into place whole.
         if (plan.inPlace === 0 && plan.local.size === 0 && !this.copies.hasTree(workspace))
@@ -294,6 +397,7 @@ export class SyncReceiver {
       }
       const busy = await this.busyFor(sync);
       if (this.syncs.get(id) !== sync) return;
+      if (sync.streamed) sync.streamed.asked = sync.waiting.size;
       this.connection.send({
         t: 'syncNeed',
         sync: id,
@@ -362,6 +466,7 @@ export class SyncReceiver {
       return;
     }
     slot.received += message.data.byteLength;
+    if (sync.streamed) sync.streamed.coming -= message.data.byteLength;
     if (slot.received < slot.size) return;
     sync.waiting.delete(message.hash);
     this.maybeLayOut(message.sync, sync);
@@ -370,6 +475,7 @@ export class SyncReceiver {
   /** The connection is gone: drop unfinished syncs, their half-received blobs and their memory. */
   close(): void {
     this.offered.clear();
+    this.streams.clear();
     for (const id of [...this.syncs.keys()]) this.drop(id, true);
   }
 
@@ -399,6 +505,7 @@ export class SyncReceiver {
           workspace: sync.workspace,
           files: sync.entries.length,
           ...(sync.delta !== undefined ? { delta: sync.delta } : {}),
+          ...(sync.streamed ? { streamed: sync.streamed.parts, asked: sync.streamed.asked } : {}),
           written,
           removed,
           kept,

@@ -160,8 +160,25 @@ export class WorkspaceCopies {
     return removed;
   }
 
-  /** Checks a whole manifest; the first problem is thrown as E_BAD_PATH, naming the path. */
-  validate(entries: readonly ManifestEntry[], workspace?: string): void {
+  /**
+   * The checks a path passes before anything is written at it: a streamed
+   * sync's parts pass them before their contents arrive; the rest of
+   * `validate` waits for the whole manifest.
+   */
+  checkPaths(entries: readonly ManifestEntry[]): void {
+    for (const e of entries) {
+      const bad = checkRelativePath(e.path) ?? nameProblemsOn(this.platform, e.path);
+      if (bad)
+        throw new OctaskError(ErrorCode.BadPath, `${JSON.stringify(e.path.slice(0, 200))}: ${bad}`);
+    }
+  }
+
+  /**
+   * Checks a whole manifest; the first problem is thrown as E_BAD_PATH,
+   * naming the path. `pathsChecked`: every path passed `checkPaths` already
+   * (a streamed sync's parts did), so only how they fit together is left.
+   */
+  validate(entries: readonly ManifestEntry[], workspace?: string, pathsChecked = false): void {
     const seen = new Set<string>();
     const links = new Map<string, string>();
     for (const e of entries) if ('link' in e) links.set(e.path, e.link);
@@ -179,9 +196,10 @@ export class WorkspaceCopies {
     for (const e of entries) {
       const isKnown = Object.hasOwn(known, e.path);
       if (!isKnown) unknown++;
-      const bad = isKnown
-        ? undefined
-        : (checkRelativePath(e.path) ?? nameProblemsOn(this.platform, e.path));
+      const bad =
+        isKnown || pathsChecked
+          ? undefined
+          : (checkRelativePath(e.path) ?? nameProblemsOn(this.platform, e.path));
       if (bad)
         throw new OctaskError(ErrorCode.BadPath, `${JSON.stringify(e.path.slice(0, 200))}: ${bad}`);
       if (!sorted) {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ErrorCode, OctaskError } from '../shared/errors';
-import type { Target, TaskInfo, TaskSpec } from '../shared/rpc';
+import type { AgentInfo, Target, TaskInfo, TaskSpec } from '../shared/rpc';
 import { parseTarget } from '../shared/rpc';
 import { DEFAULT_GRACE_MS, Dispatcher } from '../extension/dispatcher/dispatcher';
 import { taskNotice } from '../shared/taskNotice';
@@ -20,6 +20,7 @@ import { watchTransfers } from './transfers';
 import { warnSharedNames } from './agents';
 import type { CliWorkspace } from './workspace';
 import { prepareCliWorkspace } from './workspace';
+import { WorkspaceFeed } from '../extension/dispatcher/sync/workspaceFeed';
 
 export const RUN_USAGE = `Usage: octask run [options] -- COMMAND...
 
@@ -109,21 +110,28 @@ export async function runCommand(argv: string[]): Promise<number> {
     graceMs: DEFAULT_GRACE_MS,
     logger,
   });
-  // Connected while the workspace is read: the handshake overlaps the hashing.
+  // Connected while the workspace is read: the handshake overlaps the
+  // hashing, and an agent without a copy is sent files as they are hashed.
   dispatcher.start();
+  const feed = new WorkspaceFeed();
+  dispatcher.streamTo(feed, streamTargets(spec));
   try {
     const workspace = await whileSlow(
       process.stderr,
       'octask: reading and hashing the workspace…',
-      prepareCliWorkspace({
-        workspace: values.workspace,
-        noSync: values['no-sync'] ?? false,
-        include: values.include ?? [],
-        exclude: values.exclude ?? [],
-        preserve: values.preserve ?? [],
-        clean: values.clean ?? false,
-        cwd: values.cwd,
-      }),
+      prepareCliWorkspace(
+        {
+          workspace: values.workspace,
+          noSync: values['no-sync'] ?? false,
+          include: values.include ?? [],
+          exclude: values.exclude ?? [],
+          preserve: values.preserve ?? [],
+          clean: values.clean ?? false,
+          cwd: values.cwd,
+        },
+        process.env,
+        feed,
+      ),
     );
     if (workspace)
       logger.debug('workspace prepared', {
@@ -277,6 +285,22 @@ async function execute(
     };
     finishIfDone();
   });
+}
+
+/**
+ * The agents a first sync streams to while the workspace is hashed: those
+ * the run will surely sync (every one for `all` or shards, the named one),
+ * or for one task on any agent the first online (placement prefers it).
+ */
+function streamTargets(spec: TaskSpec): (agent: AgentInfo) => boolean {
+  const target = spec.target ?? { kind: 'any' };
+  if (target.kind === 'all' || (spec.shards ?? 1) > 1) return () => true;
+  if (target.kind === 'agent') return (a) => a.name === target.name || a.address === target.name;
+  let chosen: string | undefined;
+  return (a) => {
+    chosen ??= a.id;
+    return chosen === a.id;
+  };
 }
 
 function anyOnline(dispatcher: Dispatcher): boolean {

@@ -4,6 +4,7 @@ import { prepareWorkspaceAt } from '../extension/dispatcher/sync/prepare';
 import { prepareThroughWatcher, startWatcher } from './watcherClient';
 import { watcherWanted } from './watcherSocket';
 import type { PreparedWorkspace } from '../extension/dispatcher/sync/preparedWorkspace';
+import type { WorkspaceFeed } from '../extension/dispatcher/sync/workspaceFeed';
 
 export interface WorkspaceFlags {
   workspace?: string;
@@ -38,10 +39,13 @@ const KEEP_BYTES = 64 * 1024 * 1024;
 /**
  * The workspace `octask run` syncs: --workspace, else the git work tree
  * around the current folder; none (no sync) outside git or with --no-sync.
+ * When this run hashes it itself (no watcher answered), each entry also
+ * goes to `feed` as it is hashed, for a first sync to stream.
  */
 export async function prepareCliWorkspace(
   flags: WorkspaceFlags,
   env: NodeJS.ProcessEnv = process.env,
+  feed?: WorkspaceFeed,
 ): Promise<CliWorkspace | null> {
   if (flags.noSync) return null;
   const started = performance.now();
@@ -51,7 +55,8 @@ export async function prepareCliWorkspace(
   if (!root) return null;
   const watched = watcherWanted(env) ? await prepareThroughWatcher(root, flags, env) : undefined;
   const prepared =
-    watched?.prepared ?? (await prepareWorkspaceAt(root, { ...flags, env, keepBytes: KEEP_BYTES }));
+    watched?.prepared ??
+    (await prepareWorkspaceAt(root, { ...flags, env, keepBytes: KEEP_BYTES, feed }));
   const rel = relative(root, here);
   const cwd =
     flags.cwd ??

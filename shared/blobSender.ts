@@ -1,3 +1,4 @@
+import { encodeBlobs, encodeMessage } from './codec';
 import type { FrameConnection } from './frameConnection';
 import type { BlobMessage, BlobsMessage } from './protocol';
 
@@ -57,26 +58,20 @@ export async function sendBlobs(
     parts: [] as Uint8Array[],
     bytes: 0,
   };
-  const send = async (message: BlobMessage | BlobsMessage): Promise<void> => {
+  const send = async (frame: Buffer): Promise<void> => {
     if (connection.buffered > HIGH_WATER) {
       // Over the mark: wait until this frame, and so all before it, is written.
-      await new Promise<void>((resolve) => connection.send(message, () => resolve()));
+      await new Promise<void>((resolve) => connection.sendFrame(frame, () => resolve()));
     } else {
-      connection.send(message);
+      connection.sendFrame(frame);
     }
   };
   const flush = async (): Promise<void> => {
     if (batch.hashes.length === 0) return;
-    const message: BlobsMessage = {
-      t: 'blobs',
-      sync,
-      hashes: batch.hashes,
-      sizes: batch.sizes,
-      data: Buffer.concat(batch.parts, batch.bytes),
-    };
+    const frame = encodeBlobs(sync, batch.hashes, batch.sizes, batch.parts, batch.bytes);
     const bytes = batch.bytes;
     Object.assign(batch, { hashes: [], sizes: [], parts: [], bytes: 0 });
-    await send(message);
+    await send(frame);
     progress?.(bytes);
   };
   for (let i = 0; i < hashes.length; i++) {
@@ -110,7 +105,7 @@ export async function sendBlobs(
       for await (const data of chunks) {
         if (connection.isClosed) return missing;
         if (offset + data.byteLength > source.size) break;
-        await send({ t: 'blob', sync, hash, size: source.size, offset, data });
+        await send(encodeMessage({ t: 'blob', sync, hash, size: source.size, offset, data }));
         offset += data.byteLength;
         progress?.(data.byteLength);
       }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
-import { decodeMessage, encodeMessage, encodeOutput } from './codec';
+import { decodeMessage, encodeBlobs, encodeMessage, encodeOutput } from './codec';
 import { ErrorCode, OctaskError } from './errors';
 import { toColumns } from './manifestColumns';
 import type { Message } from './protocol';
@@ -81,6 +81,19 @@ describe('codec', () => {
     assert.deepEqual(plain.unpack(frame), plain.unpack(encodeMessage(back)));
     assert.equal(frame.length, frame.buffer.byteLength, 'the frame owns its whole buffer');
     assert.equal(decodeMessage(encodeOutput('t', 0, 'stderr', Buffer.alloc(0))).t, 'output');
+  });
+
+  it('encodes blobs frames from their parts, copied once, as the generic encoder would', () => {
+    const parts = [Buffer.from('first\n'), Buffer.alloc(0), Buffer.from('x'.repeat(300))];
+    const hashes = parts.map((_, i) => String(i).repeat(64));
+    const sizes = parts.map((p) => p.length);
+    const frame = encodeBlobs('s1', hashes, sizes, parts, 306);
+    const whole = { t: 'blobs', sync: 's1', hashes, sizes, data: Buffer.concat(parts) } as const;
+    assert.deepEqual(plain.unpack(frame), plain.unpack(encodeMessage(whole)));
+    const back = decodeMessage(frame);
+    assert.equal(back.t, 'blobs');
+    assert.deepEqual(Buffer.from((back as { data: Uint8Array }).data), whole.data);
+    assert.throws(() => encodeBlobs('s1', hashes, sizes, parts, 305), /do not add up/);
   });
 
   it('encodes plain msgpack maps that any decoder reads', () => {

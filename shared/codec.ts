@@ -30,18 +30,52 @@ export function encodeOutput(
   stream: OutputStream,
   data: Uint8Array,
 ): Buffer {
-  const head = packr.pack({ t: 'output', task, seq, stream });
-  const out = Buffer.allocUnsafe(head.length + DATA_KEY.length + 5 + data.byteLength);
+  return withData(packr.pack({ t: 'output', task, seq, stream }), 4, [data], data.byteLength);
+}
+
+/**
+ * Encodes a `blobs` message from its contents as they are, copied once
+ * into the frame (a Buffer.concat, then msgpackr's copy, would be two
+ * copies of every byte a first sync sends).
+ */
+export function encodeBlobs(
+  sync: string,
+  hashes: string[],
+  sizes: number[],
+  parts: readonly Uint8Array[],
+  bytes: number,
+): Buffer {
+  return withData(packr.pack({ t: 'blobs', sync, hashes, sizes }), 4, parts, bytes);
+}
+
+/**
+ * `head`, a packed map of `fields` entries, with one entry more: `data`,
+ * the bytes of `parts` (`bytes` in all) as bin 32, in one exactly sized
+ * buffer. msgpackr packs into shared slabs, and a queued frame would
+ * otherwise pin a whole slab.
+ */
+function withData(
+  head: Buffer,
+  fields: number,
+  parts: readonly Uint8Array[],
+  bytes: number,
+): Buffer {
+  if (parts.reduce((n, part) => n + part.byteLength, 0) !== bytes)
+    throw new Error('the parts do not add up to their bytes');
+  const out = Buffer.allocUnsafe(head.length + DATA_KEY.length + 5 + bytes);
   head.copy(out);
-  // The same map, one entry more: fixmap 0x84, or map 16 (which msgpackr uses).
-  if (head[0] === 0x84) out[0] = 0x85;
-  else if (head[0] === 0xde && head.readUInt16BE(1) === 4) out.writeUInt16BE(5, 1);
+  // The same map, one entry more: a fixmap, or map 16 (which msgpackr uses).
+  if (head[0] === 0x80 + fields && fields < 15) out[0] = 0x80 + fields + 1;
+  else if (head[0] === 0xde && head.readUInt16BE(1) === fields) out.writeUInt16BE(fields + 1, 1);
   else throw new Error('unexpected msgpack map header');
   let at = head.length + DATA_KEY.copy(out, head.length);
   out[at] = 0xc6; // bin 32
-  out.writeUInt32BE(data.byteLength, at + 1);
+  out.writeUInt32BE(bytes, at + 1);
   at += 5;
-  out.set(data, at);
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
   return out;
 }
 

@@ -20,7 +20,7 @@ import type { EntryColumns } from './manifestColumns';
  * 6: `syncStale` may offer the copy's last layout as a `base`, and a `sync`
  * may then carry only what differs from it (`base`, `removed`, `digest`).
  */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 /** Largest frame either side accepts; bigger ones close the socket (1009). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -181,6 +181,11 @@ export interface SyncMessage {
    */
   base?: string;
   removed?: string[];
+  /**
+   * With `base`: the whole manifest the changes make. In a streamed sync
+   * (`syncStale.stream`): on the `last` part, the whole manifest the parts
+   * make once sorted by path; required there.
+   */
   digest?: string;
 }
 
@@ -195,7 +200,13 @@ export interface SyncCheckMessage {
   t: 'syncCheck';
   sync: string;
   workspace: string;
-  digest: string;
+  /**
+   * Absent (protocol 7): the dispatcher is still hashing and asks whether
+   * it may stream the sync (the agent has no copy of the workspace yet).
+   * Answered `syncStale`, with `stream` if so; without it, the dispatcher
+   * checks again with the digest once it has one.
+   */
+  digest?: string;
 }
 
 /** Agent → dispatcher: the copy is not what the `syncCheck` asked about; send the manifest. */
@@ -208,6 +219,14 @@ export interface SyncStaleMessage {
    * `base` and send only what differs. Absent: send the whole manifest.
    */
   base?: string;
+  /**
+   * The answer to a `syncCheck` without digest: the agent has no copy of
+   * the workspace, and takes this sync streamed. Its `sync` parts may come
+   * in any order of paths, each followed by the `blob`s of the contents it
+   * lists first, unasked; the `last` part carries the manifest's `digest`,
+   * and `syncNeed` then asks only for what did not come.
+   */
+  stream?: boolean;
 }
 
 /**

@@ -30,6 +30,7 @@ import type { Placement } from './scheduler';
 import { Scheduler } from './scheduler';
 import { ArtifactFetches } from './sync/artifactFetches';
 import type { PreparedWorkspace } from './sync/preparedWorkspace';
+import type { WorkspaceFeed } from './sync/workspaceFeed';
 import { noSyncStats } from './sync/syncSender';
 import {
   artifactGlobs,
@@ -227,6 +228,35 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
       // mDNS may have added links while we waited.
       pending = [...this.links.values()].filter((l) => l.status === 'connecting');
     }
+  }
+
+  /**
+   * Streams a workspace while it is still hashed (`feed`) to the agents
+   * `wants` picks among those online, now or joining before hashing is
+   * over, that have no copy of it yet: their first sync then overlaps the
+   * hashing. A task of that workspace placed on one later waits for it.
+   */
+  streamTo(feed: WorkspaceFeed, wants: (agent: AgentInfo) => boolean): void {
+    const offer = (): void => {
+      if (feed.ended !== undefined || !feed.header) return;
+      for (const link of this.links.values()) {
+        const frames = link.frames;
+        if (link.isOnline && frames && wants(link.info()))
+          this.syncs.stream(link.key, frames, feed);
+      }
+    };
+    const offAgent = this.on('agent', offer);
+    let opened = feed.header !== undefined;
+    const offFeed = feed.on(() => {
+      if (feed.ended !== undefined) {
+        offAgent();
+        offFeed();
+      } else if (!opened && feed.header) {
+        opened = true;
+        offer();
+      }
+    });
+    offer();
   }
 
   /** Queues a task spec (shards, `all`, retries); returns the tasks made. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartedAgent } from '../helpers/agentProcess';
 import { newKeyFile, startAgent, tempDir } from '../helpers/agentProcess';
@@ -238,6 +238,138 @@ describe('an agent receiving workspace syncs straight from the wire @integration
       assert.match(failed.t === 'syncFailed' ? failed.message : '', why);
     }
     assert.equal(await run('ws9', 'cat a d/b new; ls'), `${a}${c}${a}a\nd\nnew\n`);
+  });
+
+  /** A `syncCheck` without digest: whether the agent takes the sync streamed. */
+  async function probe(workspace: string): Promise<{ id: string; stream: boolean }> {
+    const id = `s${++n}`;
+    peer.send({ t: 'syncCheck', sync: id, workspace });
+    const stale = await until('syncStale');
+    assert.equal(stale.sync, id);
+    assert.equal(stale.base, undefined, 'a probe is offered no base');
+    return { id, stream: stale.stream === true };
+  }
+
+  function part(
+    id: string,
+    workspace: string,
+    entries: ManifestEntry[],
+    last: boolean,
+    extra: Partial<Extract<Message, { t: 'sync' }>> = {},
+  ): void {
+    peer.send({ t: 'sync', sync: id, workspace, entries, preserve: [], last, ...extra });
+  }
+
+  function blob(id: string, body: string): void {
+    const data = Buffer.from(body);
+    peer.send({ t: 'blob', sync: id, hash: sha(body), size: data.length, offset: 0, data });
+  }
+
+  async function failure(): Promise<{ code: string; message: string }> {
+    const m = await peer.next();
+    assert.equal(m.t, 'syncFailed', JSON.stringify(m));
+    return m as Extract<Message, { t: 'syncFailed' }>;
+  }
+
+  it('takes a first sync streamed: parts in any order, contents unasked after each, the rest asked for last', async () => {
+    const [a, b, c, d] = ['alpha\n', 'beta\n', 'gamma\n', 'delta\n'];
+    const { id, stream } = await probe('wsS1');
+    assert.equal(stream, true, 'an agent with no copy takes the sync streamed');
+    part(id, 'wsS1', [file('z/late', a), file('b', b), file('z/again', a)], false);
+    blob(id, a);
+    blob(id, b);
+    part(id, 'wsS1', [file('c', c)], false);
+    // c is not pushed (a dispatcher that did not keep it): asked for at the end with d.
+    const whole = [file('b', b), file('c', c), file('d', d), { path: 'l', link: 'b' }];
+    whole.push(file('z/again', a), file('z/late', a));
+    part(id, 'wsS1', [{ path: 'l', link: 'b' }, file('d', d)], true, {
+      digest: manifestDigest(whole),
+    });
+    const need = await until('syncNeed');
+    assert.deepEqual([...need.hashes].sort(), [sha(c), sha(d)].sort());
+    blob(id, c);
+    blob(id, d);
+    assert.equal((await until('syncDone')).written, 6);
+    assert.equal(await run('wsS1', 'cat b c d l z/late z/again'), `${b}${c}${d}${b}${a}${a}`);
+    const synced = agent.logs.find((l) => l.msg === 'workspace synced' && l.workspace === 'wsS1');
+    assert.equal(synced?.streamed, 3, 'the agent logs a streamed sync and its parts');
+    // Laid out as the sorted manifest: a check by its digest finds the copy as it is.
+    peer.send({
+      t: 'syncCheck',
+      sync: 'sS1check',
+      workspace: 'wsS1',
+      digest: manifestDigest(whole),
+    });
+    assert.equal((await until('syncDone')).sync, 'sS1check');
+  });
+
+  it('lays out a streamed sync over a copy another sync made meanwhile', async () => {
+    const [a, b, c] = ['one\n', 'two\n', 'three\n'];
+    const { id, stream } = await probe('wsS4');
+    assert.equal(stream, true);
+    part(id, 'wsS4', [file('a', a), file('b', b)], false);
+    blob(id, a);
+    blob(id, b);
+    // Another dispatcher's sync lays out a copy first, with another b.
+    const other = [file('a', a), file('b', c)];
+    assert.equal((await sync('wsS4', other, { [sha(a)]: a, [sha(c)]: c })).t, 'syncDone');
+    const whole = [file('a', a), file('b', b), file('n', c)];
+    part(id, 'wsS4', [file('n', c)], true, { digest: manifestDigest(whole) });
+    const need = await until('syncNeed');
+    assert.deepEqual(need.hashes, [], 'c is in the copy now, a and b came streamed');
+    assert.equal((await until('syncDone')).t, 'syncDone');
+    assert.equal(await run('wsS4', 'cat a b n'), `${a}${b}${c}`);
+  });
+
+  it('takes no sync streamed once it has a copy, and a digest alone is then no sync', async () => {
+    const a = 'copy\n';
+    assert.equal((await sync('wsS2', [file('a', a)], { [sha(a)]: a })).t, 'syncDone');
+    const { id, stream } = await probe('wsS2');
+    assert.equal(stream, false, 'a copy that exists may be reused: it is synced as usual');
+    part(id, 'wsS2', [file('a', a)], true, { digest: manifestDigest([file('a', a)]) });
+    assert.match((await failure()).message, /come with sync.base/);
+  });
+
+  it('refuses a streamed sync whose paths are unsafe, whose contents were not listed, or whose parts do not make the digest; lays nothing out', async () => {
+    const a = 'streamed\n';
+    const escape = await probe('wsS3');
+    part(escape.id, 'wsS3', [file('../outside', a)], false);
+    const bad = await failure();
+    assert.equal(bad.code, ErrorCode.BadPath);
+    assert.ok(!existsSync(join(agent.workdir, 'workspaces', 'outside')), 'nothing written above');
+
+    const early = await probe('wsS3');
+    blob(early.id, a);
+    assert.match((await failure()).message, /was not asked for/);
+
+    const wrong = await probe('wsS3');
+    part(wrong.id, 'wsS3', [file('a', a)], false);
+    blob(wrong.id, a);
+    part(wrong.id, 'wsS3', [], true, { digest: manifestDigest([file('b', a)]) });
+    const mismatch = await failure();
+    assert.equal(mismatch.code, ErrorCode.BadField);
+    assert.match(mismatch.message, /do not make the manifest/);
+
+    const undigested = await probe('wsS3');
+    part(undigested.id, 'wsS3', [file('a', a)], true);
+    assert.match((await failure()).message, /carries its manifest's digest/);
+
+    // A link in one part and a file below it in a later one: staged in the
+    // agent's own folder, never through the link, and refused once whole.
+    const through = await probe('wsS3');
+    part(through.id, 'wsS3', [{ path: 'l', link: '.' }], false);
+    part(through.id, 'wsS3', [file('l/x', a)], false);
+    blob(through.id, a);
+    const whole = [{ path: 'l', link: '.' }, file('l/x', a)];
+    part(through.id, 'wsS3', [], true, { digest: manifestDigest(whole) });
+    assert.equal((await failure()).code, ErrorCode.BadPath);
+
+    assert.equal((await probe('wsS3')).stream, true, 'still no copy: none was laid out');
+    assert.deepEqual(
+      readdirSync(join(agent.workdir, 'workspaces', 'wsS3', 'incoming')),
+      [],
+      'what the refused syncs staged is gone',
+    );
   });
 
   it('takes a renamed or copied file from its own copy instead of asking for it again', async () => {

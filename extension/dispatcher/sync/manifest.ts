@@ -12,6 +12,7 @@ import { checkRelativePath, isInsideWorkspace } from '../../../shared/workspaceP
 import { comparePaths } from './fileList';
 import type { HashCache, HashResult } from './hashCache';
 import { TimeSlice } from './timeSlice';
+import type { WorkspaceFeed } from './workspaceFeed';
 
 export interface Manifest {
   /** Sorted by path. */
@@ -154,29 +155,38 @@ function checkLinks(
 /**
  * The manifest of `files` (workspace-relative, as listWorkspaceFiles gives
  * them) under `root`, hashing through `cache`. The caller saves the cache.
- * Files over SYNC_HASH_MAX_BYTES are read last, asynchronously.
+ * Files over SYNC_HASH_MAX_BYTES are read last, asynchronously. Each
+ * entry also goes to `feed` as it is made, told at every turn given to
+ * the event loop (a streamed sync sends it then).
  */
 export async function buildManifest(
   root: string,
   files: readonly string[],
   cache: HashCache,
   slice = new TimeSlice(),
+  feed?: WorkspaceFeed,
 ): Promise<Manifest> {
   const entries: ManifestEntry[] = [];
   const problems: ManifestProblem[] = [];
   const links: Array<{ path: string; target: string }> = [];
   const big: Array<{ path: string; stats: Stats }> = [];
   const take = (x: Examined): void => {
-    if (x.kind === 'entry') entries.push(x.entry);
-    else if (x.kind === 'link') links.push(x);
+    if (x.kind === 'entry') {
+      entries.push(x.entry);
+      feed?.add(x.entry);
+    } else if (x.kind === 'link') links.push(x);
     else if (x.kind === 'big') big.push(x);
     else if (x.kind === 'problem') problems.push(x.problem);
   };
   const folders = new FolderCheck(root);
   for (const path of new Set(files)) {
-    if (slice.due) await slice.yieldNow();
+    if (slice.due) {
+      feed?.flush();
+      await slice.yieldNow();
+    }
     take(examine(root, path, folders, cache));
   }
+  feed?.flush();
   for (const { path, stats } of big) {
     try {
       take(fileEntry(path, stats, await cache.hash(join(root, path), stats)));
@@ -186,7 +196,10 @@ export async function buildManifest(
   }
   for (const item of checkLinks(links)) {
     if ('reason' in item) problems.push(item);
-    else entries.push(item);
+    else {
+      entries.push(item);
+      feed?.add(item);
+    }
   }
   return summarise(
     entries,

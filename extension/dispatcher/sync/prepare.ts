@@ -7,6 +7,7 @@ import { HashCache } from './hashCache';
 import { buildManifest } from './manifest';
 import type { PreparedWorkspace } from './preparedWorkspace';
 import { prepareWorkspace, workspaceId } from './preparedWorkspace';
+import type { WorkspaceFeed } from './workspaceFeed';
 
 export interface PrepareOptions {
   include?: readonly string[];
@@ -19,6 +20,8 @@ export interface PrepareOptions {
   env?: NodeJS.ProcessEnv;
   /** Keep up to this many bytes of the small files read for hashing, to send them unread (HashCacheOptions.keepBytes). */
   keepBytes?: number;
+  /** Told each entry as it is hashed, then the result (a streamed first sync reads it). */
+  feed?: WorkspaceFeed;
 }
 
 export interface Prepared {
@@ -63,9 +66,23 @@ export async function prepareWorkspaceAt(
   root: string,
   options: PrepareOptions = {},
 ): Promise<Prepared> {
+  const { feed } = options;
+  try {
+    const prepared = await prepareAt(root, options);
+    feed?.end(prepared.workspace);
+    return prepared;
+  } catch (err) {
+    feed?.end(err as Error);
+    throw err;
+  }
+}
+
+async function prepareAt(root: string, options: PrepareOptions): Promise<Prepared> {
   const started = performance.now();
   checkWorkspaceRoot(root);
   const id = workspaceId(hostname(), root);
+  const preserve = [...(options.preserve ?? [])];
+  const clean = options.clean ?? false;
   // The cache is read while git lists the files.
   const [list, cache] = await Promise.all([
     listFor(root, options),
@@ -73,18 +90,15 @@ export async function prepareWorkspaceAt(
       keepBytes: options.keepBytes,
     }),
   ]);
-  const manifest = await buildManifest(root, list.files, cache);
+  options.feed?.open({ id, root, preserve, clean, contents: cache.kept });
+  const manifest = await buildManifest(root, list.files, cache, undefined, options.feed);
   cache.pruneUnused();
+  const workspace = prepareWorkspace(id, root, manifest.entries, preserve, clean, cache.kept);
+  // A streamed sync sends its last part now; the cache is written meanwhile.
+  options.feed?.end(workspace);
   await cache.save();
   return {
-    workspace: prepareWorkspace(
-      id,
-      root,
-      manifest.entries,
-      [...(options.preserve ?? [])],
-      options.clean ?? false,
-      cache.kept,
-    ),
+    workspace,
     skipped: [...list.skipped, ...manifest.problems],
     ms: Math.round(performance.now() - started),
   };

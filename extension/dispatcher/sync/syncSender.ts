@@ -10,6 +10,7 @@ import { OPEN_FLAGS } from './hashCache';
 import type { ManifestDelta } from '../../../shared/manifestDelta';
 import type { PreparedWorkspace } from './preparedWorkspace';
 import { sourcesOf } from './preparedWorkspace';
+import type { FeedHeader, WorkspaceFeed } from './workspaceFeed';
 
 /**
  * Bytes of manifest per `sync` frame, counted as an upper bound (a path's
@@ -85,10 +86,15 @@ export function noSyncStats(files: number): SyncStats {
   return { files, filesSent: 0, bytesSent: 0, removed: 0, kept: 0, waitedMs: 0, ms: 0 };
 }
 
+/** How a streamed sync ends when the agent would not take it streamed (it has a copy): the caller syncs as usual. */
+const NOT_STREAMED = 'the agent has a copy of the workspace already: not streamed';
+
 /**
  * Brings one agent's copy of a workspace up to date: sends the manifest,
  * then only the blobs the agent's store lacks, then waits for the layout.
- * Fed the agent's sync replies through `receive`.
+ * Fed the agent's sync replies through `receive`. Given a feed instead of
+ * a prepared workspace, it streams a first sync while the workspace is
+ * hashed (`stream`).
  */
 export class SyncSender {
   readonly id = randomBytes(6).toString('hex');
@@ -106,22 +112,53 @@ export class SyncSender {
   private toSend = { files: 0, bytes: 0 };
   /** The layout the agent offered as a base in its `syncStale`. */
   private base: string | undefined;
+  /** Settled: `done` has its outcome. */
+  private over = false;
+  /** The agent's `syncStale` took the sync streamed. */
+  private streamTaken = false;
+  /** The workspace synced; for a streamed sync, once hashing is over. */
+  private prepared: PreparedWorkspace | undefined;
+  private readonly feed: WorkspaceFeed | undefined;
 
   constructor(
     private readonly connection: FrameConnection,
-    private readonly workspace: PreparedWorkspace,
+    workspace: PreparedWorkspace | WorkspaceFeed,
     private readonly onProgress?: (bytes: number) => void,
     /** The agent will lay out the copy only once this many running tasks of it end. */
     private readonly onBusy?: (tasks: number) => void,
   ) {
+    if ('entriesDigest' in workspace) this.prepared = workspace;
+    else this.feed = workspace;
     this.needed = new Promise((resolve) => (this.resolveNeed = resolve));
     this.stale = new Promise((resolve) => (this.resolveStale = resolve));
-    this.done = new Promise((resolve) => (this.finish = resolve));
+    this.done = new Promise(
+      (resolve) =>
+        (this.finish = (result) => {
+          this.over = true;
+          resolve(result);
+        }),
+    );
   }
 
   /** Contents sent so far, and how many the agent asked for (for progress). */
   get progress(): { filesSent: number; bytesSent: number; files: number; bytes: number } {
     return { filesSent: this.filesSent, bytesSent: this.bytesSent, ...this.toSend };
+  }
+
+  /** The workspace this sync lays out: from the start, or for a streamed sync once hashing is over. */
+  get synced(): PreparedWorkspace | undefined {
+    return this.prepared;
+  }
+
+  /** The workspace synced: known from the start, or for a streamed sync once hashing is over. */
+  private get workspace(): PreparedWorkspace {
+    if (!this.prepared) throw new Error('the streamed workspace is not prepared yet');
+    return this.prepared;
+  }
+
+  /** The workspace's folder, for messages (known before hashing ends). */
+  private get root(): string {
+    return this.prepared?.root ?? this.feed?.header?.root ?? '';
   }
 
   /** Runs the sync; the outcome (stats or error) arrives on `done`. */
@@ -134,14 +171,19 @@ export class SyncSender {
   receive(message: DispatcherBound): void {
     if (message.t === 'syncStale') {
       this.base = message.base;
+      this.streamTaken = message.stream === true;
       this.resolveStale(true);
     } else if (message.t === 'syncNeed') {
       if (message.busy) this.onBusy?.(message.busy);
       this.resolveNeed(message.hashes);
     } else if (message.t === 'syncDone') {
       this.resolveStale(false);
+      if (!this.prepared) {
+        this.finish(new OctaskError(ErrorCode.BadField, 'the agent ended a streamed sync early'));
+        return;
+      }
       this.finish({
-        files: this.workspace.entryCount,
+        files: this.prepared.entryCount,
         filesSent: this.filesSent,
         bytesSent: this.bytesSent,
         removed: message.removed,
@@ -154,7 +196,7 @@ export class SyncSender {
       this.finish(
         new OctaskError(
           message.code as ErrorCode,
-          `sync of ${this.workspace.root} failed: ${message.message}`,
+          `sync of ${this.root} failed: ${message.message}`,
         ),
       );
     }
@@ -168,33 +210,19 @@ export class SyncSender {
   }
 
   private async run(): Promise<void> {
-    // Most syncs change nothing: ask by digest first, and send the manifest
-    // (640 KB for 10,000 files) only to an agent whose copy differs. A clean
-    // copy is always laid out (what tasks made must go).
-    if (!this.workspace.clean) {
-      this.connection.send({
-        t: 'syncCheck',
-        sync: this.id,
-        workspace: this.workspace.id,
-        digest: this.workspace.entriesDigest,
-      });
-      if (!(await this.stale)) return;
-    }
-    const delta = this.sendDelta();
-    if (!delta) {
-      if (!(await this.loaded())) return;
-      this.sendManifest();
-    }
+    const changed = this.feed ? await this.stream(this.feed) : await this.announce();
+    if (changed === undefined) return;
     const hashes = await this.needed;
     // What a delta asks for is almost always among what it changed: the whole manifest is then not needed.
-    let sources = sourcesOf(delta?.changed ?? [], this.workspace.root, hashes);
+    let sources = sourcesOf(changed, this.workspace.root, hashes);
     if (sources.size < hashes.length) {
       if (!(await this.loaded())) return;
       sources = sourcesOf(this.workspace.entries, this.workspace.root, hashes);
     }
+    // A streamed sync has sent contents before it was asked for the rest.
     this.toSend = {
-      files: hashes.length,
-      bytes: hashes.reduce((n, h) => n + (sources.get(h)?.size ?? 0), 0),
+      files: this.filesSent + hashes.length,
+      bytes: this.bytesSent + hashes.reduce((n, h) => n + (sources.get(h)?.size ?? 0), 0),
     };
     const missing = await sendBlobs(
       this.connection,
@@ -226,6 +254,151 @@ export class SyncSender {
         this.onProgress?.(bytes);
       },
     );
+    this.reportMissing(missing, sources);
+  }
+
+  /**
+   * Tells the agent what this sync is: asks by digest first (most syncs
+   * change nothing), then sends what differs from the base it offered, or
+   * the whole manifest. The entries a delta changed (where what is asked
+   * for is found), or undefined when the sync is over.
+   */
+  private async announce(): Promise<readonly ManifestEntry[] | undefined> {
+    // The manifest (640 KB for 10,000 files) goes only to an agent whose
+    // copy differs. A clean copy is always laid out (what tasks made must go).
+    if (!this.workspace.clean) {
+      this.connection.send({
+        t: 'syncCheck',
+        sync: this.id,
+        workspace: this.workspace.id,
+        digest: this.workspace.entriesDigest,
+      });
+      if (!(await this.stale)) return undefined;
+    }
+    const delta = this.sendDelta();
+    if (!delta) {
+      if (!(await this.loaded())) return undefined;
+      this.sendManifest();
+    }
+    return delta?.changed ?? [];
+  }
+
+  /**
+   * A first sync sent while the workspace is hashed: the agent is asked
+   * whether it takes it streamed (it does when it has no copy, so nothing
+   * there could be reused); then each batch of entries the hashing made
+   * goes as a `sync` part, followed by the contents it lists first that
+   * were read while hashing, and once hashing is over the rest, with the
+   * manifest's digest, as the last part. The agent writes the files while
+   * the rest are hashed. Undefined when the sync is over (the agent
+   * declined: NOT_STREAMED).
+   */
+  private async stream(feed: WorkspaceFeed): Promise<readonly ManifestEntry[] | undefined> {
+    const header = feed.header;
+    if (!header) throw new Error('a feed streams once it is open');
+    this.connection.send({ t: 'syncCheck', sync: this.id, workspace: header.id });
+    if (!(await this.stale)) return undefined;
+    if (!this.streamTaken) {
+      this.finish(new OctaskError(ErrorCode.BadField, NOT_STREAMED));
+      return undefined;
+    }
+    const pushed = new Set<string>();
+    let sent = 0;
+    let first = true;
+    for (;;) {
+      await new Promise<void>((resolve) => {
+        if (feed.ended !== undefined || feed.entries.length > sent) resolve();
+        else {
+          const off = feed.on(() => {
+            off();
+            resolve();
+          });
+        }
+      });
+      // Failed (the agent refused a part, or its disk is full): nothing more is sent.
+      if (this.connection.isClosed || this.over) return undefined;
+      const ended = feed.ended;
+      if (ended instanceof Error) {
+        // The run fails on its own; the agent drops the sync with the connection, or once idle.
+        this.finish(new OctaskError(ErrorCode.BadContent, ended.message));
+        return undefined;
+      }
+      const batch = feed.entries.slice(sent);
+      sent += batch.length;
+      if (ended && ended.entryCount !== sent) {
+        this.finish(
+          new OctaskError(ErrorCode.BadField, 'the streamed entries are not the manifest'),
+        );
+        return undefined;
+      }
+      // Each part's contents go right after it (a blob may not come before
+      // the part that lists it); a small file the hashing did not read (its
+      // hash was in the cache) is read now, a big one waits to be asked for.
+      const push = new Map<string, { path: string; size: number }>();
+      for (const e of batch)
+        if ('hash' in e && !pushed.has(e.hash) && e.size <= BLOB_CHUNK) {
+          pushed.add(e.hash);
+          push.set(e.hash, { path: `${header.root}/${e.path}`, size: e.size });
+        }
+      // The last part comes after every content pushed: empty, if the last entries have contents to push.
+      const lastHere = ended !== undefined && push.size === 0;
+      for (const [from, to] of framesOf(batch)) {
+        if (from === to && !lastHere) break;
+        const last = lastHere && to === batch.length;
+        this.sendPart(header, batch.slice(from, to), first, last ? ended : undefined);
+        first = false;
+      }
+      if (push.size > 0)
+        await sendBlobs(
+          this.connection,
+          this.id,
+          [...push.keys()],
+          async (hash) => {
+            const source = push.get(hash);
+            const data =
+              header.contents.get(hash) ?? (source && readWhole(source.path, source.size));
+            if (!data) return undefined;
+            this.filesSent++;
+            return { size: data.byteLength, data };
+          },
+          (bytes) => {
+            this.bytesSent += bytes;
+            this.toSend = { files: this.filesSent, bytes: this.bytesSent };
+            this.onProgress?.(bytes);
+          },
+        );
+      if (ended) {
+        if (!lastHere) this.sendPart(header, [], false, ended);
+        this.prepared = ended;
+        return [];
+      }
+    }
+  }
+
+  /** One part of a streamed sync; the last one (`ended`) names the manifest's digest. */
+  private sendPart(
+    header: FeedHeader,
+    entries: ManifestEntry[],
+    first: boolean,
+    ended: PreparedWorkspace | undefined,
+  ): void {
+    this.connection.send({
+      t: 'sync',
+      sync: this.id,
+      workspace: header.id,
+      entries,
+      preserve: first ? [...header.preserve] : [],
+      last: ended !== undefined,
+      ...(first && header.clean ? { clean: true } : {}),
+      ...(ended ? { digest: ended.entriesDigest } : {}),
+    });
+  }
+
+  /** Contents that could not be read fail the sync: the workspace changed while it was sent. */
+  private reportMissing(
+    missing: readonly string[],
+    sources: ReadonlyMap<string, { path: string }>,
+  ): void {
     if (missing.length > 0) {
       const path = sources.get(missing[0] ?? '')?.path ?? missing[0];
       this.finish(

@@ -4,6 +4,7 @@ import type { DispatcherBound } from '../../../shared/protocol';
 import type { PreparedWorkspace } from './preparedWorkspace';
 import type { SyncStats } from './syncSender';
 import { SyncSender } from './syncSender';
+import type { WorkspaceFeed } from './workspaceFeed';
 
 export type SyncOutcome = SyncStats | OctaskError;
 
@@ -32,6 +33,13 @@ export class WorkspaceSyncs {
     string,
     Map<string, { digest: string; outcome: Promise<SyncOutcome> }>
   >();
+  /**
+   * Streamed first syncs under way, by link then workspace id, each with
+   * the sender that knows which workspace it streams: a task's sync of
+   * that workspace waits for it, and takes its outcome when it laid out
+   * the very manifest the task needs.
+   */
+  private readonly streams = new Map<string, Map<string, SyncSender>>();
 
   constructor(
     private readonly onDone: (
@@ -56,7 +64,65 @@ export class WorkspaceSyncs {
     if (!perLink) this.held.set(link, (perLink = new Map()));
     const known = perLink.get(workspace.id);
     if (known && known.digest === workspace.digest) return known.outcome;
+    const streamed = this.streams.get(link)?.get(workspace.id);
+    // A streamed sync of this very preparation stands for this one; any
+    // other outcome (declined, failed, another manifest) syncs as usual.
+    const result = streamed
+      ? streamed.done.then((r) =>
+          'files' in r && streamed.synced?.digest === workspace.digest
+            ? r
+            : this.send(link, connection, workspace),
+        )
+      : this.send(link, connection, workspace);
+    const outcome = result.then((r) => {
+      // A failed sync is not remembered: the next task tries again.
+      if (!('files' in r) && perLink.get(workspace.id)?.outcome === outcome)
+        perLink.delete(workspace.id);
+      this.onDone(link, workspace, r);
+      return r;
+    });
+    perLink.set(workspace.id, { digest: workspace.digest, outcome });
+    return outcome;
+  }
+
+  /**
+   * Streams a workspace still being hashed (`feed`, open) to `link`, which
+   * takes it if it has no copy of that workspace yet: the files are
+   * written there while the rest are hashed. A task's sync of it to
+   * `link` then waits for this one.
+   */
+  stream(link: string, connection: FrameConnection, feed: WorkspaceFeed): void {
+    const id = feed.header?.id;
+    if (id === undefined || this.held.get(link)?.has(id) || this.streams.get(link)?.has(id)) return;
+    let perLink = this.streams.get(link);
+    if (!perLink) this.streams.set(link, (perLink = new Map()));
+    const sender = this.sender(link, connection, feed);
+    perLink.set(id, sender);
+    void sender.start().then(() => {
+      if (this.streams.get(link)?.get(id) === sender) this.streams.get(link)?.delete(id);
+    });
+  }
+
+  private send(
+    link: string,
+    connection: FrameConnection,
+    workspace: PreparedWorkspace,
+  ): Promise<SyncOutcome> {
+    return this.sender(link, connection, workspace).start();
+  }
+
+  /** A sender whose replies are routed to it, and whose progress is reported, until it is done. */
+  private sender(
+    link: string,
+    connection: FrameConnection,
+    workspace: PreparedWorkspace | WorkspaceFeed,
+  ): SyncSender {
     let last = 0;
+    const prepared = (): PreparedWorkspace | undefined => sender.synced;
+    const report = (progress: SyncProgress): void => {
+      const ws = prepared();
+      if (ws) this.onProgress?.(link, ws, progress);
+    };
     const sender: SyncSender = new SyncSender(
       connection,
       workspace,
@@ -64,21 +130,13 @@ export class WorkspaceSyncs {
         const now = performance.now();
         if (!this.onProgress || now - last < PROGRESS_EVERY_MS) return;
         last = now;
-        this.onProgress(link, workspace, sender.progress);
+        report(sender.progress);
       },
-      (tasks) => this.onProgress?.(link, workspace, { ...sender.progress, waitingForTasks: tasks }),
+      (tasks) => report({ ...sender.progress, waitingForTasks: tasks }),
     );
     this.senders.set(sender.id, { link, sender });
-    const outcome = sender.start().then((result) => {
-      this.senders.delete(sender.id);
-      // A failed sync is not remembered: the next task tries again.
-      if (!('files' in result) && perLink.get(workspace.id)?.outcome === outcome)
-        perLink.delete(workspace.id);
-      this.onDone(link, workspace, result);
-      return result;
-    });
-    perLink.set(workspace.id, { digest: workspace.digest, outcome });
-    return outcome;
+    void sender.done.then(() => this.senders.delete(sender.id));
+    return sender;
   }
 
   /**
@@ -91,7 +149,10 @@ export class WorkspaceSyncs {
 
   /** Whether `link` has (or is getting) some version of the workspace: placement's tie-break. */
   has(link: string, workspace: string): boolean {
-    return this.held.get(link)?.has(workspace) ?? false;
+    return (
+      this.held.get(link)?.has(workspace) === true ||
+      this.streams.get(link)?.has(workspace) === true
+    );
   }
 
   /** Routes an agent's sync reply; false if it was not one. */
@@ -111,5 +172,6 @@ export class WorkspaceSyncs {
   linkDown(link: string): void {
     for (const { link: l, sender } of [...this.senders.values()]) if (l === link) sender.abort();
     this.held.delete(link);
+    this.streams.delete(link);
   }
 }

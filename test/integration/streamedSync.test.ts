@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { StartedAgent } from '../helpers/agentProcess';
+import { newKeyFile, startAgent, tempDir } from '../helpers/agentProcess';
+import { writeFile } from '../helpers/gitRepo';
+import type { ClusterKey } from '../../shared/clusterKey';
+import { silentLogger } from '../../shared/logger';
+import type { SyncInfo, TaskInfo } from '../../shared/rpc';
+import { Dispatcher } from '../../extension/dispatcher/dispatcher';
+import { prepareWorkspaceAt } from '../../extension/dispatcher/sync/prepare';
+import { WorkspaceFeed } from '../../extension/dispatcher/sync/workspaceFeed';
+
+const FILES = 600;
+
+/**
+ * The dispatcher's side of a streamed first sync, with a real agent over
+ * TLS: the dispatcher is online before the workspace is hashed, so the
+ * stream is certain to begin while hashing goes on.
+ */
+describe('a first sync streamed while the workspace is hashed @integration', function () {
+  this.timeout(60_000);
+  const dir = tempDir();
+  const root = join(dir.path, 'project');
+  const env = { XDG_CACHE_HOME: join(dir.path, 'cache') };
+  let key: ClusterKey;
+  let keyFile: string;
+  let agent: StartedAgent;
+  let dispatcher: Dispatcher;
+
+  before(async () => {
+    ({ path: keyFile, key } = newKeyFile(dir.path));
+    for (let i = 0; i < FILES; i++)
+      writeFile(root, `m${i % 12}/f${i}.txt`, `file ${i}\n`.repeat((i % 5) + 1));
+    writeFile(root, 'same/one.txt', 'twice\n');
+    writeFile(root, 'same/two.txt', 'twice\n');
+    agent = await startAgent({ keyFile, name: 'streamed' });
+    dispatcher = new Dispatcher({ key, agents: [agent.address], logger: silentLogger });
+    dispatcher.start();
+    await dispatcher.settled();
+    assert.equal(dispatcher.agents()[0]?.status, 'online');
+  });
+  after(async () => {
+    dispatcher?.close();
+    await agent?.stop();
+    dir.cleanup();
+  });
+
+  /** Runs `command` in the copy of `workspace`; its output, and the sync it waited for. */
+  async function runIn(
+    workspace: Awaited<ReturnType<typeof prepareWorkspaceAt>>['workspace'],
+    command: string,
+  ): Promise<{ output: string; sync: SyncInfo | undefined; task: TaskInfo }> {
+    let output = '';
+    let sync: SyncInfo | undefined;
+    const offSync = dispatcher.on('sync', (s) => (sync = s));
+    const [submitted] = dispatcher.submit({ command }, workspace);
+    assert.ok(submitted);
+    const offOutput = dispatcher.on('output', (c) => {
+      if (c.task === submitted.id) output += Buffer.from(c.data).toString();
+    });
+    const task = await new Promise<TaskInfo>((resolve) => {
+      const off = dispatcher.on('task', (t) => {
+        if (t.id === submitted.id && t.status !== 'pending' && t.status !== 'running') {
+          off();
+          resolve(t);
+        }
+      });
+    });
+    offSync();
+    offOutput();
+    return { output, sync, task };
+  }
+
+  it("writes the files on the agent while they are hashed; the task's sync waits for it and takes its figures", async () => {
+    const feed = new WorkspaceFeed();
+    dispatcher.streamTo(feed, () => true);
+    const { workspace } = await prepareWorkspaceAt(root, { env, feed, keepBytes: 1 << 26 });
+    const { output, sync, task } = await runIn(
+      workspace,
+      'cat m0/f0.txt m11/f599.txt same/two.txt',
+    );
+    assert.equal(task.status, 'completed', JSON.stringify(task));
+    assert.equal(output, `file 0\n${'file 599\n'.repeat(5)}twice\n`);
+    const synced = agent.logs.filter((l) => l.msg === 'workspace synced');
+    assert.equal(synced.length, 1, 'one sync laid the copy out');
+    assert.ok(Number(synced[0]?.streamed) >= 1, `streamed: ${JSON.stringify(synced[0])}`);
+    assert.equal(synced[0]?.files, FILES + 2);
+    assert.equal(synced[0]?.asked, 0, 'every content came with its part, none was asked for');
+    // Two paths of one content: sent once.
+    assert.equal(sync?.files, FILES + 2);
+    assert.equal(sync?.filesSent, FILES + 1);
+    assert.equal(sync?.error, null);
+  });
+
+  it('streams to a new agent from a warm hash cache too, reading the files it did not hash', async () => {
+    const fresh = await startAgent({ keyFile, name: 'fresh' });
+    const other = new Dispatcher({ key, agents: [fresh.address], logger: silentLogger });
+    try {
+      other.start();
+      await other.settled();
+      const feed = new WorkspaceFeed();
+      other.streamTo(feed, () => true);
+      const { workspace } = await prepareWorkspaceAt(root, { env, feed });
+      const [task] = other.submit({ command: 'cat m5/f5.txt' }, workspace);
+      const done = await new Promise<TaskInfo>((resolve) => {
+        const off = other.on('task', (t) => {
+          if (t.id === task?.id && t.status !== 'pending' && t.status !== 'running') {
+            off();
+            resolve(t);
+          }
+        });
+      });
+      assert.equal(done.status, 'completed', JSON.stringify(done));
+      const synced = fresh.logs.filter((l) => l.msg === 'workspace synced');
+      assert.ok(Number(synced[0]?.streamed) >= 1, JSON.stringify(synced));
+      assert.equal(synced[0]?.asked, 0, 'the small files were read and sent as they were listed');
+    } finally {
+      other.close();
+      await fresh.stop();
+    }
+  });
+
+  it('streams nothing to an agent that has a copy: the sync goes as usual, by check', async () => {
+    const feed = new WorkspaceFeed();
+    dispatcher.streamTo(feed, () => true);
+    const before = agent.logs.length;
+    const { workspace } = await prepareWorkspaceAt(root, { env, feed });
+    const { task, sync } = await runIn(workspace, 'true');
+    assert.equal(task.status, 'completed');
+    assert.equal(sync?.filesSent, 0);
+    const since = agent.logs.slice(before).map((l) => l.msg);
+    assert.ok(since.includes('workspace checked'), since.join(', '));
+    assert.ok(!since.includes('workspace synced'), 'nothing laid out again');
+  });
+});
