@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ErrorCode, OctaskError } from '../shared/errors';
-import type { AgentInfo, Target, TaskInfo, TaskSpec } from '../shared/rpc';
+import type { Target, TaskInfo, TaskSpec } from '../shared/rpc';
 import { parseTarget } from '../shared/rpc';
 import { DEFAULT_GRACE_MS, Dispatcher } from '../extension/dispatcher/dispatcher';
 import { taskNotice } from '../shared/taskNotice';
@@ -114,7 +114,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   // hashing, and an agent without a copy is sent files as they are hashed.
   dispatcher.start();
   const feed = new WorkspaceFeed();
-  dispatcher.streamTo(feed, streamTargets(spec));
+  dispatcher.streamTo(feed, spec);
   try {
     const workspace = await whileSlow(
       process.stderr,
@@ -285,22 +285,6 @@ async function execute(
     };
     finishIfDone();
   });
-}
-
-/**
- * The agents a first sync streams to while the workspace is hashed: those
- * the run will surely sync (every one for `all` or shards, the named one),
- * or for one task on any agent the first online (placement prefers it).
- */
-function streamTargets(spec: TaskSpec): (agent: AgentInfo) => boolean {
-  const target = spec.target ?? { kind: 'any' };
-  if (target.kind === 'all' || (spec.shards ?? 1) > 1) return () => true;
-  if (target.kind === 'agent') return (a) => a.name === target.name || a.address === target.name;
-  let chosen: string | undefined;
-  return (a) => {
-    chosen ??= a.id;
-    return chosen === a.id;
-  };
 }
 
 function anyOnline(dispatcher: Dispatcher): boolean {

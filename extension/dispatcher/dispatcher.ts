@@ -31,6 +31,7 @@ import { Scheduler } from './scheduler';
 import { ArtifactFetches } from './sync/artifactFetches';
 import type { PreparedWorkspace } from './sync/preparedWorkspace';
 import type { WorkspaceFeed } from './sync/workspaceFeed';
+import { streamTargets } from './streamTargets';
 import { noSyncStats } from './sync/syncSender';
 import {
   artifactGlobs,
@@ -231,12 +232,15 @@ export class Dispatcher extends Emitter<DispatcherEvents> {
   }
 
   /**
-   * Streams a workspace while it is still hashed (`feed`) to the agents
-   * `wants` picks among those online, now or joining before hashing is
-   * over, that have no copy of it yet: their first sync then overlaps the
-   * hashing. A task of that workspace placed on one later waits for it.
+   * Streams a workspace while it is still hashed (`feed`) for `spec`'s
+   * task to the agents it will surely sync to (streamTargets.ts) among
+   * those online, now or joining before hashing is over, that have no copy
+   * of it yet: their first sync then overlaps the hashing. A task of that
+   * workspace placed on one later waits for it. The feed must end (it
+   * does when its preparation ends, even without a full hashing).
    */
-  streamTo(feed: WorkspaceFeed, wants: (agent: AgentInfo) => boolean): void {
+  streamTo(feed: WorkspaceFeed, spec: TaskSpec): void {
+    const wants = streamTargets(spec);
     const offer = (): void => {
       if (feed.ended !== undefined || !feed.header) return;
       for (const link of this.links.values()) {

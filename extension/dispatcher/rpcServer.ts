@@ -8,6 +8,7 @@ import { RpcMethod } from '../../shared/rpc';
 import { OCTASK_VERSION } from '../../shared/version';
 import { Dispatcher } from './dispatcher';
 import { prepareWorkspaceAt } from './sync/prepare';
+import { WorkspaceFeed } from './sync/workspaceFeed';
 import { WorkspaceWatches } from './sync/workspaceWatch';
 import type { OutputChunk } from './journal';
 import { Journal } from './journal';
@@ -194,9 +195,16 @@ export function serveRpc(defaults: RpcServerDefaults): Promise<void> {
   connection.onRequest(RpcMethod.submit, async (spec: TaskSpec): Promise<SubmitResult> => {
     const dispatcher = guard(need)(undefined);
     let prepared: Awaited<ReturnType<typeof prepareWorkspaceAt>> | undefined;
+    // A first sync streams to an agent without a copy while the workspace is hashed.
+    const feed = new WorkspaceFeed();
+    if (spec.sync) dispatcher.streamTo(feed, spec);
     try {
-      prepared = spec.sync ? await watches.prepare(spec.sync.root, spec.sync) : undefined;
+      prepared = spec.sync
+        ? await watches.prepare(spec.sync.root, { ...spec.sync, feed })
+        : undefined;
+      feed.end(prepared?.workspace ?? new Error('nothing to sync'));
     } catch (err) {
+      feed.end(err as Error);
       throw new ResponseError(
         RPC_ERROR,
         `cannot read the workspace ${spec.sync?.root}: ${(err as Error).message}`,

@@ -9,6 +9,7 @@ import type { SyncInfo, TaskInfo } from '../../shared/rpc';
 import { Dispatcher } from '../../extension/dispatcher/dispatcher';
 import { prepareWorkspaceAt } from '../../extension/dispatcher/sync/prepare';
 import { WorkspaceFeed } from '../../extension/dispatcher/sync/workspaceFeed';
+import { WorkspaceWatches } from '../../extension/dispatcher/sync/workspaceWatch';
 
 const FILES = 600;
 
@@ -73,7 +74,7 @@ describe('a first sync streamed while the workspace is hashed @integration', fun
 
   it("writes the files on the agent while they are hashed; the task's sync waits for it and takes its figures", async () => {
     const feed = new WorkspaceFeed();
-    dispatcher.streamTo(feed, () => true);
+    dispatcher.streamTo(feed, { command: 'x', target: { kind: 'all' } });
     const { workspace } = await prepareWorkspaceAt(root, { env, feed, keepBytes: 1 << 26 });
     const { output, sync, task } = await runIn(
       workspace,
@@ -99,7 +100,7 @@ describe('a first sync streamed while the workspace is hashed @integration', fun
       other.start();
       await other.settled();
       const feed = new WorkspaceFeed();
-      other.streamTo(feed, () => true);
+      other.streamTo(feed, { command: 'x' });
       const { workspace } = await prepareWorkspaceAt(root, { env, feed });
       const [task] = other.submit({ command: 'cat m5/f5.txt' }, workspace);
       const done = await new Promise<TaskInfo>((resolve) => {
@@ -120,9 +121,44 @@ describe('a first sync streamed while the workspace is hashed @integration', fun
     }
   });
 
+  it("streams the editor's first preparation of a watched workspace as well", async () => {
+    const fresh = await startAgent({ keyFile, name: 'editor' });
+    const other = new Dispatcher({ key, agents: [fresh.address], logger: silentLogger });
+    const watches = new WorkspaceWatches();
+    try {
+      other.start();
+      await other.settled();
+      const first = new WorkspaceFeed();
+      other.streamTo(first, { command: 'x' });
+      const { workspace } = await watches.prepare(root, { env, feed: first });
+      assert.ok(first.ended && !(first.ended instanceof Error), 'a full hashing ends its feed');
+      const [task] = other.submit({ command: 'cat m7/f7.txt' }, workspace);
+      const done = await new Promise<TaskInfo>((resolve) => {
+        const off = other.on('task', (t) => {
+          if (t.id === task?.id && t.status !== 'pending' && t.status !== 'running') {
+            off();
+            resolve(t);
+          }
+        });
+      });
+      assert.equal(done.status, 'completed', JSON.stringify(done));
+      const synced = fresh.logs.filter((l) => l.msg === 'workspace synced');
+      assert.ok(Number(synced[0]?.streamed) >= 1, JSON.stringify(synced));
+      assert.equal(synced[0]?.asked, 0);
+      // The next preparation hashes nothing again: its feed never opens.
+      const next = new WorkspaceFeed();
+      await watches.prepare(root, { env, feed: next });
+      assert.equal(next.header, undefined);
+    } finally {
+      watches.close();
+      other.close();
+      await fresh.stop();
+    }
+  });
+
   it('streams nothing to an agent that has a copy: the sync goes as usual, by check', async () => {
     const feed = new WorkspaceFeed();
-    dispatcher.streamTo(feed, () => true);
+    dispatcher.streamTo(feed, { command: 'x', target: { kind: 'all' } });
     const before = agent.logs.length;
     const { workspace } = await prepareWorkspaceAt(root, { env, feed });
     const { task, sync } = await runIn(workspace, 'true');

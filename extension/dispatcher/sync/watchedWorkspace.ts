@@ -21,6 +21,7 @@ import {
 } from './folderWatch';
 import { HashCache } from './hashCache';
 import { buildManifest } from './manifest';
+import type { WorkspaceFeed } from './workspaceFeed';
 import type { Prepared, PrepareOptions } from './prepare';
 import { checkWorkspaceRoot, hashCacheFile, listFor } from './prepare';
 import type { PreparedWorkspace } from './preparedWorkspace';
@@ -121,6 +122,8 @@ export class WatchedWorkspace {
   private ignored = new Set<string>();
   private examined = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The feed of the preparation under way, for the one full hashing it may do. */
+  private feed: WorkspaceFeed | undefined;
 
   constructor(
     private readonly root: string,
@@ -130,9 +133,20 @@ export class WatchedWorkspace {
     this.id = workspaceId(hostname(), root);
   }
 
-  /** Prepares, one call at a time. */
-  prepare(): Promise<WatchedPrepared> {
-    const run = this.queue.then(() => this.run());
+  /**
+   * Prepares, one call at a time. A preparation that hashes the whole
+   * workspace (the first) tells `feed` each entry as it goes, so a first
+   * sync can stream; the caller ends the feed in any case.
+   */
+  prepare(feed?: WorkspaceFeed): Promise<WatchedPrepared> {
+    const run = this.queue.then(async () => {
+      this.feed = feed;
+      try {
+        return await this.run();
+      } finally {
+        this.feed = undefined;
+      }
+    });
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -379,13 +393,25 @@ export class WatchedWorkspace {
   ): Promise<State> {
     const cache = await this.hashCache();
     cache.resetUsage();
-    const manifest = await buildManifest(this.root, list.files, cache);
+    const feed = this.feed;
+    this.feed = undefined;
+    feed?.open({
+      id: this.id,
+      root: this.root,
+      preserve: [...(this.options.preserve ?? [])],
+      clean: this.options.clean ?? false,
+      contents: cache.kept,
+    });
+    const manifest = await buildManifest(this.root, list.files, cache, undefined, feed);
     this.examined += list.files.length;
     cache.pruneUnused();
-    await cache.save().catch((err: Error) => this.settings.log?.(`hash cache: ${err.message}`));
     const listedSet = new Set(list.files);
     for (const p of known) if (listedSet.has(p)) known.delete(p);
     const entries = new Map(manifest.entries.map((e) => [e.path, e]));
+    const workspace = this.workspaceOf(list.files, entries);
+    // A streamed sync sends its last part now; the cache is written meanwhile.
+    feed?.end(workspace);
+    await cache.save().catch((err: Error) => this.settings.log?.(`hash cache: ${err.message}`));
     return {
       listed: list.files,
       listedSet,
@@ -395,7 +421,7 @@ export class WatchedWorkspace {
       problems: new Map(manifest.problems.map((p) => [p.path, p])),
       symlinks: new Set(manifest.symlinks),
       knownUnlisted: known.size > MAX_KNOWN_UNLISTED ? new Set() : known,
-      workspace: this.workspaceOf(list.files, entries),
+      workspace,
     };
   }
 

@@ -54,7 +54,9 @@ export class WorkspaceWatches {
   }
 
   /** The preparation of `root` with `options`, as prepareWorkspaceAt gives it, from what changed since the last. */
-  prepare(root: string, options: PrepareOptions = {}): Promise<WatchedPrepared> {
+  prepare(root: string, withFeed: PrepareOptions = {}): Promise<WatchedPrepared> {
+    // The feed is this call's, not the watched workspace's.
+    const { feed, ...options } = withFeed;
     const env = options.env ?? process.env;
     const key = JSON.stringify([
       root,
@@ -73,7 +75,7 @@ export class WorkspaceWatches {
       this.dropOldest(this.maxWorkspaces);
     }
     this.workspaces.set(key, ws);
-    return ws.prepare();
+    return ws.prepare(feed);
   }
 
   /** Workspaces watched now. */
