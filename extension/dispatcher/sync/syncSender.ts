@@ -363,7 +363,12 @@ export class SyncSender {
           },
           (bytes) => {
             this.bytesSent += bytes;
-            this.toSend = { files: this.filesSent, bytes: this.bytesSent };
+            // Until the agent asks for the rest, the whole workspace is what may be sent.
+            const whole = feed.ended instanceof Error ? undefined : feed.ended;
+            this.toSend = {
+              files: Math.max(this.filesSent, whole?.entryCount ?? 0),
+              bytes: Math.max(this.bytesSent, whole?.bytes ?? 0),
+            };
             this.onProgress?.(bytes);
           },
         );

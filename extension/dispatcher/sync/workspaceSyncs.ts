@@ -118,7 +118,12 @@ export class WorkspaceSyncs {
     workspace: PreparedWorkspace | WorkspaceFeed,
   ): SyncSender {
     let last = 0;
-    const prepared = (): PreparedWorkspace | undefined => sender.synced;
+    // A streamed sync is shown once hashing is over (the hashing has its own line until then).
+    const prepared = (): PreparedWorkspace | undefined =>
+      sender.synced ??
+      ('entriesDigest' in workspace || workspace.ended instanceof Error
+        ? undefined
+        : workspace.ended);
     const report = (progress: SyncProgress): void => {
       const ws = prepared();
       if (ws) this.onProgress?.(link, ws, progress);
