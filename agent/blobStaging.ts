@@ -16,6 +16,7 @@ import {
 import type { Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ErrorCode, OctaskError } from '../shared/errors';
+import { sha256Hex } from '../shared/sha256';
 import { asNoSpace, freeBytes } from './diskSpace';
 
 /** Receives one blob in chunks; nothing is named by its hash until `finish` checked it. */
@@ -194,7 +195,7 @@ export class BlobStaging {
    * (its first path's), so most need no chmod there.
    */
   put(hash: string, data: Uint8Array, mode = 0o600): void {
-    const actual = createHash('sha256').update(data).digest('hex');
+    const actual = sha256Hex(data);
     if (actual !== hash) throw mismatch(hash, data.byteLength, actual);
     if (this.staged.has(hash)) return;
     // Checked before it is written, so written under its own name at once:

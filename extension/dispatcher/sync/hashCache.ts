@@ -6,6 +6,8 @@
  * recomputed.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { sha256Hex } from '../../../shared/sha256';
 import type { Stats } from 'node:fs';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
@@ -144,7 +146,10 @@ function openAndHash(
       // that grew since the fstat reads past its old size, and so is not kept).
       const kept = before.size <= Math.min(keep, KEEP_FILE_MAX);
       const buffer = kept ? Buffer.allocUnsafe(before.size + 1) : syncBuffer;
-      const hash = createHash('sha256');
+      // A file read whole (kept, or in one read) is hashed in one call;
+      // only one read in pieces needs a Hash object.
+      let hash: Hash | undefined;
+      let whole: Buffer | undefined;
       let total = 0;
       // Read up to the size the fstat gave, not on to the end: the fstat
       // after says whether the file changed meanwhile, and for a small file
@@ -153,10 +158,18 @@ function openAndHash(
         const at = kept ? total : 0;
         const bytesRead = readSync(fd, buffer, at, buffer.length - at, null);
         if (bytesRead === 0) break;
-        hash.update(buffer.subarray(at, at + bytesRead));
+        if (!kept) {
+          const chunk = buffer.subarray(0, bytesRead);
+          if (total === 0 && bytesRead >= before.size) whole = chunk;
+          else (hash ??= createHash('sha256')).update(chunk);
+        }
         total += bytesRead;
       }
-      const digest = hash.digest('hex');
+      const digest = kept
+        ? sha256Hex(buffer.subarray(0, total))
+        : whole
+          ? sha256Hex(whole)
+          : (hash ?? createHash('sha256')).digest('hex');
       const after = fstatSync(fd);
       if (sameStamp(before, after) && total === after.size)
         return {
