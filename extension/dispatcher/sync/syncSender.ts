@@ -287,9 +287,9 @@ export class SyncSender {
    * A first sync sent while the workspace is hashed: the agent is asked
    * whether it takes it streamed (it does when it has no copy, so nothing
    * there could be reused); then each batch of entries the hashing made
-   * goes as a `sync` part, followed by the contents it lists first that
-   * were read while hashing, and once hashing is over the rest, with the
-   * manifest's digest, as the last part. The agent writes the files while
+   * goes as a `sync` part, followed by the contents it lists first (kept
+   * from hashing, or read now), and once hashing is over the rest, with
+   * the manifest's digest, as the last part. The agent writes the files while
    * the rest are hashed. Undefined when the sync is over (the agent
    * declined: NOT_STREAMED).
    */
