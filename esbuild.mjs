@@ -1,8 +1,8 @@
 // One bundle per program; each runs with plain `node` and needs no node_modules.
 import { build } from 'esbuild';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 const production = process.argv.includes('--production');
 
@@ -105,6 +105,8 @@ await Promise.all(
       if (!js || !map) throw new Error(`esbuild gave no script and map for ${p.in}`);
       if (!js.text.includes(`//# sourceMappingURL=${basename(p.out)}.map`))
         throw new Error(`${p.out} does not point at its source map`);
+      // Made here: in a clean clone no other build may have made the folder yet.
+      await mkdir(dirname(p.out), { recursive: true });
       await writeFile(p.out, gatedProgram(js.text));
       await writeFile(`${p.out}.map`, map.contents);
     } else {
