@@ -133,6 +133,8 @@ export async function runCommand(argv: string[]): Promise<number> {
         feed,
       ),
     );
+    // Prepared by the watcher, or nothing to sync: the feed never opened; it ends all the same.
+    feed.end(workspace?.prepared ?? new Error('no workspace to sync'));
     if (workspace)
       logger.debug('workspace prepared', {
         by: workspace.by,

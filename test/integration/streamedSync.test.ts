@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartedAgent } from '../helpers/agentProcess';
 import { newKeyFile, startAgent, tempDir } from '../helpers/agentProcess';
@@ -151,6 +152,42 @@ describe('a first sync streamed while the workspace is hashed @integration', fun
       assert.equal(next.header, undefined);
     } finally {
       watches.close();
+      other.close();
+      await fresh.stop();
+    }
+  });
+
+  it('lays out nothing streamed for a run refused before its task is placed (a bad cwd)', async () => {
+    const fresh = await startAgent({ keyFile, name: 'refused' });
+    const other = new Dispatcher({ key, agents: [fresh.address], logger: silentLogger });
+    try {
+      other.start();
+      await other.settled();
+      const feed = new WorkspaceFeed();
+      const spec = { command: 'true', cwd: 'no/such/dir' };
+      other.streamTo(feed, spec);
+      const { workspace } = await prepareWorkspaceAt(root, { env, feed });
+      assert.throws(() => other.submit(spec, workspace), /no\/such\/dir/);
+      // Everything but the last part went; the agent holds it staged, not laid out.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.deepEqual(
+        fresh.logs.filter((l) => l.msg === 'workspace synced'),
+        [],
+        'no layout for a refused run',
+      );
+      assert.equal(existsSync(join(fresh.workdir, 'workspaces', workspace.id, 'tree')), false);
+      other.close();
+      // The connection gone, the agent drops what it staged.
+      for (let i = 0; i < 100; i++) {
+        const staged = join(fresh.workdir, 'workspaces', workspace.id, 'incoming');
+        if (!existsSync(staged) || readdirSync(staged).length === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual(
+        readdirSync(join(fresh.workdir, 'workspaces', workspace.id, 'incoming')),
+        [],
+      );
+    } finally {
       other.close();
       await fresh.stop();
     }

@@ -114,6 +114,13 @@ export class SyncSender {
   private base: string | undefined;
   /** Settled: `done` has its outcome. */
   private over = false;
+  /**
+   * A streamed sync's last part waits for this: a task of the workspace was
+   * placed on the agent. A run refused before that (a bad cwd) never has its
+   * copy laid out; the agent drops what it staged with the connection.
+   */
+  private readonly placed: Promise<void>;
+  private place!: () => void;
   /** The agent's `syncStale` took the sync streamed. */
   private streamTaken = false;
   /** The workspace synced; for a streamed sync, once hashing is over. */
@@ -130,6 +137,7 @@ export class SyncSender {
     if ('entriesDigest' in workspace) this.prepared = workspace;
     else this.feed = workspace;
     this.needed = new Promise((resolve) => (this.resolveNeed = resolve));
+    this.placed = new Promise((resolve) => (this.place = resolve));
     this.stale = new Promise((resolve) => (this.resolveStale = resolve));
     this.done = new Promise(
       (resolve) =>
@@ -159,6 +167,11 @@ export class SyncSender {
   /** The workspace's folder, for messages (known before hashing ends). */
   private get root(): string {
     return this.prepared?.root ?? this.feed?.header?.root ?? '';
+  }
+
+  /** A task that needs this streamed sync was placed on the agent: the copy may be laid out. */
+  taskPlaced(): void {
+    this.place();
   }
 
   /** Runs the sync; the outcome (stats or error) arrives on `done`. */
@@ -340,14 +353,11 @@ export class SyncSender {
           pushed.add(e.hash);
           push.set(e.hash, { path: `${header.root}/${e.path}`, size: e.size });
         }
-      // The last part comes after every content pushed: empty, if the last entries have contents to push.
-      const lastHere = ended !== undefined && push.size === 0;
-      for (const [from, to] of framesOf(batch)) {
-        if (from === to && !lastHere) break;
-        const last = lastHere && to === batch.length;
-        this.sendPart(header, batch.slice(from, to), first, last ? ended : undefined);
-        first = false;
-      }
+      if (batch.length > 0)
+        for (const [from, to] of framesOf(batch)) {
+          this.sendPart(header, batch.slice(from, to), first, undefined);
+          first = false;
+        }
       if (push.size > 0)
         await sendBlobs(
           this.connection,
@@ -373,7 +383,10 @@ export class SyncSender {
           },
         );
       if (ended) {
-        if (!lastHere) this.sendPart(header, [], false, ended);
+        // Empty, after every content pushed, and once a task is placed.
+        await this.placed;
+        if (this.connection.isClosed || this.over) return undefined;
+        this.sendPart(header, [], first, ended);
         this.prepared = ended;
         return [];
       }

@@ -65,6 +65,7 @@ export class WorkspaceSyncs {
     const known = perLink.get(workspace.id);
     if (known && known.digest === workspace.digest) return known.outcome;
     const streamed = this.streams.get(link)?.get(workspace.id);
+    streamed?.taskPlaced();
     // A streamed sync of this very preparation stands for this one; any
     // other outcome (declined, failed, another manifest) syncs as usual.
     const result = streamed
