@@ -9,6 +9,7 @@ import { silentLogger } from '../../shared/logger';
 import type { SyncInfo, TaskInfo } from '../../shared/rpc';
 import { Dispatcher } from '../../extension/dispatcher/dispatcher';
 import { prepareWorkspaceAt } from '../../extension/dispatcher/sync/prepare';
+import type { PreparedWorkspace } from '../../extension/dispatcher/sync/preparedWorkspace';
 import { WorkspaceFeed } from '../../extension/dispatcher/sync/workspaceFeed';
 import { WorkspaceWatches } from '../../extension/dispatcher/sync/workspaceWatch';
 
@@ -47,21 +48,22 @@ describe('a first sync streamed while the workspace is hashed @integration', fun
     dir.cleanup();
   });
 
-  /** Runs `command` in the copy of `workspace`; its output, and the sync it waited for. */
+  /** Runs `command` through `d` in the copy of `workspace`; its output, and the sync it waited for. */
   async function runIn(
-    workspace: Awaited<ReturnType<typeof prepareWorkspaceAt>>['workspace'],
+    d: Dispatcher,
+    workspace: PreparedWorkspace,
     command: string,
   ): Promise<{ output: string; sync: SyncInfo | undefined; task: TaskInfo }> {
     let output = '';
     let sync: SyncInfo | undefined;
-    const offSync = dispatcher.on('sync', (s) => (sync = s));
-    const [submitted] = dispatcher.submit({ command }, workspace);
+    const offSync = d.on('sync', (s) => (sync = s));
+    const [submitted] = d.submit({ command }, workspace);
     assert.ok(submitted);
-    const offOutput = dispatcher.on('output', (c) => {
+    const offOutput = d.on('output', (c) => {
       if (c.task === submitted.id) output += Buffer.from(c.data).toString();
     });
     const task = await new Promise<TaskInfo>((resolve) => {
-      const off = dispatcher.on('task', (t) => {
+      const off = d.on('task', (t) => {
         if (t.id === submitted.id && t.status !== 'pending' && t.status !== 'running') {
           off();
           resolve(t);
@@ -73,11 +75,36 @@ describe('a first sync streamed while the workspace is hashed @integration', fun
     return { output, sync, task };
   }
 
+  /** `test` with an agent of its own (no copy yet) and a dispatcher online to it, both gone after. */
+  async function withFreshAgent(
+    name: string,
+    test: (fresh: StartedAgent, d: Dispatcher) => Promise<void>,
+  ): Promise<void> {
+    const fresh = await startAgent({ keyFile, name });
+    const d = new Dispatcher({ key, agents: [fresh.address], logger: silentLogger });
+    try {
+      d.start();
+      await d.settled();
+      await test(fresh, d);
+    } finally {
+      d.close();
+      await fresh.stop();
+    }
+  }
+
+  /** The agent's one layout of a streamed sync, checked to be one. */
+  function streamedLayout(of: StartedAgent): Record<string, unknown> | undefined {
+    const synced = of.logs.filter((l) => l.msg === 'workspace synced');
+    assert.ok(Number(synced[0]?.streamed) >= 1, JSON.stringify(synced));
+    return synced[0];
+  }
+
   it("writes the files on the agent while they are hashed; the task's sync waits for it and takes its figures", async () => {
     const feed = new WorkspaceFeed();
     dispatcher.streamTo(feed, { command: 'x', target: { kind: 'all' } });
     const { workspace } = await prepareWorkspaceAt(root, { env, feed, keepBytes: 1 << 26 });
     const { output, sync, task } = await runIn(
+      dispatcher,
       workspace,
       'cat m0/f0.txt m11/f599.txt same/two.txt',
     );
@@ -94,80 +121,47 @@ describe('a first sync streamed while the workspace is hashed @integration', fun
     assert.equal(sync?.error, null);
   });
 
-  it('streams to a new agent from a warm hash cache too, reading the files it did not hash', async () => {
-    const fresh = await startAgent({ keyFile, name: 'fresh' });
-    const other = new Dispatcher({ key, agents: [fresh.address], logger: silentLogger });
-    try {
-      other.start();
-      await other.settled();
+  it('streams to a new agent from a warm hash cache too, reading the files it did not hash', () =>
+    withFreshAgent('fresh', async (fresh, d) => {
       const feed = new WorkspaceFeed();
-      other.streamTo(feed, { command: 'x' });
+      d.streamTo(feed, { command: 'x' });
       const { workspace } = await prepareWorkspaceAt(root, { env, feed });
-      const [task] = other.submit({ command: 'cat m5/f5.txt' }, workspace);
-      const done = await new Promise<TaskInfo>((resolve) => {
-        const off = other.on('task', (t) => {
-          if (t.id === task?.id && t.status !== 'pending' && t.status !== 'running') {
-            off();
-            resolve(t);
-          }
-        });
-      });
-      assert.equal(done.status, 'completed', JSON.stringify(done));
-      const synced = fresh.logs.filter((l) => l.msg === 'workspace synced');
-      assert.ok(Number(synced[0]?.streamed) >= 1, JSON.stringify(synced));
-      assert.equal(synced[0]?.asked, 0, 'the small files were read and sent as they were listed');
-    } finally {
-      other.close();
-      await fresh.stop();
-    }
-  });
+      const { task } = await runIn(d, workspace, 'cat m5/f5.txt');
+      assert.equal(task.status, 'completed', JSON.stringify(task));
+      assert.equal(
+        streamedLayout(fresh)?.asked,
+        0,
+        'the small files were read and sent as they were listed',
+      );
+    }));
 
-  it("streams the editor's first preparation of a watched workspace as well", async () => {
-    const fresh = await startAgent({ keyFile, name: 'editor' });
-    const other = new Dispatcher({ key, agents: [fresh.address], logger: silentLogger });
-    const watches = new WorkspaceWatches();
-    try {
-      other.start();
-      await other.settled();
-      const first = new WorkspaceFeed();
-      other.streamTo(first, { command: 'x' });
-      const { workspace } = await watches.prepare(root, { env, feed: first });
-      assert.ok(first.ended && !(first.ended instanceof Error), 'a full hashing ends its feed');
-      const [task] = other.submit({ command: 'cat m7/f7.txt' }, workspace);
-      const done = await new Promise<TaskInfo>((resolve) => {
-        const off = other.on('task', (t) => {
-          if (t.id === task?.id && t.status !== 'pending' && t.status !== 'running') {
-            off();
-            resolve(t);
-          }
-        });
-      });
-      assert.equal(done.status, 'completed', JSON.stringify(done));
-      const synced = fresh.logs.filter((l) => l.msg === 'workspace synced');
-      assert.ok(Number(synced[0]?.streamed) >= 1, JSON.stringify(synced));
-      assert.equal(synced[0]?.asked, 0);
-      // The next preparation hashes nothing again: its feed never opens.
-      const next = new WorkspaceFeed();
-      await watches.prepare(root, { env, feed: next });
-      assert.equal(next.header, undefined);
-    } finally {
-      watches.close();
-      other.close();
-      await fresh.stop();
-    }
-  });
+  it("streams the editor's first preparation of a watched workspace as well", () =>
+    withFreshAgent('editor', async (fresh, d) => {
+      const watches = new WorkspaceWatches();
+      try {
+        const first = new WorkspaceFeed();
+        d.streamTo(first, { command: 'x' });
+        const { workspace } = await watches.prepare(root, { env, feed: first });
+        assert.ok(first.ended && !(first.ended instanceof Error), 'a full hashing ends its feed');
+        const { task } = await runIn(d, workspace, 'cat m7/f7.txt');
+        assert.equal(task.status, 'completed', JSON.stringify(task));
+        assert.equal(streamedLayout(fresh)?.asked, 0);
+        // The next preparation hashes nothing again: its feed never opens.
+        const next = new WorkspaceFeed();
+        await watches.prepare(root, { env, feed: next });
+        assert.equal(next.header, undefined);
+      } finally {
+        watches.close();
+      }
+    }));
 
-  it('lays out nothing streamed for a run refused before its task is placed (a bad cwd)', async () => {
-    const fresh = await startAgent({ keyFile, name: 'refused' });
-    const other = new Dispatcher({ key, agents: [fresh.address], logger: silentLogger });
-    try {
-      other.start();
-      await other.settled();
+  it('lays out nothing streamed for a run refused before its task is placed (a bad cwd)', () =>
+    withFreshAgent('refused', async (fresh, d) => {
       const feed = new WorkspaceFeed();
       const spec = { command: 'true', cwd: 'no/such/dir' };
-      other.streamTo(feed, spec);
+      d.streamTo(feed, spec);
       const { workspace } = await prepareWorkspaceAt(root, { env, feed });
-      assert.throws(() => other.submit(spec, workspace), /no\/such\/dir/);
+      assert.throws(() => d.submit(spec, workspace), /no\/such\/dir/);
       // Everything but the last part went; the agent holds it staged, not laid out.
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.deepEqual(
@@ -175,30 +169,22 @@ describe('a first sync streamed while the workspace is hashed @integration', fun
         [],
         'no layout for a refused run',
       );
-      assert.equal(existsSync(join(fresh.workdir, 'workspaces', workspace.id, 'tree')), false);
-      other.close();
+      const copy = join(fresh.workdir, 'workspaces', workspace.id);
+      assert.equal(existsSync(join(copy, 'tree')), false);
+      d.close();
       // The connection gone, the agent drops what it staged.
-      for (let i = 0; i < 100; i++) {
-        const staged = join(fresh.workdir, 'workspaces', workspace.id, 'incoming');
-        if (!existsSync(staged) || readdirSync(staged).length === 0) break;
+      const staged = join(copy, 'incoming');
+      for (let i = 0; i < 100 && existsSync(staged) && readdirSync(staged).length > 0; i++)
         await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.deepEqual(
-        readdirSync(join(fresh.workdir, 'workspaces', workspace.id, 'incoming')),
-        [],
-      );
-    } finally {
-      other.close();
-      await fresh.stop();
-    }
-  });
+      assert.deepEqual(readdirSync(staged), []);
+    }));
 
   it('streams nothing to an agent that has a copy: the sync goes as usual, by check', async () => {
     const feed = new WorkspaceFeed();
     dispatcher.streamTo(feed, { command: 'x', target: { kind: 'all' } });
     const before = agent.logs.length;
     const { workspace } = await prepareWorkspaceAt(root, { env, feed });
-    const { task, sync } = await runIn(workspace, 'true');
+    const { task, sync } = await runIn(dispatcher, workspace, 'true');
     assert.equal(task.status, 'completed');
     assert.equal(sync?.filesSent, 0);
     const since = agent.logs.slice(before).map((l) => l.msg);
