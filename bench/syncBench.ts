@@ -369,7 +369,7 @@ async function prepareLongLived(
     skipped: p.skipped,
     ms: p.ms,
     by: 'WorkspaceWatches',
-    afterRun: () => undefined,
+    afterRun: () => Promise.resolve(),
   };
 }
 

@@ -162,7 +162,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       if (spec.setup) await workspace?.prepared.loadEntries?.();
       return await execute(dispatcher, spec, json, workspace);
     } finally {
-      workspace?.afterRun();
+      await workspace?.afterRun();
     }
   } finally {
     dispatcher.close();

@@ -25,8 +25,12 @@ export interface CliWorkspace {
   ms: number;
   /** Who prepared it, for --verbose: `watcher (route …)`, or this run and why not the watcher. */
   by: string;
-  /** Call once the run is over: starts a watcher for the next run, when none answered this one. */
-  afterRun(): void;
+  /**
+   * Call once the run is over: waits for the hash cache to be written (a
+   * failure is a warning: the next run hashes again), then starts a
+   * watcher for the next run, when none answered this one.
+   */
+  afterRun(): Promise<void>;
 }
 
 /**
@@ -56,7 +60,18 @@ export async function prepareCliWorkspace(
   const watched = watcherWanted(env) ? await prepareThroughWatcher(root, flags, env) : undefined;
   const prepared =
     watched?.prepared ??
-    (await prepareWorkspaceAt(root, { ...flags, env, keepBytes: KEEP_BYTES, feed }));
+    (await prepareWorkspaceAt(root, {
+      ...flags,
+      env,
+      keepBytes: KEEP_BYTES,
+      feed,
+      saveLater: true,
+    }));
+  // Never left unhandled, whenever the run gets to afterRun.
+  const saved = (prepared.saved ?? Promise.resolve()).then(
+    () => undefined,
+    (err: Error) => err,
+  );
   const rel = relative(root, here);
   const cwd =
     flags.cwd ??
@@ -71,7 +86,12 @@ export async function prepareCliWorkspace(
       : `this run${watched ? ` (watcher: ${watched.why ?? ''})` : ''}`,
     // Started once the run is over, so its first preparation (hash cache
     // warm by then) does not take the CPU and disk from this run's sync.
-    afterRun: () => {
+    afterRun: async () => {
+      const failed = await saved;
+      if (failed)
+        process.stderr.write(
+          `octask: warning: the hash cache was not saved (${failed.message}); the next run reads every file again\n`,
+        );
       const first = watched?.start;
       if (first) startWatcher(env, first);
     },

@@ -25,10 +25,11 @@ describe('octask run syncs the git workspace to the agent @integration', functio
   const run = async (
     args: string[],
     cwd = repo,
+    env?: NodeJS.ProcessEnv,
   ): Promise<{ doc: RunDoc; stdout: string; stderr: string; code: number | null }> => {
     const r = await runCli(
       ['run', '--agent', agent.address, '--key-file', keyFile, '--no-mdns', '--json', ...args],
-      { cwd },
+      { cwd, env },
     );
     let doc: RunDoc;
     try {
@@ -152,6 +153,21 @@ describe('octask run syncs the git workspace to the agent @integration', functio
     } finally {
       outside.cleanup();
     }
+  });
+
+  it('runs, with a warning, when its hash cache cannot be written', async () => {
+    // The cache folder would be under a plain file: every write of it fails.
+    writeFile(dir.path, 'cache-is-a-file', 'not a folder\n');
+    const cacheHome = join(dir.path, 'cache-is-a-file');
+    const r = await run(['--', 'cat run.sh'], repo, { XDG_CACHE_HOME: cacheHome });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.doc.tasks[0]?.status, 'completed');
+    assert.match(r.stderr, /echo tool ran/);
+    assert.match(
+      r.stderr,
+      /octask: warning: the hash cache was not saved \(.*\); the next run reads every file again/,
+    );
+    assert.equal(readFileSync(cacheHome, 'utf8'), 'not a folder\n');
   });
 
   it('refuses a workspace symlink that leads outside, telling the user, and still runs', async () => {

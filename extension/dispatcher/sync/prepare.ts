@@ -22,6 +22,11 @@ export interface PrepareOptions {
   keepBytes?: number;
   /** Told each entry as it is hashed, then the result (a streamed first sync reads it). */
   feed?: WorkspaceFeed;
+  /**
+   * Return before the hash cache is written (`Prepared.saved` says when):
+   * a streamed first sync's last part then goes while the cache is encoded.
+   */
+  saveLater?: boolean;
 }
 
 export interface Prepared {
@@ -29,6 +34,8 @@ export interface Prepared {
   /** Paths left out of the manifest, with why (for warnings). */
   skipped: Array<{ path: string; reason: string }>;
   ms: number;
+  /** With `saveLater`: the hash cache written; rejects if it could not be. */
+  saved?: Promise<void>;
 }
 
 /** Checks that `root` is a folder; the one error a prepare raises itself. */
@@ -96,10 +103,14 @@ async function prepareAt(root: string, options: PrepareOptions): Promise<Prepare
   const workspace = prepareWorkspace(id, root, manifest.entries, preserve, clean, cache.kept);
   // A streamed sync sends its last part now; the cache is written meanwhile.
   options.feed?.end(workspace);
-  await cache.save();
-  return {
-    workspace,
-    skipped: [...list.skipped, ...manifest.problems],
-    ms: Math.round(performance.now() - started),
-  };
+  const ms = Math.round(performance.now() - started);
+  // Encoding the cache is a few ms of this thread per 10,000 files: put
+  // off past this turn, the caller places its task (and the last part goes) first.
+  const skipped = [...list.skipped, ...manifest.problems];
+  if (!options.saveLater) {
+    await cache.save();
+    return { workspace, skipped, ms };
+  }
+  const saved = new Promise<void>((resolve) => setImmediate(resolve)).then(() => cache.save());
+  return { workspace, skipped, ms, saved };
 }
