@@ -20,7 +20,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
-import { hostname, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeNewKey } from '../agent/keyFile';
 import { stopWatcher } from '../cli/watcherClient';
@@ -37,6 +37,7 @@ import { FINAL_STATUSES } from '../shared/protocol';
 import type { SyncInfo, TaskInfo } from '../shared/rpc';
 import type { StartedAgent } from '../test/helpers/agentProcess';
 import { cleanOctaskEnv, runCli, startAgent } from '../test/helpers/agentProcess';
+import { cpuDuring } from './cpuTime';
 import { MB, num, percentile } from './stats';
 
 export interface SyncBenchOptions {
@@ -66,6 +67,16 @@ const NO_CHANGE_AIM_MS = 50;
 /** First syncs per method in the main case (the median is shown). */
 const FIRST_ROUNDS = 3;
 const ONE_FILE_AIM_MS = 100;
+/** How long the rsync daemon is given to reap the child that served a transfer before its CPU is read. */
+const RSYNC_REAP_MS = 200;
+
+/** CPU milliseconds (user + system) each end of a first sync used; undefined without /proc. */
+interface FirstSyncCpu {
+  cli?: number;
+  agent?: number;
+  rsyncClient?: number;
+  rsyncDaemon?: number;
+}
 
 /** Writes dirty pages out (sync(1)), so one method's first sync does not pay for the previous one's writes. */
 function flushDisk(): void {
@@ -469,6 +480,8 @@ function canConnect(port: number): Promise<boolean> {
 
 interface RsyncDaemon {
   url: string;
+  /** The daemon's process: each transfer is a child of it, reaped when done. */
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -521,7 +534,8 @@ async function startRsyncDaemon(dir: string, dest: string): Promise<RsyncDaemon>
   };
   for (let waited = 0; waited < 5000; waited += 20) {
     if (proc.exitCode !== null) break;
-    if (await canConnect(port)) return { url: `rsync://127.0.0.1:${port}/mod/`, stop };
+    if (await canConnect(port))
+      return { url: `rsync://127.0.0.1:${port}/mod/`, pid: proc.pid, stop };
     await sleep(20);
   }
   await stop();
@@ -587,29 +601,41 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
     // destination (a new agent and cache for the CLI after the first), and
     // the medians shown: creating files on this disk costs several times
     // more for a minute after many were deleted (../shared/notes), which a
-    // single run can hit for one and not the other.
-    const firsts: Array<{ cli: CliSync; rsync: number }> = [];
+    // single run can hit for one and not the other. Each with the CPU both
+    // ends used: the CLI and the rsync client as the bench's children, the
+    // agent and the rsync daemon (a child of it per transfer) by their processes.
+    const firsts: Array<{ cli: CliSync; rsync: number; cpu: FirstSyncCpu }> = [];
     for (let round = 0; round < FIRST_ROUNDS; round++) {
       flushDisk();
-      const rsync = rsyncd
-        ? await timeRsync(
-            ws.root,
-            round === 0 ? rsyncd.url : `${rsyncd.url.replace(/\/mod\/$/, '/first/')}${round}/`,
+      const rsync = daemon
+        ? await cpuDuring(
+            [{ pid: 'self', childrenOnly: true }, ...(daemon.pid ? [{ pid: daemon.pid }] : [])],
+            () =>
+              timeRsync(
+                ws.root,
+                round === 0 ? daemon.url : `${daemon.url.replace(/\/mod\/$/, '/first/')}${round}/`,
+              ),
+            RSYNC_REAP_MS,
           )
-        : NaN;
+        : { result: NaN, cpu: [] };
       flushDisk();
-      const cli =
-        round === 0
-          ? await cliRun(ws, cliAgent, keyFile, cliCache, true)
-          : await cliRun(
-              ws,
-              await start(`sync-first-${round}`),
-              keyFile,
-              join(dir, `cache-${round}`),
-              true,
-            );
-      mustSend('a first CLI sync', cli.filesSent, ws.files);
-      firsts.push({ cli, rsync });
+      const agent = round === 0 ? cliAgent : await start(`sync-first-${round}`);
+      const cache = round === 0 ? cliCache : join(dir, `cache-${round}`);
+      const cli = await cpuDuring(
+        [{ pid: 'self', childrenOnly: true }, ...(agent.proc.pid ? [{ pid: agent.proc.pid }] : [])],
+        () => cliRun(ws, agent, keyFile, cache, true),
+      );
+      mustSend('a first CLI sync', cli.result.filesSent, ws.files);
+      firsts.push({
+        cli: cli.result,
+        rsync: rsync.result,
+        cpu: {
+          cli: cli.cpu[0],
+          agent: cli.cpu[1],
+          rsyncClient: rsync.cpu[0],
+          rsyncDaemon: rsync.cpu[1],
+        },
+      });
     }
     const medianBy = (f: (c: CliSync) => number): number => median(firsts.map((x) => f(x.cli)));
     const cliFirst: CliSync = {
@@ -619,6 +645,16 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
       layoutMs: medianBy((c) => c.layoutMs),
     };
     const rsyncFirst = median(firsts.map((x) => x.rsync));
+    const cpuOf = (f: (c: FirstSyncCpu) => number | undefined): number =>
+      median(firsts.map((x) => f(x.cpu) ?? NaN));
+    const firstCpu = {
+      cli: cpuOf((c) => c.cli),
+      agent: cpuOf((c) => c.agent),
+      octask: cpuOf((c) => (c.cli ?? NaN) + (c.agent ?? NaN)),
+      rsyncClient: cpuOf((c) => c.rsyncClient),
+      rsyncDaemon: cpuOf((c) => c.rsyncDaemon),
+      rsync: cpuOf((c) => (c.rsyncClient ?? NaN) + (c.rsyncDaemon ?? NaN)),
+    };
     const copyOnDisk = diskBytes(join(cliAgent.workdir, 'workspaces'));
     // A user's next runs: the first of them starts the CLI's watcher (not
     // timed), which the timed ones then ask; the same runs without it too.
@@ -736,6 +772,16 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
         cliCell(cliFirst.wallMs, cliFirst.syncMs),
         rsyncCell(rsyncFirst),
         ahead(cliFirst, rsyncFirst),
+      ],
+      [
+        `  first: CPU used, user + system (median): CLI + agent`,
+        `${num(firstCpu.cli, 0)} + ${num(firstCpu.agent, 0)} = ${ms(firstCpu.octask)}`,
+        rsyncUnavailable
+          ? 'rsync unavailable'
+          : `rsync client + daemon ${num(firstCpu.rsyncClient, 0)} + ${num(firstCpu.rsyncDaemon, 0)} = ${ms(firstCpu.rsync)}`,
+        Number.isFinite(firstCpu.octask / firstCpu.rsync)
+          ? `ratio ${(firstCpu.octask / firstCpu.rsync).toFixed(2)}; on ${availableParallelism()} cores the wall time is at least CPU / ${availableParallelism()}`
+          : 'n/a (no /proc)',
       ],
       [
         `  no change (median of ${options.repeat})`,
@@ -871,6 +917,8 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
       syncMB: ws.bytes / MB,
       syncCliFirstWallMs: cliFirst.wallMs,
       syncCliFirstMs: cliFirst.syncMs,
+      syncCliFirstCpuMs: firstCpu.cli,
+      syncAgentFirstCpuMs: firstCpu.agent,
       syncCliNoChangeWallMs: sameWall,
       syncCliNoChangeMs: sameSyncMs,
       syncCliOneFileWallMs: cliOne.wallMs,
@@ -890,6 +938,7 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
     if (!rsyncUnavailable)
       Object.assign(figures, {
         rsyncFirstMs: rsyncFirst,
+        rsyncFirstCpuMs: firstCpu.rsync,
         rsyncNoChangeMs: sameRsync,
         rsyncOneFileMs: rsyncOne,
       });
