@@ -94,6 +94,11 @@ export async function runCommand(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length === 0) throw new UsageError('no command given; put it after --');
+  // Said before the workspace is hashed (which may take a while), and before its cache is written.
+  if (values['setup-key'] && values.setup === undefined)
+    throw new UsageError('--setup-key needs --setup CMD');
+  if (values.setup !== undefined && values.setup.trim() === '')
+    throw new UsageError('--setup needs a command');
   const spec = buildSpec(positionals.join(' '), values);
   const flags = dispatcherFlags(values);
   const key = loadKey(flags);
@@ -141,18 +146,15 @@ export async function runCommand(argv: string[]): Promise<number> {
         files: workspace.prepared.entryCount,
         ms: workspace.ms,
       });
-    if (values['setup-key'] && values.setup === undefined)
-      throw new UsageError('--setup-key needs --setup CMD');
     if (workspace) {
       spec.cwd = workspace.cwd;
       spec.artifacts = values.artifacts ?? [];
-      if (values.setup !== undefined) {
-        if (values.setup.trim() === '') throw new UsageError('--setup needs a command');
+      if (values.setup !== undefined)
         spec.setup = { command: values.setup, key: values['setup-key'] ?? [] };
-      }
       for (const s of workspace.skipped)
         process.stderr.write(`octask: not synced: ${s.path}: ${s.reason}\n`);
     } else if (values.artifacts?.length || values.setup !== undefined) {
+      // No workspace: nothing was hashed, and no cache is being written.
       throw new UsageError(
         '--artifacts and --setup need a synced workspace (run inside a git work tree, or give --workspace)',
       );

@@ -170,6 +170,33 @@ describe('octask run syncs the git workspace to the agent @integration', functio
     assert.equal(readFileSync(cacheHome, 'utf8'), 'not a folder\n');
   });
 
+  it('refuses --setup-key without --setup, and an empty --setup, before it reads the workspace', async () => {
+    const cacheHome = join(dir.path, 'cache-usage');
+    for (const [args, message] of [
+      [['--setup-key', 'package-lock.json'], /--setup-key needs --setup CMD/],
+      [['--setup', ' '], /--setup needs a command/],
+    ] as const) {
+      const r = await runCli(
+        [
+          'run',
+          '--agent',
+          agent.address,
+          '--key-file',
+          keyFile,
+          '--no-mdns',
+          ...args,
+          '--',
+          'true',
+        ],
+        { cwd: repo, env: { XDG_CACHE_HOME: cacheHome } },
+      );
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+    }
+    // Nothing was hashed: no hash cache was written.
+    assert.equal(existsSync(cacheHome), false);
+  });
+
   it('refuses a workspace symlink that leads outside, telling the user, and still runs', async () => {
     writeFile(dir.path, 'outside-secret.txt', 'secret\n');
     const { symlinkSync } = await import('node:fs');
