@@ -22,15 +22,18 @@ describe('octask run syncs the git workspace to the agent @integration', functio
   let agent: StartedAgent;
   const expected = new Map<string, string>();
 
+  /** `octask run` against the agent, as it exits (no JSON when it refuses the flags). */
+  const runRaw = (args: string[], cwd = repo, env?: NodeJS.ProcessEnv) =>
+    runCli(['run', '--agent', agent.address, '--key-file', keyFile, '--no-mdns', ...args], {
+      cwd,
+      env,
+    });
   const run = async (
     args: string[],
     cwd = repo,
     env?: NodeJS.ProcessEnv,
   ): Promise<{ doc: RunDoc; stdout: string; stderr: string; code: number | null }> => {
-    const r = await runCli(
-      ['run', '--agent', agent.address, '--key-file', keyFile, '--no-mdns', '--json', ...args],
-      { cwd, env },
-    );
+    const r = await runRaw(['--json', ...args], cwd, env);
     let doc: RunDoc;
     try {
       doc = JSON.parse(r.stdout) as RunDoc;
@@ -176,20 +179,7 @@ describe('octask run syncs the git workspace to the agent @integration', functio
       [['--setup-key', 'package-lock.json'], /--setup-key needs --setup CMD/],
       [['--setup', ' '], /--setup needs a command/],
     ] as const) {
-      const r = await runCli(
-        [
-          'run',
-          '--agent',
-          agent.address,
-          '--key-file',
-          keyFile,
-          '--no-mdns',
-          ...args,
-          '--',
-          'true',
-        ],
-        { cwd: repo, env: { XDG_CACHE_HOME: cacheHome } },
-      );
+      const r = await runRaw([...args, '--', 'true'], repo, { XDG_CACHE_HOME: cacheHome });
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, message);
     }
