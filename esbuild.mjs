@@ -20,6 +20,8 @@ const programs = [
   { in: 'agent/main.ts', out: 'dist/octask-worker.js', target: 'node18' },
   { in: 'scripts/demo.ts', out: 'dist/demo.js', target: 'node20' },
   { in: 'bench/bench.ts', out: 'dist/bench.js', target: 'node20' },
+  // The bench's Node floor for a first sync (bench/nodeFloor.ts runs it).
+  { in: 'bench/floorPair.ts', out: 'dist/bench-floor.js', target: 'node20' },
   {
     in: 'extension/client/extension.ts',
     out: 'dist/extension.js',

@@ -12,6 +12,10 @@
  * - `rsync -a --delete` to an rsync daemon on 127.0.0.1 (installed with
  *   apt-get when missing; its column is left out if that fails).
  *
+ * First syncs have a fourth: the Node floor (nodeFloor.ts), a bare sender
+ * and receiver that do only what any Node sync must, so the table tells
+ * the runtime's share of the gap to rsync from Octask's own.
+ *
  * Then where a no-change sync goes: the dispatcher's manifest build step by
  * step, the manifest's encoding and decoding, the agent's layout (from its
  * "workspace synced" log line), and what is left (the round trips).
@@ -38,6 +42,8 @@ import type { SyncInfo, TaskInfo } from '../shared/rpc';
 import type { StartedAgent } from '../test/helpers/agentProcess';
 import { cleanOctaskEnv, runCli, startAgent } from '../test/helpers/agentProcess';
 import { cpuDuring } from './cpuTime';
+import type { FloorSync } from './nodeFloor';
+import { floorSync } from './nodeFloor';
 import { MB, num, percentile } from './stats';
 
 export interface SyncBenchOptions {
@@ -597,14 +603,15 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
       if (sent !== expected) throw new Error(`${what} sent ${sent} files, expected ${expected}`);
     };
 
-    // First syncs in rounds, rsync and the CLI in turn, each to a fresh
-    // destination (a new agent and cache for the CLI after the first), and
-    // the medians shown: creating files on this disk costs several times
-    // more for a minute after many were deleted (../shared/notes), which a
-    // single run can hit for one and not the other. Each with the CPU both
-    // ends used: the CLI and the rsync client as the bench's children, the
-    // agent and the rsync daemon (a child of it per transfer) by their processes.
-    const firsts: Array<{ cli: CliSync; rsync: number; cpu: FirstSyncCpu }> = [];
+    // First syncs in rounds, rsync, the CLI and the Node floor in turn, each
+    // to a fresh destination (a new agent and cache for the CLI after the
+    // first), and the medians shown: creating files on this disk costs
+    // several times more for a minute after many were deleted
+    // (../shared/notes), which a single run can hit for one and not the
+    // other. Each with the CPU both ends used: the CLI and the rsync client
+    // as the bench's children, the agent and the rsync daemon (a child of it
+    // per transfer) by their processes.
+    const firsts: Array<{ cli: CliSync; rsync: number; cpu: FirstSyncCpu; floor: FloorSync }> = [];
     for (let round = 0; round < FIRST_ROUNDS; round++) {
       flushDisk();
       const rsync = daemon
@@ -626,9 +633,12 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
         () => cliRun(ws, agent, keyFile, cache, true),
       );
       mustSend('a first CLI sync', cli.result.filesSent, ws.files);
+      flushDisk();
+      const floor = await floorSync(ws.root, join(out.dir, `floor-${round}`), keyFile);
       firsts.push({
         cli: cli.result,
         rsync: rsync.result,
+        floor,
         cpu: {
           cli: cli.cpu[0],
           agent: cli.cpu[1],
@@ -654,6 +664,12 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
       rsyncClient: cpuOf((c) => c.rsyncClient),
       rsyncDaemon: cpuOf((c) => c.rsyncDaemon),
       rsync: cpuOf((c) => (c.rsyncClient ?? NaN) + (c.rsyncDaemon ?? NaN)),
+    };
+    const floorFirst = {
+      wallMs: median(firsts.map((x) => x.floor.wallMs)),
+      cpu: median(firsts.map((x) => (x.floor.senderCpu ?? NaN) + (x.floor.receiverCpu ?? NaN))),
+      senderCpu: median(firsts.map((x) => x.floor.senderCpu ?? NaN)),
+      receiverCpu: median(firsts.map((x) => x.floor.receiverCpu ?? NaN)),
     };
     const copyOnDisk = diskBytes(join(cliAgent.workdir, 'workspaces'));
     // A user's next runs: the first of them starts the CLI's watcher (not
@@ -782,6 +798,17 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
         Number.isFinite(firstCpu.octask / firstCpu.rsync)
           ? `ratio ${(firstCpu.octask / firstCpu.rsync).toFixed(2)}; on ${availableParallelism()} cores the wall time is at least CPU / ${availableParallelism()}`
           : 'n/a (no /proc)',
+      ],
+      [
+        `  first: Node floor, median (git ls-files; read, SHA-256, same TLS, check, write each file once)`,
+        `${ms(floorFirst.wallMs)}; CPU ${num(floorFirst.senderCpu, 0)} + ${num(floorFirst.receiverCpu, 0)} = ${ms(floorFirst.cpu)}`,
+        rsyncCell(rsyncFirst),
+        [
+          rsyncUnavailable
+            ? ''
+            : `/rsync: wall ${(floorFirst.wallMs / rsyncFirst).toFixed(2)}, CPU ${(floorFirst.cpu / firstCpu.rsync).toFixed(2)}; `,
+          `CLI / floor: wall ${(cliFirst.wallMs / floorFirst.wallMs).toFixed(2)}, CPU ${(firstCpu.octask / floorFirst.cpu).toFixed(2)}`,
+        ].join(''),
       ],
       [
         `  no change (median of ${options.repeat})`,
@@ -919,6 +946,8 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
       syncCliFirstMs: cliFirst.syncMs,
       syncCliFirstCpuMs: firstCpu.cli,
       syncAgentFirstCpuMs: firstCpu.agent,
+      syncFloorFirstWallMs: floorFirst.wallMs,
+      syncFloorFirstCpuMs: floorFirst.cpu,
       syncCliNoChangeWallMs: sameWall,
       syncCliNoChangeMs: sameSyncMs,
       syncCliOneFileWallMs: cliOne.wallMs,
