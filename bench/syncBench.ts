@@ -92,6 +92,9 @@ function flushDisk(): void {
 const median = (xs: readonly number[]): number => percentile(xs, 50);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ms = (x: number, decimals = 0): string => `${num(x, decimals)} ms`;
+/** a / b to two places, or n/a when either is missing (no /proc: CPU figures are NaN). */
+const ratioOf = (a: number, b: number): string =>
+  Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a';
 
 function bytesText(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -806,8 +809,8 @@ export async function syncBench(options: SyncBenchOptions): Promise<SyncBenchRes
         [
           rsyncUnavailable
             ? ''
-            : `/rsync: wall ${(floorFirst.wallMs / rsyncFirst).toFixed(2)}, CPU ${(floorFirst.cpu / firstCpu.rsync).toFixed(2)}; `,
-          `CLI / floor: wall ${(cliFirst.wallMs / floorFirst.wallMs).toFixed(2)}, CPU ${(firstCpu.octask / floorFirst.cpu).toFixed(2)}`,
+            : `/rsync: wall ${ratioOf(floorFirst.wallMs, rsyncFirst)}, CPU ${ratioOf(floorFirst.cpu, firstCpu.rsync)}; `,
+          `CLI / floor: wall ${ratioOf(cliFirst.wallMs, floorFirst.wallMs)}, CPU ${ratioOf(firstCpu.octask, floorFirst.cpu)}`,
         ].join(''),
       ],
       [
