@@ -15,25 +15,23 @@
  * The receiver outlives its connection so that the bench can read its CPU
  * from /proc before it is reaped.
  *
- * A frame is [u32 path length][u32 size][u32 mode][32 B SHA-256][path][data].
+ * A frame is [u32 path length][u32 size][u32 mode][SHA-256, 64 hex digits][path][data]:
+ * the digest made and compared as hex with shared/sha256's sha256Hex, as Octask's are.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { connect, createServer } from 'node:tls';
 import { readKeyFile } from '../agent/keyFile';
 import { pskClientOptions, pskServerOptions } from '../shared/tlsPsk';
+import { sha256Hex } from '../shared/sha256';
 import { checkRelativePath } from '../shared/workspacePath';
 
-const HEADER_BYTES = 12 + 32;
+const DIGEST_BYTES = 64;
+const HEADER_BYTES = 12 + DIGEST_BYTES;
 /** What the sender hands TLS at a time; Octask's parts are of the same order. */
 const WRITE_BYTES = 256 * 1024;
-
-function sha256(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
-}
 
 function readWhole(path: string): { data: Buffer; mode: number } {
   const fd = openSync(path, 'r');
@@ -58,7 +56,7 @@ function frame(path: string, data: Buffer, mode: number): Buffer[] {
   header.writeUInt32LE(name.length, 0);
   header.writeUInt32LE(data.length, 4);
   header.writeUInt32LE(mode, 8);
-  sha256(data).copy(header, 12);
+  header.write(sha256Hex(data), 12, DIGEST_BYTES, 'latin1');
   return [header, name, data];
 }
 
@@ -123,7 +121,7 @@ class Writer {
       const end = at + HEADER_BYTES + nameBytes + size;
       if (buf.length < end) break;
       const mode = buf.readUInt32LE(at + 8);
-      const digest = buf.subarray(at + 12, at + HEADER_BYTES);
+      const digest = buf.toString('latin1', at + 12, at + HEADER_BYTES);
       const path = buf.toString('utf8', at + HEADER_BYTES, at + HEADER_BYTES + nameBytes);
       this.write(path, buf.subarray(end - size, end), mode, digest);
       at = end;
@@ -133,10 +131,10 @@ class Writer {
     this.pending = buf.length > 0 ? Buffer.from(buf) : Buffer.alloc(0);
   }
 
-  private write(path: string, data: Buffer, mode: number, digest: Buffer): void {
+  private write(path: string, data: Buffer, mode: number, digest: string): void {
     const bad = checkRelativePath(path);
     if (bad) throw new Error(`refused path ${JSON.stringify(path)}: ${bad}`);
-    if (!sha256(data).equals(digest)) throw new Error(`${path}: wrong digest`);
+    if (sha256Hex(data) !== digest) throw new Error(`${path}: wrong digest`);
     const abs = join(this.dir, path);
     const folder = dirname(abs);
     if (!this.folders.has(folder)) {
